@@ -1,0 +1,250 @@
+"""What a user asks for: a validated, normalised ``GenerationRequest``.
+
+Validation happens on construction, so a request that exists is a request the
+engine may queue. Provider-specific limits (sizes, prompt length) are applied
+later by the router; the bounds here are the app's own hard caps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+from desktop_app.domain.errors import InvalidRequest
+
+MAX_PROMPT_CHARS = 32_000
+MIN_SIDE = 64
+MAX_SIDE = 4096
+SIDE_MULTIPLE = 8
+MAX_STEPS = 150
+MAX_GUIDANCE = 30.0
+MAX_IMAGES = 16
+MAX_SEED = 2**32 - 1
+
+
+class RouteMode(enum.Enum):
+    """Where a job may run: the user's choice in the prompt editor or ``--provider``."""
+
+    AUTO = "auto"  # local first, cloud fallback
+    LOCAL_ONLY = "local"
+    CLOUD_ONLY = "cloud"
+
+
+class OutputFormat(enum.Enum):
+    PNG = "png"
+    JPEG = "jpeg"
+    WEBP = "webp"
+
+
+class Quality(enum.Enum):
+    AUTO = "auto"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+@dataclasses.dataclass(frozen=True)
+class RoutingPolicy:
+    """The user's say over routing. Content-policy failover is off by default:
+    a refusal from one provider is not silently retried elsewhere."""
+
+    mode: RouteMode = RouteMode.AUTO
+    allow_cloud_fallback: bool = True
+    allow_adaptation: bool = True
+    allow_failover_after_refusal: bool = False
+    provider: str | None = None  # pin one provider by name (CLI --provider openai)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode.value,
+            "allow_cloud_fallback": self.allow_cloud_fallback,
+            "allow_adaptation": self.allow_adaptation,
+            "allow_failover_after_refusal": self.allow_failover_after_refusal,
+            "provider": self.provider,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RoutingPolicy:
+        _reject_unknown(data, {f.name for f in dataclasses.fields(cls)}, "routing policy")
+        fields = dict(data)
+        if "mode" in fields:
+            fields["mode"] = _enum(RouteMode, fields["mode"], "mode")
+        return cls(**fields)
+
+
+def normalise_prompt(text: str) -> str:
+    """NFC, control characters other than newline and tab removed, trimmed."""
+    text = unicodedata.normalize("NFC", text)
+    text = "".join(
+        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs")
+    )
+    return text.strip()
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationRequest:
+    """One prompt and its parameters. ``seed=None`` means "pick one and record it"."""
+
+    prompt: str
+    negative_prompt: str = ""
+    width: int = 512
+    height: int = 512
+    steps: int = 20
+    guidance: float = 7.0
+    seed: int | None = None
+    n: int = 1
+    output_format: OutputFormat = OutputFormat.PNG
+    quality: Quality = Quality.AUTO
+    policy: RoutingPolicy = dataclasses.field(default_factory=RoutingPolicy)
+    model: str | None = None  # a model override for this job (local model source)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt, str):
+            raise InvalidRequest("The prompt must be text.", field="prompt")
+        prompt = normalise_prompt(self.prompt)
+        if not prompt:
+            raise InvalidRequest("Enter a prompt: it is empty.", field="prompt")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise InvalidRequest(
+                f"The prompt is {len(prompt):,} characters; the most ImageDesk accepts is "
+                f"{MAX_PROMPT_CHARS:,}. Shorten it.",
+                field="prompt",
+            )
+        object.__setattr__(self, "prompt", prompt)
+        if not isinstance(self.negative_prompt, str):
+            raise InvalidRequest("The negative prompt must be text.", field="negative_prompt")
+        negative = normalise_prompt(self.negative_prompt)
+        if len(negative) > MAX_PROMPT_CHARS:
+            raise InvalidRequest(
+                f"The negative prompt is {len(negative):,} characters; the most is "
+                f"{MAX_PROMPT_CHARS:,}.",
+                field="negative_prompt",
+            )
+        object.__setattr__(self, "negative_prompt", negative)
+        for side in ("width", "height"):
+            value = _int(getattr(self, side), side)
+            if not MIN_SIDE <= value <= MAX_SIDE:
+                raise InvalidRequest(
+                    f"The {side} must be between {MIN_SIDE} and {MAX_SIDE} pixels (got {value}).",
+                    field=side,
+                )
+            if value % SIDE_MULTIPLE:
+                raise InvalidRequest(
+                    f"The {side} must be a multiple of {SIDE_MULTIPLE} (got {value}; "
+                    f"try {_nearest_multiple(value)}).",
+                    field=side,
+                )
+        steps = _int(self.steps, "steps")
+        if not 1 <= steps <= MAX_STEPS:
+            raise InvalidRequest(
+                f"Steps must be between 1 and {MAX_STEPS} (got {steps}).", field="steps"
+            )
+        guidance = self.guidance
+        if isinstance(guidance, bool) or not isinstance(guidance, int | float):
+            raise InvalidRequest("Guidance must be a number.", field="guidance")
+        if not 0.0 <= float(guidance) <= MAX_GUIDANCE or guidance != guidance:
+            raise InvalidRequest(
+                f"Guidance must be between 0 and {MAX_GUIDANCE:g} (got {guidance}).",
+                field="guidance",
+            )
+        object.__setattr__(self, "guidance", float(guidance))
+        if self.seed is not None:
+            seed = _int(self.seed, "seed")
+            if not 0 <= seed <= MAX_SEED:
+                raise InvalidRequest(
+                    f"The seed must be between 0 and {MAX_SEED} (got {seed}), or empty for random.",
+                    field="seed",
+                )
+        n = _int(self.n, "n")
+        if not 1 <= n <= MAX_IMAGES:
+            raise InvalidRequest(
+                f"The number of images must be between 1 and {MAX_IMAGES} (got {n}).", field="n"
+            )
+        if not isinstance(self.output_format, OutputFormat):
+            raise InvalidRequest("Unknown output format.", field="output_format")
+        if not isinstance(self.quality, Quality):
+            raise InvalidRequest("Unknown quality.", field="quality")
+        if self.model is not None and not (isinstance(self.model, str) and self.model.strip()):
+            raise InvalidRequest("The model must be a non-empty name or path.", field="model")
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+    def replace(self, **changes: Any) -> GenerationRequest:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form, the inverse of ``from_dict`` (used by the store and the CLI)."""
+        return {
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "width": self.width,
+            "height": self.height,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "seed": self.seed,
+            "n": self.n,
+            "output_format": self.output_format.value,
+            "quality": self.quality.value,
+            "policy": self.policy.to_dict(),
+            "model": self.model,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GenerationRequest:
+        """Build from user or stored data, rejecting unknown fields by name."""
+        if not isinstance(data, Mapping):
+            raise InvalidRequest("A request must be a JSON object.")
+        _reject_unknown(data, {f.name for f in dataclasses.fields(cls)}, "request")
+        fields = dict(data)
+        if "prompt" not in fields:
+            raise InvalidRequest("Enter a prompt: it is missing.", field="prompt")
+        if "output_format" in fields:
+            fields["output_format"] = _enum(OutputFormat, fields["output_format"], "output_format")
+        if "quality" in fields:
+            fields["quality"] = _enum(Quality, fields["quality"], "quality")
+        if "policy" in fields and not isinstance(fields["policy"], RoutingPolicy):
+            fields["policy"] = RoutingPolicy.from_dict(fields["policy"])
+        return cls(**fields)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"768x512"`` -> (768, 512), with a clear error for anything else."""
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise InvalidRequest(f"Size must look like 512x512 (got {text!r}).", field="width")
+    return int(parts[0]), int(parts[1])
+
+
+def _nearest_multiple(value: int) -> int:
+    return max(MIN_SIDE, min(MAX_SIDE, round(value / SIDE_MULTIPLE) * SIDE_MULTIPLE))
+
+
+def _int(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"{field.capitalize()} must be a whole number (got {value!r}).",
+                             field=field)
+    return value
+
+
+def _enum(kind: type[enum.Enum], value: object, field: str) -> Any:
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in kind)
+        raise InvalidRequest(f"Unknown {field} {value!r}: use one of {allowed}.",
+                             field=field) from None
+
+
+def _reject_unknown(data: Mapping[str, Any], known: set[str], what: str) -> None:
+    unknown = sorted(str(k) for k in data if k not in known)
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown {what} field(s): {', '.join(unknown)}. Known fields: {', '.join(sorted(known))}."
+        )

@@ -1,0 +1,1 @@
+"""Image providers: the contract in ``base``, one module or package per provider."""
