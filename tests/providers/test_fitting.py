@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from desktop_app.domain.request import GenerationRequest, OutputFormat
+from desktop_app.providers.base import Capabilities, SizeRule
+from desktop_app.providers.fitting import fit_request
+
+FIXED = Capabilities(sizes=SizeRule(allowed=((1024, 1024), (1536, 1024), (1024, 1536))),
+                     max_images_per_call=1, formats=("png",))
+RULE = Capabilities(sizes=SizeRule(multiple_of=16, min_side=256, max_side=3840,
+                                   max_pixels=3840 * 2160, max_aspect=3.0),
+                    max_images_per_call=10, formats=("png", "webp", "jpeg"),
+                    supports_seed=False)
+
+
+def test_a_request_that_fits_is_left_alone() -> None:
+    req = GenerationRequest(prompt="a cat", width=1024, height=1024)
+    fit = fit_request(req, FIXED, allow_adaptation=True)
+    assert fit.fits and fit.adaptations == () and fit.calls == (req,)
+
+
+def test_size_is_moved_to_the_nearest_allowed_one_and_recorded() -> None:
+    fit = fit_request(GenerationRequest(prompt="a cat", width=768, height=512), FIXED,
+                      allow_adaptation=True)
+    assert fit.calls[0].size == "1536x1024"
+    assert "size 768x512 -> 1536x1024" in fit.adaptations
+
+
+def test_images_beyond_the_per_call_limit_are_split_into_calls() -> None:
+    fit = fit_request(GenerationRequest(prompt="a cat", width=1024, height=1024, n=3, seed=7),
+                      FIXED, allow_adaptation=True)
+    assert [c.n for c in fit.calls] == [1, 1, 1]
+    assert "3 images split into 3 calls" in fit.adaptations
+
+
+def test_unsupported_fields_are_ignored_and_listed() -> None:
+    req = GenerationRequest(prompt="a cat", width=1024, height=1024, seed=3,
+                            negative_prompt="blurry", output_format=OutputFormat.PNG)
+    fit = fit_request(req, RULE, allow_adaptation=False)  # ignoring needs no consent
+    assert fit.fits
+    assert "seed not supported: ignored" in fit.adaptations
+    assert "negative prompt not supported: ignored" in fit.adaptations
+    assert fit.calls[0].negative_prompt == ""
+
+
+def test_adaptation_turned_off_makes_a_misfit_a_skip_with_the_reason() -> None:
+    fit = fit_request(GenerationRequest(prompt="a cat", width=768, height=768), FIXED,
+                      allow_adaptation=False)
+    assert not fit.fits
+    assert fit.reason is not None and "adapting is turned off" in fit.reason
+
+
+def test_a_prompt_over_the_provider_limit_cannot_fit() -> None:
+    caps = Capabilities(max_prompt_chars=1000)
+    fit = fit_request(GenerationRequest(prompt="x" * 1001), caps, allow_adaptation=True)
+    assert fit.reason is not None and "at most 1,000" in fit.reason
+
+
+@given(w=st.integers(8, 512).map(lambda v: v * 8), h=st.integers(8, 512).map(lambda v: v * 8))
+def test_rule_sizes_always_adapt_to_an_accepted_size(w: int, h: int) -> None:
+    nearest = RULE.sizes.nearest(w, h)
+    assert nearest is not None and RULE.sizes.accepts(*nearest)
