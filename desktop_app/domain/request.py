@@ -246,5 +246,6 @@ def _reject_unknown(data: Mapping[str, Any], known: set[str], what: str) -> None
     unknown = sorted(str(k) for k in data if k not in known)
     if unknown:
         raise InvalidRequest(
-            f"Unknown {what} field(s): {', '.join(unknown)}. Known fields: {', '.join(sorted(known))}."
+            f"Unknown {what} field(s): {', '.join(unknown)}. "
+            f"Known fields: {', '.join(sorted(known))}."
         )

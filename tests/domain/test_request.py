@@ -61,7 +61,7 @@ def test_unknown_fields_are_rejected_by_name() -> None:
 
 
 def test_unknown_enum_value_lists_the_allowed_ones() -> None:
-    with pytest.raises(InvalidRequest, match="Unknown output_format 'gif': use one of png, jpeg, webp"):
+    with pytest.raises(InvalidRequest, match="output_format 'gif': use one of png, jpeg, webp"):
         GenerationRequest.from_dict({"prompt": "a cat", "output_format": "gif"})
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Callable
-from typing import Union
 
 from PIL import Image
 
@@ -13,8 +12,8 @@ from desktop_app.domain.errors import ProviderError
 from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.request import GenerationRequest
 from desktop_app.providers.base import (
-    Capabilities,
     CancelToken,
+    Capabilities,
     Health,
     HealthState,
     Phase,
@@ -24,10 +23,12 @@ from desktop_app.providers.base import (
     SizeRule,
 )
 
-Step = Union[ProviderError, str, Callable[[], None]]  # "ok", "hang", "slow:<s>", an error
+Step = ProviderError | str | Callable[[], None]  # "ok", "hang", "slow:<s>", an error
 
 
-def png_bytes(width: int = 64, height: int = 64, colour: tuple[int, int, int] = (200, 80, 40)) -> bytes:
+def png_bytes(
+    width: int = 64, height: int = 64, colour: tuple[int, int, int] = (200, 80, 40)
+) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (width, height), colour).save(buf, format="PNG")
     return buf.getvalue()

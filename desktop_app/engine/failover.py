@@ -1,0 +1,269 @@
+"""Running one job: try the route's candidates in order, each through its breaker,
+cooldown gate, rate limiter and retry policy; classify every failure by the
+taxonomy; move on only where the taxonomy allows; stop at the deadline.
+
+The outcome is either images plus the full attempt record, or ``JobFailed``
+whose message explains every provider's outcome in one readable text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+from collections.abc import Callable, Sequence
+
+from desktop_app.domain.errors import (
+    Cancelled,
+    CircuitOpen,
+    ContentRejected,
+    Failover,
+    JobFailed,
+    ProviderError,
+    RateLimited,
+    Transient,
+)
+from desktop_app.domain.images import GeneratedImage
+from desktop_app.domain.job import Attempt, Outcome
+from desktop_app.domain.request import MAX_SEED, GenerationRequest
+from desktop_app.engine.events import EventHub, JobAttempted, JobProgress, JobRouted, MetricsUpdated
+from desktop_app.engine.metrics import Metrics
+from desktop_app.engine.router import BudgetCheck, Candidate, RoutePlan, plan_route
+from desktop_app.engine.slots import ProviderSlot
+from desktop_app.providers.base import CancelToken, Progress
+from desktop_app.providers.fitting import fit_request
+from desktop_app.resilience.clock import Clock
+from desktop_app.resilience.retry import retry_call
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobOutcome:
+    images: tuple[GeneratedImage, ...]
+    attempts: tuple[Attempt, ...]
+    provider: str
+    request: GenerationRequest  # as run: the seed it was given is recorded here
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(a.cost_usd for a in self.attempts)
+
+
+@dataclasses.dataclass
+class JobContext:
+    """What one run of a job needs from the engine around it."""
+
+    job_id: int
+    hub: EventHub
+    metrics: Metrics
+    clock: Clock
+    rng: random.Random
+    cancel: CancelToken
+    deadline: float  # monotonic instant
+    budget: BudgetCheck | None = None
+    cpu_after_cloud: bool = True
+    on_attempt: Callable[[Attempt], None] | None = None
+
+
+class _DeadlineReached(Exception):
+    pass
+
+
+def with_seed(request: GenerationRequest, rng: random.Random) -> GenerationRequest:
+    """A request whose seed is set, so the seed used is always recorded."""
+    if request.seed is not None:
+        return request
+    return request.replace(seed=rng.randint(0, MAX_SEED))
+
+
+async def run_job(
+    request: GenerationRequest, slots: Sequence[ProviderSlot], ctx: JobContext
+) -> JobOutcome:
+    request = with_seed(request, ctx.rng)
+    plan = await plan_route(request, slots, budget=ctx.budget, cpu_after_cloud=ctx.cpu_after_cloud)
+    attempts: list[Attempt] = []
+
+    def note(attempt: Attempt) -> None:
+        attempts.append(attempt)
+        if ctx.on_attempt is not None:
+            ctx.on_attempt(attempt)
+        ctx.hub.emit(JobAttempted(ctx.job_id, attempt))
+
+    for skip in plan.skipped:
+        note(Attempt(skip.provider, Outcome.SKIPPED, message=skip.reason,
+                     started_at=ctx.clock.time()))
+
+    images: list[GeneratedImage] = []
+    last_error: ProviderError | None = None
+    previous_failure: Attempt | None = None
+    for candidate in plan.candidates:
+        if ctx.cancel.cancelled:
+            raise Cancelled(ctx.cancel.reason)
+        if ctx.clock.monotonic() >= ctx.deadline:
+            last_error = Transient("the job's deadline passed before this provider could start")
+            break
+        slot = candidate.slot
+        if previous_failure is not None:
+            ctx.hub.emit(JobRouted(ctx.job_id, slot.name, _short(previous_failure)))
+        remaining = request.replace(n=request.n - len(images)) if images else request
+        started = ctx.clock.monotonic()
+        started_wall = ctx.clock.time()
+        try:
+            got, adaptations = await _run_on(slot, candidate, remaining, ctx)
+        except _SkippedError as skip:
+            note(Attempt(slot.name, Outcome.SKIPPED, message=skip.reason, started_at=started_wall))
+            continue
+        except ProviderError as error:
+            error.provider = error.provider or slot.name
+            last_error = error
+            previous_failure = Attempt(
+                slot.name, Outcome.FAILED, error=error.kind, message=error.message,
+                duration_s=ctx.clock.monotonic() - started, started_at=started_wall,
+            )
+            note(previous_failure)
+            if isinstance(error, Cancelled):
+                raise
+            if not _may_fail_over(error, request):
+                break
+            continue
+        images.extend(got)
+        note(Attempt(
+            slot.name, Outcome.SUCCEEDED, message=f"{len(got)} image(s)",
+            duration_s=ctx.clock.monotonic() - started, adaptations=adaptations,
+            cost_usd=sum(i.cost_usd for i in got), started_at=started_wall,
+        ))
+        return JobOutcome(tuple(images), tuple(attempts), slot.name, request)
+
+    raise JobFailed(_failure_message(plan, attempts, last_error),
+                    final=type(last_error) if last_error else None)
+
+
+def _may_fail_over(error: ProviderError, request: GenerationRequest) -> bool:
+    if error.failover is Failover.NO:
+        return False
+    if error.failover is Failover.IF_ALLOWED:
+        return request.policy.allow_failover_after_refusal
+    return True  # YES, and IF_FITS: every later candidate was fitted by the router
+
+
+class _SkippedError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def _run_on(
+    slot: ProviderSlot, candidate: Candidate, request: GenerationRequest, ctx: JobContext
+) -> tuple[list[GeneratedImage], tuple[str, ...]]:
+    """All the calls one provider needs for the request; raises taxonomy errors."""
+    fit = candidate.fit
+    if request.n != sum(c.n for c in fit.calls):  # partial images came from a previous provider
+        fit = fit_request(request, slot.provider.capabilities(),
+                          allow_adaptation=request.policy.allow_adaptation)
+    if slot.limiter is not None and not await slot.limiter.try_acquire():
+        wait = slot.limiter.retry_after()
+        when = f"; next slot in {wait:.0f} s" if wait else ""
+        raise _SkippedError(f"rate limit reached ({slot.limiter.describe()}){when}")
+    images: list[GeneratedImage] = []
+    async with slot.semaphore:
+        slot.in_flight += 1
+        try:
+            for call in fit.calls:
+                images.extend(await _call_with_retries(slot, call, ctx))
+        finally:
+            slot.in_flight -= 1
+    return images, fit.adaptations
+
+
+async def _call_with_retries(
+    slot: ProviderSlot, request: GenerationRequest, ctx: JobContext
+) -> list[GeneratedImage]:
+    def should_retry(error: BaseException) -> bool:
+        if isinstance(error, RateLimited):
+            wait = error.retry_after or 0.0
+            return 0 < wait <= slot.max_rate_limit_wait_s and (
+                ctx.clock.monotonic() + wait < ctx.deadline)
+        return isinstance(error, ProviderError) and error.retry_same
+
+    async def once() -> list[GeneratedImage]:
+        if ctx.cancel.cancelled:
+            raise Cancelled(ctx.cancel.reason)
+        wait = slot.gate.remaining()
+        if wait > 0:
+            if ctx.clock.monotonic() + wait >= ctx.deadline:
+                raise RateLimited(f"cooling down for {wait:.0f} s, past the job's deadline",
+                                  retry_after=wait)
+            await ctx.clock.sleep(wait)
+        return await _call_once(slot, request, ctx)
+
+    try:
+        return await retry_call(
+            once, policy=slot.retry, clock=ctx.clock, rng=ctx.rng, deadline=ctx.deadline,
+            should_retry=should_retry,
+            on_retry=lambda n, err, delay: log.info(
+                "%s: retry %d in %.1f s after %s", slot.name, n, delay, err),
+        )
+    except CircuitOpen as error:
+        raise _SkippedError(f"breaker open: {error.message}") from error
+
+
+async def _call_once(
+    slot: ProviderSlot, request: GenerationRequest, ctx: JobContext
+) -> list[GeneratedImage]:
+    permit = slot.breaker.try_acquire()
+    started = ctx.clock.monotonic()
+
+    def progress(update: Progress) -> None:
+        ctx.hub.emit(JobProgress(ctx.job_id, slot.name, update.step, update.total,
+                                 update.message, update.preview_png))
+
+    error: ProviderError | None = None
+    try:
+        remaining = ctx.deadline - ctx.clock.monotonic()
+        if remaining <= 0:
+            raise _DeadlineReached
+        async with asyncio.timeout(remaining):
+            images = await slot.provider.generate(request, progress, ctx.cancel)
+    except (TimeoutError, _DeadlineReached):
+        error = Transient(f"{slot.name} did not finish before the job's deadline")
+    except asyncio.CancelledError:
+        permit.ignore()
+        raise
+    except ProviderError as exc:
+        error = exc
+    except Exception as exc:  # a provider bug must not take the engine down
+        log.exception("%s raised an unclassified error", slot.name)
+        error = Transient(f"{slot.name} failed unexpectedly: {type(exc).__name__}: {exc}")
+    duration = ctx.clock.monotonic() - started
+    permit.record(error, duration)
+    if error is not None:
+        if isinstance(error, RateLimited) and error.retry_after:
+            slot.gate.cool_down(error.retry_after, error.message)
+        ctx.metrics.record_failure(slot.name, error.kind, duration)
+        ctx.hub.emit(MetricsUpdated(slot.name))
+        error.provider = slot.name
+        raise error
+    if not images:
+        ctx.metrics.record_failure(slot.name, "Transient", duration)
+        raise Transient(f"{slot.name} returned no images", provider=slot.name)
+    ctx.metrics.record_success(slot.name, duration, len(images), sum(i.cost_usd for i in images))
+    ctx.hub.emit(MetricsUpdated(slot.name))
+    return images
+
+
+def _short(attempt: Attempt) -> str:
+    return f"{attempt.provider} {attempt.error or 'failed'}: {attempt.message}"
+
+
+def _failure_message(
+    plan: RoutePlan, attempts: Sequence[Attempt], last_error: ProviderError | None
+) -> str:
+    if not attempts:
+        return ("No provider is set up to serve this job: "
+                "add an OpenAI key or a local model in Settings.")
+    head = ("No provider could serve this job" if last_error is None
+            or not isinstance(last_error, ContentRejected)
+            else "The prompt was refused and failover after a refusal is off")
+    return head + ":\n" + "\n".join(f"- {a.describe()}" for a in attempts)

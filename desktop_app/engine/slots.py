@@ -1,0 +1,48 @@
+"""A provider as the engine holds it: with its breaker, cooldown gate, rate limiter,
+retry policy and concurrency limit."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from desktop_app.providers.base import ImageProvider, ProviderKind
+from desktop_app.resilience.breaker import CircuitBreaker
+from desktop_app.resilience.cooldown import CooldownGate
+from desktop_app.resilience.rate_limit import ProviderRateLimiter
+from desktop_app.resilience.retry import RetryPolicy
+
+
+@dataclasses.dataclass(eq=False)
+class ProviderSlot:
+    provider: ImageProvider
+    breaker: CircuitBreaker
+    gate: CooldownGate
+    limiter: ProviderRateLimiter | None = None
+    retry: RetryPolicy = dataclasses.field(default_factory=RetryPolicy)
+    priority: int = 0  # lower runs first
+    enabled: bool = True
+    concurrency: int = 1
+    in_flight: int = 0
+    # Runs a RateLimited call again on the same provider only when the server
+    # asks for a wait this short and the deadline allows it.
+    max_rate_limit_wait_s: float = 5.0
+    _semaphore: asyncio.Semaphore | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.provider.name
+
+    @property
+    def kind(self) -> ProviderKind:
+        return self.provider.kind
+
+    @property
+    def semaphore(self) -> asyncio.Semaphore:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(max(1, self.concurrency))
+        return self._semaphore
+
+    @property
+    def full(self) -> bool:
+        return self.in_flight >= max(1, self.concurrency)
