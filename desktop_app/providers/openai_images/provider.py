@@ -1,0 +1,285 @@
+"""The OpenAI Images provider: the official SDK's async client, its retries off
+(the engine owns the one retry loop), an explicit timeout and our own overall
+deadline (the SDK's read timeout is per read, so a trickling server would
+otherwise keep a call alive indefinitely)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import openai
+
+from desktop_app.domain.errors import (
+    BreakerEffect,
+    Cancelled,
+    Misconfigured,
+    ProviderError,
+    Transient,
+)
+from desktop_app.domain.images import GeneratedImage
+from desktop_app.domain.request import GenerationRequest
+from desktop_app.providers.base import (
+    CancelToken,
+    Capabilities,
+    Health,
+    HealthState,
+    Phase,
+    Progress,
+    ProgressCallback,
+    ProviderKind,
+)
+
+from . import models
+from .errors import PROVIDER, map_error, redact
+from .prices import PriceTable, default_prices_path
+from .response import Payload, collect_response, collect_stream
+from .validate import ImageLimits
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+NOT_CONFIGURED = "not configured: add an OpenAI API key in Settings"
+KEY_ENV = "OPENAI_API_KEY"
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenAIImagesConfig:
+    """The OpenAI settings. ``timeout_s`` bounds each read, ``deadline_s`` the
+    whole call; ``stream_previews`` asks models that can stream for partial images."""
+
+    model: str = "gpt-image-2"
+    base_url: str | None = None  # None: the SDK default (or OPENAI_BASE_URL)
+    organization: str | None = None
+    project: str | None = None
+    timeout_s: float = 120.0
+    connect_timeout_s: float = 10.0
+    deadline_s: float = 300.0
+    prices_path: Path = dataclasses.field(default_factory=default_prices_path)
+    max_image_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 16_777_216  # twice gpt-image-2's largest output
+    stream_previews: bool = True
+    partial_images: int = 2  # 0..3 previews per image when streaming
+
+
+class OpenAIImagesProvider:
+    """OpenAI Images behind the ``ImageProvider`` protocol (providers/base.py)."""
+
+    def __init__(self, config: OpenAIImagesConfig,
+                 key_provider: Callable[[], str | None]) -> None:
+        self._config = config
+        self._key_provider = key_provider
+        self._spec = models.spec_for(config.model)
+        self._client: openai.AsyncOpenAI | None = None
+        self._client_ident: tuple[str, str | None] | None = None
+        self._prices: PriceTable | None = None
+        self._prices_error: Misconfigured | None = None
+        self._limits = ImageLimits(max_bytes=config.max_image_bytes,
+                                   max_pixels=config.max_pixels)
+
+    def __repr__(self) -> str:  # never the key
+        return (f"OpenAIImagesProvider(model={self._config.model!r}, "
+                f"base_url={self._config.base_url!r})")
+
+    @property
+    def name(self) -> str:
+        return PROVIDER
+
+    @property
+    def kind(self) -> ProviderKind:
+        return ProviderKind.CLOUD
+
+    @property
+    def config(self) -> OpenAIImagesConfig:
+        return self._config
+
+    def capabilities(self) -> Capabilities:
+        prices = self._price_table_or_none()
+        estimate = prices.estimate(self._config.model, 1024, 1024,
+                                   self._spec.to_api_quality("auto")) if prices else 0.0
+        return models.capabilities_for(self._spec, estimate)
+
+    # -- health -------------------------------------------------------------
+
+    async def health(self) -> Health:
+        """Cheap and honest: a key is present, the base URL parses, prices load.
+        No network: "Test connection" (``test_connection``) is the user's call."""
+        if not self._api_key():
+            return Health(HealthState.NOT_CONFIGURED, NOT_CONFIGURED)
+        url_problem = self._base_url_problem()
+        if url_problem:
+            return Health(HealthState.NOT_CONFIGURED, url_problem)
+        self._price_table_or_none()
+        if self._prices_error is not None:
+            return Health(HealthState.NOT_CONFIGURED, self._prices_error.message)
+        details = {"model": self._config.model,
+                   "base_url": self._config.base_url or "default"}
+        if not models.is_known_model(self._config.model):
+            details["note"] = (f"unknown model {self._config.model}: assuming the "
+                               "gpt-image-1 sizes (1024x1024, 1536x1024, 1024x1536)")
+        return Health(HealthState.READY, "ready", details)
+
+    async def test_connection(self) -> Health:
+        """One real, minimal and free request (retrieve the model): the key is
+        accepted and the model is available to it. An explicit user action."""
+        health = await self.health()
+        if not health.ready:
+            return health
+        key = self._api_key()
+        assert key is not None
+        try:
+            client = await self._client_for(key)
+            async with asyncio.timeout(min(self._config.deadline_s, 30.0)):
+                await client.models.retrieve(self._config.model)
+        except TimeoutError:
+            return Health(HealthState.UNAVAILABLE, "OpenAI did not answer within 30 s.")
+        except Exception as exc:
+            error = map_error(exc, model=self._config.model, secrets=(key,))
+            state = (HealthState.NOT_CONFIGURED if error.breaker is BreakerEffect.FORCE_OPEN
+                     else HealthState.UNAVAILABLE)
+            return Health(state, error.message)
+        return Health(HealthState.READY,
+                      f"connected: model {self._config.model} is available",
+                      {"model": self._config.model})
+
+    # -- generate -----------------------------------------------------------
+
+    async def generate(self, request: GenerationRequest, progress: ProgressCallback,
+                       cancel: CancelToken) -> list[GeneratedImage]:
+        key = self._api_key()
+        if not key:
+            raise Misconfigured(NOT_CONFIGURED, provider=PROVIDER)
+        url_problem = self._base_url_problem()
+        if url_problem:
+            raise Misconfigured(url_problem, provider=PROVIDER)
+        prices = self._price_table_or_none()
+        if prices is None:
+            assert self._prices_error is not None
+            raise self._prices_error
+        model, spec = self._config.model, self._spec
+        models.refuse_unfit(request, spec, model)
+        if cancel.cancelled:
+            raise Cancelled(cancel.reason or "cancelled by the user", provider=PROVIDER)
+
+        params = models.api_params(request, spec, model)
+        streaming = spec.streams and self._config.stream_previews
+        progress(Progress(Phase.STARTING, message=f"sending to OpenAI ({model})"))
+        try:
+            client = await self._client_for(key)
+            payload = await self._guarded(
+                lambda: self._call(client, params, request, progress, streaming), cancel)
+        except ProviderError as known:
+            self._log_failure(known)
+            raise
+        except Exception as exc:
+            mapped = map_error(exc, model=model, secrets=(key,))
+            self._log_failure(mapped)
+            # not chained: an SDK error may carry the key (headers, echoed bodies)
+            raise mapped from None
+        progress(Progress(Phase.FINISHING, message="checking the images"))
+        return payload.to_images(request=request, model=model, spec=spec, prices=prices)
+
+    async def _call(self, client: openai.AsyncOpenAI, params: dict[str, Any],
+                    request: GenerationRequest, progress: ProgressCallback,
+                    streaming: bool) -> Payload:
+        if streaming:
+            partials = max(0, min(3, self._config.partial_images))
+            stream = await client.images.generate(**params, stream=True,
+                                                  partial_images=partials)
+            return await collect_stream(stream, request=request, limits=self._limits,
+                                        progress=progress, total_previews=partials)
+        raw = await client.images.with_raw_response.generate(**params)
+        return await collect_response(raw.parse(), request=request, limits=self._limits,
+                                      request_id=raw.headers.get("x-request-id"))
+
+    async def _guarded(self, make_call: Callable[[], Awaitable[T]],
+                       cancel: CancelToken) -> T:
+        """Run the call under the overall deadline, abandoning it on the user's cancel."""
+        call = asyncio.ensure_future(make_call())
+        watcher = asyncio.ensure_future(cancel.wait())
+        try:
+            done, _ = await asyncio.wait({call, watcher}, timeout=self._config.deadline_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+        finally:
+            watcher.cancel()
+        if call in done:
+            return call.result()
+        call.cancel()
+        await asyncio.wait({call}, timeout=2.0)
+        if cancel.cancelled:
+            raise Cancelled(cancel.reason or "cancelled by the user", provider=PROVIDER)
+        raise Transient(f"OpenAI did not finish within the {self._config.deadline_s:g} s "
+                        "deadline; will retry.", provider=PROVIDER)
+
+    # -- plumbing -----------------------------------------------------------
+
+    def _api_key(self) -> str | None:
+        key = os.environ.get(KEY_ENV, "").strip()
+        if key:
+            return key
+        try:
+            stored = self._key_provider()
+        except Exception as exc:  # a key store failure must not crash generation
+            log.warning("OpenAI key store could not be read (%s)", type(exc).__name__)
+            return None
+        return stored.strip() if isinstance(stored, str) and stored.strip() else None
+
+    def _base_url_problem(self) -> str | None:
+        url = self._config.base_url
+        if url is None:
+            return None
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            return (f"not configured: the OpenAI base URL {redact(url)!r} is not an "
+                    "http(s) URL; fix it in Settings")
+        return None
+
+    def _price_table_or_none(self) -> PriceTable | None:
+        if self._prices is None and self._prices_error is None:
+            try:
+                self._prices = PriceTable.load(self._config.prices_path)
+            except Misconfigured as exc:
+                exc.provider = PROVIDER
+                self._prices_error = exc
+        return self._prices
+
+    async def _client_for(self, key: str) -> openai.AsyncOpenAI:
+        ident = (key, self._config.base_url)
+        if self._client is not None and self._client_ident == ident:
+            return self._client
+        old, self._client = self._client, None
+        if old is not None:
+            await old.close()
+        try:
+            client = openai.AsyncOpenAI(
+                api_key=key,
+                base_url=self._config.base_url,
+                organization=self._config.organization,
+                project=self._config.project,
+                timeout=openai.Timeout(self._config.timeout_s,
+                                       connect=self._config.connect_timeout_s),
+                max_retries=0,  # one retry loop: the engine's
+            )
+        except openai.OpenAIError as exc:
+            raise Misconfigured(redact(f"OpenAI client could not start: {exc}", (key,)),
+                                provider=PROVIDER) from None
+        self._client, self._client_ident = client, ident
+        return client
+
+    def _log_failure(self, error: ProviderError) -> None:
+        log.info("openai %s failed: %s: %s", self._config.model, error.kind,
+                 redact(error.message, (self._api_key(),)))
+
+    async def close(self) -> None:
+        client, self._client, self._client_ident = self._client, None, None
+        if client is not None:
+            await client.close()
