@@ -1,0 +1,249 @@
+"""Finding and loading a model offline (worker side: diffusers imported lazily)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from desktop_app.providers.local_diffusion.config import (
+    BUILTIN_TINY,
+    SINGLE_FILE_SUFFIXES,
+    Architecture,
+    model_label,
+)
+from desktop_app.providers.local_diffusion.devices import Device
+from desktop_app.providers.local_diffusion.failures import WorkerProblem
+from desktop_app.providers.local_diffusion.hashing import model_hash
+from desktop_app.providers.local_diffusion.messages import WorkerSettings
+
+SKELETONS = Path(__file__).resolve().parents[3] / "resources" / "model_skeletons"
+SD15_SKELETON = SKELETONS / "sd15"
+SKELETON_FILES = (
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "text_encoder/config.json",
+    "tokenizer/tokenizer_config.json",
+    "tokenizer/vocab.json",
+    "tokenizer/merges.txt",
+    "unet/config.json",
+    "vae/config.json",
+)
+HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+SETTINGS_HINT = "choose a local file in Settings → Local"
+
+Report = Callable[[str], None]
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    key: tuple[str, str, str]  # model, device, dtype
+    pipe: Any
+    label: str
+    model_hash: str
+    architecture: Architecture
+    default_scheduler: Any
+    load_s: float
+    memory_saving: bool = False
+
+
+def not_cached_message(model: str) -> str:
+    return (f"model {model} is not in your Hugging Face cache; connect once to download it, "
+            f"or {SETTINGS_HINT}")
+
+
+def _misconfigured(message: str) -> WorkerProblem:
+    return WorkerProblem("Misconfigured", message)
+
+
+def _architecture(pipe: Any, model: str) -> Architecture:
+    if model == BUILTIN_TINY:
+        return Architecture.TINY
+    if "XL" in type(pipe).__name__:
+        return Architecture.SDXL
+    dim: Any = getattr(getattr(pipe, "unet", None), "config", {}).get("cross_attention_dim")
+    if dim == 768:
+        return Architecture.SD1
+    return Architecture.SD2 if dim == 1024 else Architecture.UNKNOWN
+
+
+def single_file_architecture(path: Path) -> Architecture:
+    """Read the tensor names of a checkpoint (no weights) to tell SD 1.x from the rest."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            keys = list(handle.keys())
+    except Exception as exc:
+        raise _misconfigured(
+            f"The model file {path} cannot be read as a .safetensors checkpoint ({exc}); "
+            f"check the file or {SETTINGS_HINT}."
+        ) from exc
+    if any(k.startswith("conditioner.embedders.1") for k in keys):
+        return Architecture.SDXL
+    if any(k.startswith("cond_stage_model.model.") for k in keys):
+        return Architecture.SD2
+    if any(k.startswith("model.diffusion_model.") for k in keys):
+        return Architecture.SD1
+    return Architecture.UNKNOWN
+
+
+def check_skeleton(folder: Path) -> None:
+    missing = [name for name in SKELETON_FILES if not (folder / name).is_file()]
+    if missing:
+        raise _misconfigured(
+            f"The bundled SD 1.5 configuration ({folder}) lacks {', '.join(missing)}, so "
+            "single .safetensors files cannot be loaded offline. Reinstall ImageDesk, or use "
+            "a diffusers folder or Hugging Face id in Settings → Local."
+        )
+
+
+def _load_single_file(path: Path, device: Device) -> Any:
+    arch = single_file_architecture(path)
+    if arch is not Architecture.SD1:
+        raise _misconfigured(
+            f"The model file {path.name} is not a Stable Diffusion 1.x checkpoint "
+            f"({arch.value}); single files are supported for SD 1.x only. Use the model's "
+            "diffusers folder or Hugging Face id in Settings → Local."
+        )
+    check_skeleton(SD15_SKELETON)
+    from diffusers import StableDiffusionPipeline
+
+    return StableDiffusionPipeline.from_single_file(
+        str(path), config=str(SD15_SKELETON), local_files_only=True, dtype=device.dtype,
+        safety_checker=None, requires_safety_checker=False,
+    )
+
+
+def _load_folder(folder: Path, device: Device) -> Any:
+    from diffusers import AutoPipelineForText2Image
+
+    kwargs: dict[str, Any] = {"local_files_only": True, "dtype": device.dtype}
+    index = folder / "model_index.json"
+    if not index.is_file():
+        raise _misconfigured(
+            f"The folder {folder} is not a diffusers model (no model_index.json); "
+            f"{SETTINGS_HINT}."
+        )
+    if '"safety_checker"' in index.read_text(encoding="utf-8", errors="replace"):
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    return AutoPipelineForText2Image.from_pretrained(str(folder), **kwargs)
+
+
+def _hub_snapshot(model: str, settings: WorkerSettings, report: Report) -> Path:
+    from huggingface_hub import snapshot_download
+
+    cache = str(settings.hf_cache_dir) if settings.hf_cache_dir else None
+    try:
+        return Path(snapshot_download(model, cache_dir=cache, local_files_only=True))
+    except Exception as exc:
+        if not settings.allow_download:
+            raise _misconfigured(not_cached_message(model)) from exc
+    report(f"downloading {model} from Hugging Face (this can take a while)")
+    from diffusers import AutoPipelineForText2Image
+
+    try:
+        AutoPipelineForText2Image.download(model, cache_dir=cache)
+        return Path(snapshot_download(model, cache_dir=cache, local_files_only=True))
+    except Exception as exc:
+        raise _misconfigured(
+            f"model {model} could not be downloaded ({type(exc).__name__}: {exc}); check the "
+            f"name and your connection, or {SETTINGS_HINT}"
+        ) from exc
+
+
+def resolve(model: str, settings: WorkerSettings, report: Report) -> Path:
+    """The local folder or file that holds ``model``, building or finding it as needed."""
+    if model == BUILTIN_TINY:
+        folder = settings.data_dir / "models" / "builtin-tiny"
+        if not (folder / "model_index.json").is_file():
+            report("building the built-in test model (first use)")
+            from desktop_app.providers.local_diffusion.tiny_model import build_tiny_pipeline
+
+            build_tiny_pipeline(folder)
+        return folder
+    path = Path(model).expanduser()
+    if model.lower().endswith(SINGLE_FILE_SUFFIXES):
+        if not path.is_file():
+            raise _misconfigured(
+                f"The model file {path} does not exist; {SETTINGS_HINT} that exists."
+            )
+        return path
+    if path.is_dir():
+        return path
+    if path.is_absolute() or model.startswith(("~", ".")) or not HF_ID.match(model):
+        raise _misconfigured(f"The model folder {path} does not exist; {SETTINGS_HINT}.")
+    return _hub_snapshot(model, settings, report)
+
+
+def load_model(model: str, settings: WorkerSettings, device: Device, report: Report) -> LoadedModel:
+    started = time.perf_counter()
+    location = resolve(model, settings, report)
+    report(f"loading {model_label(model)}")
+    try:
+        if location.is_file():
+            pipe = _load_single_file(location, device)
+        else:
+            pipe = _load_folder(location, device)
+    except WorkerProblem:
+        raise
+    except (OSError, ValueError) as exc:
+        raise _misconfigured(
+            f"The model {model_label(model)} could not be loaded ({type(exc).__name__}: "
+            f"{str(exc)[:300]}); check the files or {SETTINGS_HINT}."
+        ) from exc
+    pipe.set_progress_bar_config(disable=True)
+    apply_memory_options(pipe, settings, device)
+    report("checking the model files")
+    digest = model_hash(location, settings.data_dir / "models" / "hash-cache.json")
+    return LoadedModel(
+        key=(model, device.torch_device, device.info.dtype),
+        pipe=pipe,
+        label=model_label(model),
+        model_hash=digest,
+        architecture=_architecture(pipe, model),
+        default_scheduler=pipe.scheduler,
+        load_s=time.perf_counter() - started,
+        memory_saving=settings.attention_slicing and settings.vae_tiling,
+    )
+
+
+def apply_memory_options(pipe: Any, settings: WorkerSettings, device: Device) -> None:
+    if settings.attention_slicing:
+        pipe.enable_attention_slicing()
+    if settings.vae_tiling:
+        pipe.vae.enable_tiling()
+    if settings.cpu_offload and device.torch_device == "cuda":
+        pipe.enable_model_cpu_offload()
+    else:
+        pipe.to(device.torch_device)
+
+
+def enable_memory_saving(loaded: LoadedModel) -> None:
+    """After an out-of-memory error: slice attention and tile the VAE from now on."""
+    loaded.pipe.enable_attention_slicing()
+    loaded.pipe.vae.enable_tiling()
+    loaded.memory_saving = True
+
+
+def scheduler_for(loaded: LoadedModel, name: str) -> Any:
+    if name == "default":
+        return loaded.default_scheduler
+    import diffusers
+
+    config = loaded.default_scheduler.config
+    if name == "ddim":
+        return diffusers.DDIMScheduler.from_config(config)
+    if name == "euler":
+        return diffusers.EulerDiscreteScheduler.from_config(config)
+    if name == "euler_a":
+        return diffusers.EulerAncestralDiscreteScheduler.from_config(config)
+    if name == "dpmpp_2m":
+        return diffusers.DPMSolverMultistepScheduler.from_config(
+            config, algorithm_type="dpmsolver++", solver_order=2)
+    if name == "pndm":
+        return diffusers.PNDMScheduler.from_config(config)
+    raise WorkerProblem("InvalidRequest", f"Unknown scheduler {name!r}.")

@@ -1,0 +1,124 @@
+"""The messages between the GUI-side proxy and the worker process (all picklable).
+
+Commands go down a pipe to the worker; events come back up another. Every
+event about a job carries its ``job_id`` so late messages from a cancelled
+job are recognised and dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSettings:
+    """Fixed for the life of one worker process."""
+
+    data_dir: Path
+    device: str
+    allow_cpu: bool
+    attention_slicing: bool
+    vae_tiling: bool
+    cpu_offload: bool
+    allow_download: bool
+    hf_cache_dir: Path | None
+    torch_threads: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunJob:
+    job_id: int
+    model: str
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    steps: int
+    guidance: float
+    seeds: tuple[int, ...]  # one image per seed, generated one after another
+    scheduler: str
+    preview_every: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Shutdown:
+    pass
+
+
+Command = RunJob | Shutdown
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceInfo:
+    """Sent once torch is imported and the device chosen."""
+
+    device: str  # "cuda", "mps", "cpu"
+    device_name: str
+    memory_bytes: int | None
+    dtype: str
+    torch_version: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Loading:
+    job_id: int
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelReady:
+    job_id: int
+    model: str
+    label: str
+    model_hash: str
+    architecture: str  # an Architecture value
+    load_s: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    job_id: int
+    step: int  # 1-based, across all images of the job
+    total: int
+    preview_png: bytes | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Notice:
+    job_id: int
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageDone:
+    job_id: int
+    index: int
+    png: bytes
+    width: int
+    height: int
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class JobDone:
+    job_id: int
+    details: dict[str, str]
+    elapsed_s: float
+
+
+@dataclasses.dataclass(frozen=True)
+class JobFailed:
+    job_id: int
+    kind: str  # a taxonomy class name, e.g. "Misconfigured"
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerDied:
+    """Posted by the GUI side's reader when the worker's pipe closes."""
+
+    exitcode: int | None
+
+
+Event = DeviceInfo | Loading | ModelReady | Step | Notice | ImageDone | JobDone | JobFailed

@@ -1,0 +1,141 @@
+"""The GUI side's handle on one worker process: spawn, pipes, reader thread, stop.
+
+Imports nothing heavy: the worker module itself imports torch only inside
+functions, so referring to its entry point here is free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from desktop_app.providers.local_diffusion.messages import (
+    Command,
+    DeviceInfo,
+    Shutdown,
+    WorkerDied,
+    WorkerSettings,
+)
+from desktop_app.providers.local_diffusion.worker import worker_main
+
+Listener = Callable[[object], None]
+
+
+class WorkerProcess:
+    """One spawned worker. Events go to the subscriber's loop; state kept here is
+    guarded by a lock because the reader thread writes it."""
+
+    def __init__(self, settings: WorkerSettings, env: dict[str, str]) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._commands_out: Connection
+        commands_in, self._commands_out = ctx.Pipe(duplex=False)
+        self._events_in, events_out = ctx.Pipe(duplex=False)
+        self._cancel_upto: Any = ctx.Value("q", 0)
+        self._process = ctx.Process(
+            target=worker_main,
+            args=(settings, commands_in, events_out, self._cancel_upto, env),
+            name="imagedesk-gpu-worker",
+            daemon=True,
+        )
+        self._child_ends = (commands_in, events_out)
+        self._lock = threading.Lock()
+        self._subscriber: tuple[asyncio.AbstractEventLoop, Listener] | None = None
+        self.device_info: DeviceInfo | None = None
+        self.exitcode: int | None = None
+        self.dead = False
+        self._reader: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Spawn the process (blocking for a few milliseconds: call it off the loop)."""
+        self._process.start()
+        for end in self._child_ends:  # so that EOF reaches us when the child dies
+            end.close()
+        self._reader = threading.Thread(target=self._read, name="gpu-worker-reader",
+                                        daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    @property
+    def alive(self) -> bool:
+        return not self.dead and self._process.is_alive()
+
+    def subscribe(self, loop: asyncio.AbstractEventLoop, listener: Listener) -> None:
+        with self._lock:
+            self._subscriber = (loop, listener)
+            dead = self.dead
+        if dead:
+            loop.call_soon(listener, WorkerDied(self.exitcode))
+
+    def unsubscribe(self) -> None:
+        with self._lock:
+            self._subscriber = None
+
+    def send(self, command: Command) -> bool:
+        """False when the worker is gone (its death is reported to the subscriber)."""
+        try:
+            self._commands_out.send(command)
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def cancel(self, job_id: int) -> None:
+        with self._cancel_upto.get_lock():
+            self._cancel_upto.value = max(self._cancel_upto.value, job_id)
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            self._process.kill()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the worker to exit, then terminate, then kill. Blocking: run off the loop."""
+        if self._process.pid is None:
+            return
+        self.send(Shutdown())
+        self._process.join(timeout)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(2.0)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(2.0)
+        with contextlib.suppress(OSError):
+            self._commands_out.close()
+        if self._reader is not None:
+            self._reader.join(2.0)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message: object = self._events_in.recv()
+            except (EOFError, OSError):
+                break
+            except Exception as exc:  # an event that does not unpickle: report, go on
+                message = exc
+            if isinstance(message, DeviceInfo):
+                with self._lock:
+                    self.device_info = message
+            self._post(message)
+        self._process.join(5.0)
+        with self._lock:
+            self.dead = True
+            self.exitcode = self._process.exitcode
+        with contextlib.suppress(OSError):
+            self._events_in.close()
+        self._post(WorkerDied(self.exitcode))
+
+    def _post(self, message: object) -> None:
+        with self._lock:
+            subscriber = self._subscriber
+        if subscriber is None:
+            return
+        loop, listener = subscriber
+        with contextlib.suppress(RuntimeError):  # that loop has closed
+            loop.call_soon_threadsafe(listener, message)

@@ -1,0 +1,339 @@
+"""The local provider as the engine sees it: a GUI-side proxy of the GPU worker.
+
+It starts the worker lazily, keeps it (and the model) warm between jobs,
+streams progress, honours cancel (in the worker's step callback; by killing
+the worker if it does not stop within ``cancel_grace_s``), restarts it after a
+crash, and shuts it down after ``idle_shutdown_s`` without jobs. Nothing here
+imports torch: the GUI process never pays for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import random
+import time
+from collections.abc import Callable
+
+from desktop_app.domain.errors import Cancelled, Misconfigured, ProviderError, Transient
+from desktop_app.domain.images import GeneratedImage
+from desktop_app.domain.request import MAX_SEED, GenerationRequest
+from desktop_app.providers.base import (
+    CancelToken,
+    Capabilities,
+    Health,
+    HealthState,
+    Phase,
+    Progress,
+    ProgressCallback,
+    ProviderKind,
+    SizeRule,
+)
+from desktop_app.providers.local_diffusion.config import (
+    Architecture,
+    LocalDiffusionConfig,
+    guess_architecture,
+    model_label,
+)
+from desktop_app.providers.local_diffusion.failures import PROVIDER, to_error, worker_died
+from desktop_app.providers.local_diffusion.messages import (
+    ImageDone,
+    JobDone,
+    JobFailed,
+    Loading,
+    ModelReady,
+    Notice,
+    RunJob,
+    Step,
+    WorkerDied,
+    WorkerSettings,
+)
+from desktop_app.providers.local_diffusion.process import WorkerProcess
+
+MAX_IMAGES_PER_CALL = 4
+LATENCY_WEIGHT = 0.3  # of the newest job in the moving average
+
+
+class LocalDiffusionProvider:
+    """``ImageProvider`` for Stable Diffusion on this machine (see ARCHITECTURE.md)."""
+
+    def __init__(self, config: LocalDiffusionConfig, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None) -> None:
+        self.config = config
+        self._clock = clock
+        self._rng = rng or random.SystemRandom()
+        self._lock = asyncio.Lock()
+        self._worker: WorkerProcess | None = None
+        self._job_ids = itertools.count(1)
+        self._misconfigured: str | None = None
+        self._architecture: Architecture | None = None
+        self._loaded_model: str | None = None
+        self._model_hash: str | None = None
+        self._latency_s: float | None = None
+        self._idle_handle: asyncio.TimerHandle | None = None
+        self._idle_task: asyncio.Task[None] | None = None
+        self.spawn_count = 0
+
+    # -- the protocol ------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return PROVIDER
+
+    @property
+    def kind(self) -> ProviderKind:
+        return ProviderKind.LOCAL
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The running worker's process id (None when none runs)."""
+        worker = self._worker
+        return worker.pid if worker is not None and worker.alive else None
+
+    def capabilities(self) -> Capabilities:
+        arch = self._architecture or guess_architecture(self.config.model)
+        low, high = arch.side_bounds
+        return Capabilities(
+            sizes=SizeRule(multiple_of=8, min_side=low, max_side=high),
+            max_images_per_call=MAX_IMAGES_PER_CALL,
+            formats=("png",),
+            supports_seed=True,
+            supports_negative_prompt=True,
+            supports_steps=True,
+            supports_guidance=True,
+            estimated_latency_s=self._latency_s if self._latency_s is not None else 30.0,
+            cost_per_image_usd=0.0,
+        )
+
+    async def health(self) -> Health:
+        label = model_label(self.config.model)
+        if self._misconfigured:
+            return Health(HealthState.NOT_CONFIGURED, self._misconfigured, {"model": label})
+        worker = self._worker
+        if worker is None or not worker.alive:
+            return Health(HealthState.READY,
+                          "GPU worker not started; it starts with the first local job",
+                          {"worker": "not started", "model": label, "model_loaded": "no"})
+        details = {"worker": f"running (pid {worker.pid})", "model": label,
+                   "model_loaded": "yes" if self._loaded_model else "no"}
+        info = worker.device_info
+        text = "GPU worker running"
+        if info is not None:
+            details.update(device=info.device, device_name=info.device_name, dtype=info.dtype,
+                           torch=info.torch_version)
+            text = f"{info.device_name} ({info.dtype})"
+            if info.memory_bytes:
+                details["memory"] = f"{info.memory_bytes / 2**30:.1f} GiB"
+                text += f", {details['memory']}"
+        if self._model_hash:
+            details["model_hash"] = self._model_hash
+        text += f"; model {label} " + ("loaded" if self._loaded_model else "not loaded yet")
+        state = HealthState.BUSY if self._lock.locked() else HealthState.READY
+        return Health(state, text, details)
+
+    async def generate(self, request: GenerationRequest, progress: ProgressCallback,
+                       cancel: CancelToken) -> list[GeneratedImage]:
+        async with self._lock:
+            self._cancel_idle_timer()
+            started = self._clock()
+            try:
+                images = await self._run(request, progress, cancel)
+            finally:
+                self._schedule_idle_shutdown()
+            elapsed = self._clock() - started
+            self._latency_s = (elapsed if self._latency_s is None else
+                               LATENCY_WEIGHT * elapsed + (1 - LATENCY_WEIGHT) * self._latency_s)
+            return images
+
+    async def close(self) -> None:
+        self._cancel_idle_timer()
+        await self._stop_worker()
+
+    # -- the worker --------------------------------------------------------------
+
+    def _settings(self) -> WorkerSettings:
+        c = self.config
+        return WorkerSettings(
+            data_dir=c.data_dir, device=c.device, allow_cpu=c.allow_cpu,
+            attention_slicing=c.attention_slicing, vae_tiling=c.vae_tiling,
+            cpu_offload=c.cpu_offload, allow_download=c.allow_download,
+            hf_cache_dir=c.hf_cache_dir, torch_threads=c.torch_threads,
+        )
+
+    def _env(self) -> dict[str, str]:
+        return {
+            "HF_HUB_OFFLINE": "0" if self.config.allow_download else "1",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            "TRANSFORMERS_VERBOSITY": "error",
+            "DIFFUSERS_VERBOSITY": "error",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
+
+    async def _ensure_worker(self) -> WorkerProcess:
+        worker = self._worker
+        if worker is not None and worker.alive:
+            return worker
+        worker = WorkerProcess(self._settings(), self._env())
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, worker.start)
+        except Exception as exc:
+            raise Transient(f"The local GPU worker could not start ({exc}).",
+                            provider=PROVIDER) from exc
+        self._worker = worker
+        self._loaded_model = None
+        self.spawn_count += 1
+        return worker
+
+    async def _stop_worker(self) -> None:
+        worker, self._worker = self._worker, None
+        self._loaded_model = None
+        if worker is not None:
+            await asyncio.get_running_loop().run_in_executor(None, worker.stop)
+
+    def _cancel_idle_timer(self) -> None:
+        if self._idle_handle is not None:
+            self._idle_handle.cancel()
+            self._idle_handle = None
+
+    def _schedule_idle_shutdown(self) -> None:
+        self._cancel_idle_timer()
+        if self._worker is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._idle_handle = loop.call_later(self.config.idle_shutdown_s, self._on_idle)
+
+    def _on_idle(self) -> None:
+        self._idle_handle = None
+        if not self._lock.locked() and self._worker is not None:
+            self._idle_task = asyncio.get_running_loop().create_task(self._stop_worker())
+
+    # -- one job -----------------------------------------------------------------
+
+    def _seeds(self, request: GenerationRequest) -> tuple[int, ...]:
+        first = request.seed if request.seed is not None else self._rng.randint(0, MAX_SEED)
+        return tuple((first + i) % (MAX_SEED + 1) for i in range(request.n))
+
+    async def _run(self, request: GenerationRequest, progress: ProgressCallback,
+                   cancel: CancelToken) -> list[GeneratedImage]:
+        if cancel.cancelled:
+            raise Cancelled(cancel.reason or "cancelled by the user", provider=PROVIDER)
+        model = request.model or self.config.model
+        worker = await self._ensure_worker()
+        job = RunJob(
+            job_id=next(self._job_ids), model=model, prompt=request.prompt,
+            negative_prompt=request.negative_prompt, width=request.width,
+            height=request.height, steps=request.steps, guidance=request.guidance,
+            seeds=self._seeds(request), scheduler=self.config.scheduler,
+            preview_every=self.config.preview_every,
+        )
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue[object] = asyncio.Queue()
+        worker.subscribe(loop, inbox.put_nowait)
+        watch = loop.create_task(self._watch_cancel(cancel, worker, job.job_id))
+        try:
+            progress(Progress(Phase.STARTING, message="starting the GPU worker"))
+            worker.send(job)  # if it fails, the reader reports the death
+            done = await self._follow(job, worker, inbox, progress, cancel)
+        except asyncio.CancelledError:
+            worker.cancel(job.job_id)
+            raise
+        finally:
+            watch.cancel()
+            worker.unsubscribe()
+        if model == self.config.model:
+            self._misconfigured = None
+        progress(Progress(Phase.FINISHING, message="checking the images"))
+        return await loop.run_in_executor(None, _validated, done, job, self._label(model))
+
+    def _label(self, model: str) -> str:
+        return model_label(model)
+
+    async def _watch_cancel(self, cancel: CancelToken, worker: WorkerProcess,
+                            job_id: int) -> None:
+        await cancel.wait()
+        worker.cancel(job_id)
+        await asyncio.sleep(self.config.cancel_grace_s)
+        worker.kill()  # it did not stop in time (a load or a decode): honour the cancel
+
+    async def _follow(self, job: RunJob, worker: WorkerProcess, inbox: asyncio.Queue[object],
+                      progress: ProgressCallback, cancel: CancelToken
+                      ) -> tuple[list[ImageDone], dict[str, str]]:
+        images: list[ImageDone] = []
+        last = Progress(Phase.STARTING)
+        while True:
+            message = await inbox.get()
+            if isinstance(message, WorkerDied):
+                if self._worker is worker:
+                    self._worker = None
+                    self._loaded_model = None
+                if cancel.cancelled:
+                    raise Cancelled(cancel.reason or "cancelled by the user", provider=PROVIDER)
+                raise worker_died(message.exitcode)
+            if getattr(message, "job_id", job.job_id) != job.job_id:
+                continue  # late news from an earlier, abandoned job
+            if isinstance(message, Loading):
+                last = Progress(Phase.STARTING, message=message.message)
+                progress(last)
+            elif isinstance(message, ModelReady):
+                self._loaded_model = message.model
+                self._model_hash = message.model_hash
+                if message.model == self.config.model:
+                    self._architecture = Architecture(message.architecture)
+            elif isinstance(message, Step):
+                last = Progress(Phase.GENERATING, step=message.step, total=message.total,
+                                preview_png=message.preview_png)
+                progress(last)
+            elif isinstance(message, Notice):
+                progress(Progress(last.phase, last.step, last.total, message.message))
+            elif isinstance(message, ImageDone):
+                images.append(message)
+            elif isinstance(message, JobDone):
+                return images, message.details
+            elif isinstance(message, JobFailed):
+                raise self._failure(message, job, cancel)
+            elif isinstance(message, Exception):
+                raise Transient(f"The local GPU worker sent a broken message ({message}).",
+                                provider=PROVIDER)
+
+    def _failure(self, failed: JobFailed, job: RunJob, cancel: CancelToken) -> ProviderError:
+        if failed.kind == "Cancelled":
+            return Cancelled(cancel.reason or failed.message, provider=PROVIDER)
+        error = to_error(failed.kind, failed.message)
+        if isinstance(error, Misconfigured) and job.model == self.config.model:
+            self._misconfigured = failed.message
+        return error
+
+
+def _validated(done: tuple[list[ImageDone], dict[str, str]], job: RunJob,
+               label: str) -> list[GeneratedImage]:
+    """Decode every PNG once (off the loop) before it leaves the provider."""
+    from PIL import Image
+
+    images, details = done
+    if len(images) != len(job.seeds):
+        raise Transient(f"The local GPU worker returned {len(images)} of {len(job.seeds)} "
+                        "images.", provider=PROVIDER)
+    out = []
+    for item in sorted(images, key=lambda i: i.index):
+        try:
+            with Image.open(io.BytesIO(item.png)) as probe:
+                probe.verify()
+            with Image.open(io.BytesIO(item.png)) as image:
+                fmt, size = image.format, image.size
+                image.load()
+        except Exception as exc:
+            raise Transient(f"The local GPU worker returned an image that does not decode "
+                            f"({exc}).", provider=PROVIDER) from exc
+        if fmt != "PNG" or size != (job.width, job.height):
+            raise Transient(f"The local GPU worker returned a {fmt} of {size[0]}x{size[1]}, "
+                            f"not a PNG of {job.width}x{job.height}.", provider=PROVIDER)
+        out.append(GeneratedImage(
+            data=item.png, format="png", width=size[0], height=size[1], provider=PROVIDER,
+            model=label, seed=item.seed, cost_usd=0.0,
+            details={**details, "model": label},
+        ))
+    return out
+

@@ -1,0 +1,215 @@
+"""The GPU worker process: the only place torch and diffusers are imported.
+
+Started with multiprocessing's spawn context by ``process.WorkerProcess``. It
+reads commands from one pipe and writes events to another; cancellation comes
+through a shared integer (the highest cancelled job id), read in the step
+callback, so it is honoured within one UNet step without reading the pipe
+while generating.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from desktop_app.providers.local_diffusion.failures import JobCancelled, WorkerProblem, classify
+from desktop_app.providers.local_diffusion.messages import (
+    ImageDone,
+    JobDone,
+    JobFailed,
+    Loading,
+    ModelReady,
+    Notice,
+    RunJob,
+    Shutdown,
+    Step,
+    WorkerSettings,
+)
+
+
+class Worker:
+    def __init__(self, settings: WorkerSettings, events: Connection, cancel_upto: Any) -> None:
+        self.settings = settings
+        self.events = events
+        self.cancel_upto = cancel_upto
+        self.device: Any = None
+        self.loaded: Any = None
+
+    def send(self, message: object) -> None:
+        self.events.send(message)
+
+    def cancelled(self, job_id: int) -> bool:
+        return bool(self.cancel_upto.value >= job_id)
+
+    def _ensure_device(self) -> Any:
+        if self.device is None:
+            from desktop_app.providers.local_diffusion.devices import choose_device
+
+            self.device = choose_device(self.settings)
+            torch = __import__("torch")
+            if self.settings.torch_threads:
+                torch.set_num_threads(self.settings.torch_threads)
+            self.send(self.device.info)
+            _quiet_libraries()
+        return self.device
+
+    def _ensure_model(self, job: RunJob) -> Any:
+        from desktop_app.providers.local_diffusion import loading
+
+        device = self._ensure_device()
+        key = (job.model, device.torch_device, device.info.dtype)
+        if self.loaded is None or self.loaded.key != key:
+            self.loaded = None  # free the old pipeline before loading the next
+            self.loaded = loading.load_model(
+                job.model, self.settings, device,
+                lambda text: self.send(Loading(job.job_id, text)))
+        loaded = self.loaded
+        self.send(ModelReady(job.job_id, job.model, loaded.label, loaded.model_hash,
+                             loaded.architecture.value, loaded.load_s))
+        return loaded
+
+    def run(self, job: RunJob) -> None:
+        started = time.perf_counter()
+        try:
+            if self.device is None:
+                self.send(Loading(job.job_id, "loading PyTorch and diffusers"))
+            loaded = self._ensure_model(job)
+            if self.cancelled(job.job_id):
+                raise JobCancelled()
+            from desktop_app.providers.local_diffusion.loading import scheduler_for
+
+            loaded.pipe.scheduler = scheduler_for(loaded, job.scheduler)
+            for index, seed in enumerate(job.seeds):
+                image = self._generate_with_retry(loaded, job, index, seed)
+                self.send(ImageDone(job.job_id, index, _png(image), image.width, image.height,
+                                    seed))
+            self.send(JobDone(job.job_id, self._details(loaded, job),
+                              time.perf_counter() - started))
+        except BaseException as exc:
+            kind, message = classify(exc)
+            self.send(JobFailed(job.job_id, kind, message))
+            if kind == "DeviceFault":
+                # The CUDA context is unusable after such a fault; exit so that
+                # the proxy starts a fresh worker for the next job.
+                os._exit(3)
+            if not isinstance(exc, Exception):
+                raise
+
+    def _details(self, loaded: Any, job: RunJob) -> dict[str, str]:
+        info = self.device.info
+        return {
+            "scheduler": job.scheduler,
+            "scheduler_class": type(loaded.pipe.scheduler).__name__,
+            "model_hash": loaded.model_hash,
+            "architecture": loaded.architecture.value,
+            "device": f"{info.device} ({info.device_name})",
+            "dtype": info.dtype,
+            "steps": str(job.steps),
+            "guidance": f"{job.guidance:g}",
+            "memory_saving": "on" if loaded.memory_saving else "off",
+            "torch": info.torch_version,
+        }
+
+    def _generate_with_retry(self, loaded: Any, job: RunJob, index: int, seed: int) -> Any:
+        try:
+            return self._generate(loaded, job, index, seed)
+        except Exception as exc:
+            kind, _ = classify(exc)
+            if kind != "OutOfMemory" or loaded.memory_saving:
+                raise
+        self.send(Notice(job.job_id, "out of GPU memory: retrying with attention slicing "
+                                     "and VAE tiling"))
+        from desktop_app.providers.local_diffusion.loading import enable_memory_saving
+
+        _empty_cache()
+        enable_memory_saving(loaded)
+        return self._generate(loaded, job, index, seed)
+
+    def _generate(self, loaded: Any, job: RunJob, index: int, seed: int) -> Any:
+        import torch
+
+        from desktop_app.providers.local_diffusion.config import Architecture
+        from desktop_app.providers.local_diffusion.previews import latent_preview_png
+
+        if self.cancelled(job.job_id):
+            raise JobCancelled()
+        pipe = loaded.pipe
+        n = len(job.seeds)
+
+        def on_step(pipeline: Any, step_index: int, timestep: Any, kwargs: dict[str, Any]
+                    ) -> dict[str, Any]:
+            if self.cancelled(job.job_id):
+                raise JobCancelled()
+            per_image = int(getattr(pipeline, "num_timesteps", job.steps) or job.steps)
+            done = step_index + 1
+            preview = None
+            if job.preview_every and done % job.preview_every == 0 and done < per_image:
+                preview = latent_preview_png(
+                    kwargs.get("latents"), sdxl=loaded.architecture is Architecture.SDXL)
+            self.send(Step(job.job_id, index * per_image + done, n * per_image, preview))
+            return kwargs
+
+        generator = torch.Generator("cpu").manual_seed(seed)
+        result = pipe(
+            prompt=job.prompt,
+            negative_prompt=job.negative_prompt or None,
+            width=job.width,
+            height=job.height,
+            num_inference_steps=job.steps,
+            guidance_scale=job.guidance,
+            generator=generator,
+            callback_on_step_end=on_step,
+            output_type="pil",
+        )
+        return result.images[0]
+
+
+def _png(image: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _empty_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _quiet_libraries() -> None:
+    try:
+        import diffusers
+        import transformers
+
+        diffusers.utils.logging.set_verbosity_error()
+        diffusers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
+    except Exception as exc:  # surfaced properly when the model loads
+        raise WorkerProblem(
+            "Misconfigured",
+            f"The diffusion libraries fail to load ({type(exc).__name__}: {exc}); install "
+            "them with pip install 'imagedesk[local]'.",
+        ) from exc
+
+
+def worker_main(settings: WorkerSettings, commands: Connection, events: Connection,
+                cancel_upto: Any, env: dict[str, str]) -> None:
+    """Entry point of the spawned process."""
+    os.environ.update(env)  # before huggingface_hub is imported: HF_HUB_OFFLINE
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    worker = Worker(settings, events, cancel_upto)
+    while True:
+        try:
+            command = commands.recv()
+        except (EOFError, OSError):
+            break  # the app went away
+        if isinstance(command, Shutdown):
+            break
+        if isinstance(command, RunJob):
+            worker.run(command)
+    events.close()
