@@ -16,7 +16,7 @@ from desktop_app.providers.local_diffusion.config import (
     model_label,
 )
 from desktop_app.providers.local_diffusion.devices import Device
-from desktop_app.providers.local_diffusion.failures import WorkerProblem
+from desktop_app.providers.local_diffusion.failures import WorkerProblem, classify
 from desktop_app.providers.local_diffusion.hashing import model_hash
 from desktop_app.providers.local_diffusion.messages import WorkerSettings
 
@@ -29,6 +29,7 @@ SKELETON_FILES = (
     "tokenizer/tokenizer_config.json",
     "tokenizer/vocab.json",
     "tokenizer/merges.txt",
+    "tokenizer/special_tokens_map.json",
     "unet/config.json",
     "vae/config.json",
 )
@@ -190,7 +191,9 @@ def load_model(model: str, settings: WorkerSettings, device: Device, report: Rep
             pipe = _load_folder(location, device)
     except WorkerProblem:
         raise
-    except (OSError, ValueError) as exc:
+    except Exception as exc:
+        if classify(exc)[0] in ("OutOfMemory", "DeviceFault"):
+            raise
         raise _misconfigured(
             f"The model {model_label(model)} could not be loaded ({type(exc).__name__}: "
             f"{str(exc)[:300]}); check the files or {SETTINGS_HINT}."
