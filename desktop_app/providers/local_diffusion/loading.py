@@ -76,7 +76,7 @@ def single_file_architecture(path: Path) -> Architecture:
     try:
         from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="np") as handle:
             keys = list(handle.keys())
     except Exception as exc:
         raise _misconfigured(

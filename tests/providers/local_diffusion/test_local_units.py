@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +13,6 @@ import pytest
 from desktop_app.domain.errors import (
     Cancelled,
     DeviceFault,
-    Misconfigured,
     OutOfMemory,
     Transient,
 )
@@ -176,3 +177,17 @@ def test_hugging_face_blob_names_are_used_without_reading_the_file(tmp_path: Pat
     model_hash(snapshot, cache)
     # nothing was read and cached: the blob's name is its hash
     assert str((blobs / blob_name).resolve()) not in cache.read_text()
+
+
+@pytest.mark.slow
+def test_bundled_sd15_tokenizer_matches_clip_token_ids() -> None:
+    """The SD 1.5 skeleton's tokenizer gives CLIP ViT-L/14's ids (checked in a subprocess:
+    transformers must stay out of the test process)."""
+    skeleton = Path(__file__).resolve().parents[3] / "resources/model_skeletons/sd15/tokenizer"
+    code = ("import sys; from transformers import CLIPTokenizer; "
+            f"t = CLIPTokenizer.from_pretrained({str(skeleton)!r}); "
+            "print(len(t), t('a photo of a cat').input_ids)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[0] == "49408 [49406, 320, 1125, 539, 320, 2368, 49407]"
