@@ -1,0 +1,60 @@
+"""The user's settings: a pydantic model saved as ``settings.json`` in the
+config folder, written atomically, versioned, and overridable per field from
+the environment (``IMAGEDESK_<SECTION>__<FIELD>``).
+
+No secret ever lives here: API keys and passwords are kept by
+``desktop_app.secrets.KeyStore`` in the OS keyring, and a settings file that
+tries to hold one is refused.
+"""
+
+from __future__ import annotations
+
+from desktop_app.config.env import env_override_names
+from desktop_app.config.file import (
+    MIGRATIONS,
+    LoadResult,
+    gallery_folder,
+    load_settings,
+    migrate,
+    save_settings,
+)
+from desktop_app.config.model import (
+    SCHEMA_VERSION,
+    BreakerSettings,
+    BudgetSettings,
+    ContentSettings,
+    LocalSettings,
+    OpenAISettings,
+    OutputSettings,
+    ProviderSettings,
+    RateLimitSettings,
+    RoutingSettings,
+    Settings,
+    SettingsError,
+    UiSettings,
+)
+from desktop_app.paths import AppPaths
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "AppPaths",
+    "BreakerSettings",
+    "BudgetSettings",
+    "ContentSettings",
+    "LoadResult",
+    "LocalSettings",
+    "OpenAISettings",
+    "OutputSettings",
+    "ProviderSettings",
+    "RateLimitSettings",
+    "RoutingSettings",
+    "Settings",
+    "SettingsError",
+    "UiSettings",
+    "env_override_names",
+    "gallery_folder",
+    "load_settings",
+    "migrate",
+    "save_settings",
+]
