@@ -1,0 +1,278 @@
+"""The gallery panel: search and filters over an icon-mode list, plus the image actions."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QModelIndex, QPoint, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QMenu,
+    QMessageBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.ui.gallery_model import GalleryModel, SortOrder
+from desktop_app.ui.tasks import spawn
+
+if TYPE_CHECKING:
+    from desktop_app.engine.service import Engine
+    from desktop_app.store.gallery import ImageRecord
+
+ICON = 160
+DATES = [("Any time", None), ("Today", 1), ("Last 7 days", 7), ("Last 30 days", 30)]
+
+
+@dataclasses.dataclass(frozen=True)
+class GalleryFilter:
+    text: str = ""
+    provider: str | None = None
+    model: str | None = None
+    favourites: bool = False
+    days: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.text or self.provider or self.model or self.favourites or self.days)
+
+    def search_kwargs(self, now: float) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if self.provider:
+            kwargs["provider"] = self.provider
+        if self.model:
+            kwargs["model"] = self.model
+        if self.favourites:
+            kwargs["favourite"] = True
+        if self.days:
+            kwargs["since"] = now - self.days * 86400
+        return kwargs
+
+
+def make_list_view(model: GalleryModel, parent: QWidget | None = None) -> QListView:
+    """Icon mode with uniform sizes: the view only asks for the thumbnails it shows."""
+    view = QListView(parent)
+    view.setObjectName("galleryView")
+    view.setViewMode(QListView.ViewMode.IconMode)
+    view.setUniformItemSizes(True)
+    view.setIconSize(QSize(ICON, ICON))
+    view.setGridSize(QSize(ICON + 12, ICON + 12))
+    view.setResizeMode(QListView.ResizeMode.Adjust)
+    view.setMovement(QListView.Movement.Static)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+    view.setDragEnabled(True)
+    view.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+    view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+    view.verticalScrollBar().setSingleStep(ICON // 4)
+    view.setModel(model)
+    return view
+
+
+class GalleryView(QWidget):
+    image_selected = Signal(object)  # ImageRecord or None
+    reuse_requested = Signal(object)  # ImageRecord
+
+    def __init__(self, engine: Engine, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.engine = engine
+        self.model = GalleryModel(parent=self)
+        self.search = QLineEdit(self)
+        self.search.setObjectName("gallerySearch")
+        self.search.setPlaceholderText("Search prompts…  (Ctrl+F)")
+        self.search.setClearButtonEnabled(True)
+        self.provider = QComboBox(self)
+        self.model_filter = QComboBox(self)
+        for combo, everything in ((self.provider, "All providers"),
+                                  (self.model_filter, "All models")):
+            combo.addItem(everything, None)
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.favourites = QCheckBox("★ only", self)
+        self.date = QComboBox(self)
+        for text, days in DATES:
+            self.date.addItem(text, days)
+        self.sort = QComboBox(self)
+        for order in SortOrder:
+            self.sort.addItem(order.value, order)
+        self.count = QLabel(self)
+        bar = QHBoxLayout()
+        bar.addWidget(self.search, 3)
+        for widget in (self.provider, self.model_filter, self.favourites, self.date, self.sort,
+                       self.count):
+            bar.addWidget(widget)
+        self.view = make_list_view(self.model, self)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)
+        layout.addWidget(self.view)
+
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(200)
+        self._debounce.timeout.connect(self.refresh)
+        self.search.textChanged.connect(self._debounce.start)
+        for combo in (self.provider, self.model_filter, self.date):
+            combo.currentIndexChanged.connect(self.refresh)
+        self.favourites.toggled.connect(self.refresh)
+        self.sort.currentIndexChanged.connect(
+            lambda _i: self.model.set_sort_order(self.sort.currentData()))
+        self.view.selectionModel().currentChanged.connect(self._on_current)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._context_menu)
+        self.view.activated.connect(lambda _i: self.open_selected())
+        delete = QAction("Delete", self.view)
+        delete.setShortcut(QKeySequence.StandardKey.Delete)
+        delete.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        delete.triggered.connect(self.delete_selected)
+        self.view.addAction(delete)
+        self.model.rowsInserted.connect(self._update_count)
+        self.model.rowsRemoved.connect(self._update_count)
+        self.model.modelReset.connect(self._update_count)
+
+    # -- loading -----------------------------------------------------------------
+
+    def filter(self) -> GalleryFilter:
+        return GalleryFilter(text=self.search.text().strip(),
+                             provider=self.provider.currentData(),
+                             model=self.model_filter.currentData(),
+                             favourites=self.favourites.isChecked(),
+                             days=self.date.currentData())
+
+    def refresh(self) -> None:
+        current = self.filter()
+        spawn(self.engine.search_images(current.text, **current.search_kwargs(time.time())),
+              lambda records: self._loaded(records, current))
+
+    def _loaded(self, records: list[ImageRecord], asked: GalleryFilter) -> None:
+        if asked != self.filter():
+            return  # the filters changed while the search ran; a newer search follows
+        self.model.set_records(records)
+        if not asked.active:
+            self._offer_choices(records)
+
+    def _offer_choices(self, records: Iterable[ImageRecord]) -> None:
+        records = list(records)
+        for combo, values in ((self.provider, {r.provider for r in records}),
+                              (self.model_filter, {r.model for r in records})):
+            known = {combo.itemData(i) for i in range(1, combo.count())}
+            for value in sorted(v for v in values - known if v):
+                combo.addItem(value, value)
+
+    def add_images(self, image_ids: Iterable[int]) -> None:
+        """New images from a finished job: fetched and shown at once (or re-filtered)."""
+        if self.filter().active:
+            self.refresh()
+            return
+        for image_id in image_ids:
+            spawn(self.engine.image(image_id), self._add_record)
+
+    def _add_record(self, record: ImageRecord | None) -> None:
+        if record is not None:
+            self.model.add(record)
+            self._offer_choices([record])
+
+    def _update_count(self) -> None:
+        n = self.model.rowCount()
+        self.count.setText(f"{n:,} image{'s' if n != 1 else ''}")
+
+    # -- selection and actions ---------------------------------------------------
+
+    def selected_records(self) -> list[ImageRecord]:
+        rows = sorted({i.row() for i in self.view.selectionModel().selectedIndexes()})
+        if not rows and self.view.currentIndex().isValid():
+            rows = [self.view.currentIndex().row()]
+        return [self.model.record(r) for r in rows]
+
+    def current_record(self) -> ImageRecord | None:
+        index = self.view.currentIndex()
+        return self.model.record(index.row()) if index.isValid() else None
+
+    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self.image_selected.emit(self.model.record(current.row()) if current.isValid() else None)
+
+    def select_image(self, image_id: int) -> None:
+        row = self.model.row_of(image_id)
+        if row is not None:
+            self.view.setCurrentIndex(self.model.index(row))
+
+    def _context_menu(self, pos: QPoint) -> None:
+        record = self.current_record()
+        if record is None:
+            return
+        menu = QMenu(self)
+        menu.addAction("Open", lambda: self.open_image(record))
+        menu.addAction("Show in folder", lambda: self.reveal_image(record))
+        menu.addAction("Copy prompt", lambda: self.copy_prompt(record))
+        menu.addAction("Reuse parameters", lambda: self.reuse_requested.emit(record))
+        menu.addAction("Unfavourite" if record.favourite else "Favourite",
+                       lambda: self.set_favourite(record, not record.favourite))
+        menu.addSeparator()
+        menu.addAction("Delete…", self.delete_selected)
+        menu.popup(self.view.viewport().mapToGlobal(pos))
+
+    def open_selected(self) -> None:
+        record = self.current_record()
+        if record is not None:
+            self.open_image(record)
+
+    def open_image(self, record: ImageRecord) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(record.path)))
+
+    def reveal_image(self, record: ImageRecord) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(record.path).parent)))
+
+    def copy_prompt(self, record: ImageRecord) -> None:
+        QGuiApplication.clipboard().setText(record.prompt)
+
+    def set_favourite(self, record: ImageRecord, favourite: bool) -> None:
+        async def change() -> ImageRecord | None:
+            await self.engine.set_favourite(record.id, favourite)
+            return await self.engine.image(record.id)
+
+        def changed(updated: ImageRecord | None) -> None:
+            if updated is None:
+                return
+            if self.favourites.isChecked() and not updated.favourite:
+                self.model.remove(updated.id)
+            else:
+                self.model.update(updated)
+            if self.current_record() is not None and self.current_record().id == updated.id:  # type: ignore[union-attr]
+                self.image_selected.emit(updated)
+        spawn(change(), changed)
+
+    def confirm_delete(self, records: list[ImageRecord]) -> bool:
+        what = "this image" if len(records) == 1 else f"these {len(records)} images"
+        answer = QMessageBox.question(
+            self, "Delete images",
+            f"Delete {what}? The file{'s' if len(records) > 1 else ''} and "
+            "the gallery entry are removed; this cannot be undone.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def delete_selected(self) -> None:
+        records = self.selected_records()
+        if records:
+            self.delete_images(records)
+
+    def delete_images(self, records: list[ImageRecord]) -> None:
+        if not self.confirm_delete(records):
+            return
+        for record in records:
+            spawn(self.engine.delete_image(record.id),
+                  lambda _r, image_id=record.id: self._deleted(image_id))
+
+    def _deleted(self, image_id: int) -> None:
+        self.model.remove(image_id)
+        if self.current_record() is None:
+            self.image_selected.emit(None)

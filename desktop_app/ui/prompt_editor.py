@@ -1,0 +1,376 @@
+"""The prompt editor: builds a ``GenerationRequest`` and shows any validation error at its field.
+
+The request's own validation (and the engine's, on submit) is the only rule
+here: the editor passes the values on as typed and puts the message from
+``InvalidRequest.field`` under that field, so nothing invalid is ever queued.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.domain.errors import ImageDeskError, InvalidRequest
+from desktop_app.domain.request import MAX_SEED, GenerationRequest, RouteMode, RoutingPolicy
+from desktop_app.ui.prompt_history import HistoryPicker, PromptHistory
+from desktop_app.ui.tasks import spawn
+
+SIZE_PRESETS: list[tuple[str, int, int]] = [
+    ("1:1 · 512×512", 512, 512), ("1:1 · 768×768", 768, 768), ("1:1 · 1024×1024", 1024, 1024),
+    ("3:2 · 768×512", 768, 512), ("2:3 · 512×768", 512, 768),
+    ("4:3 · 640×480", 640, 480), ("3:4 · 480×640", 480, 640),
+    ("16:9 · 912×512", 912, 512), ("9:16 · 512×912", 512, 912),
+    ("3:2 · 1536×1024", 1536, 1024), ("2:3 · 1024×1536", 1024, 1536),
+]
+CUSTOM = "Custom"
+MODES = [("Auto — local first, cloud fallback", RouteMode.AUTO),
+         ("Local only", RouteMode.LOCAL_ONLY), ("Cloud only", RouteMode.CLOUD_ONLY)]
+Submit = Callable[[GenerationRequest], Awaitable[object]]
+
+
+class _PromptBox(QPlainTextEdit):
+    def __init__(self, placeholder: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setPlaceholderText(placeholder)
+        self.setTabChangesFocus(True)
+        self.setAcceptDrops(False)  # the editor takes PNG drops for the whole form
+
+
+class PromptEditor(QWidget):
+    submitted = Signal(object)  # the GenerationRequest that was queued
+
+    def __init__(self, submit: Submit, settings: QSettings,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._submit = submit
+        self.history = PromptHistory(settings)
+        self._limits: dict[RouteMode, tuple[int, str]] = {}
+        self.setAcceptDrops(True)
+        self._errors: dict[str, tuple[QWidget, QLabel]] = {}
+        self._build()
+
+    # -- layout ------------------------------------------------------------------
+
+    def _field(self, name: str, widget: QWidget, extra: QWidget | None = None) -> QWidget:
+        box = QWidget(self)
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(widget, 1)
+        if extra is not None:
+            row.addWidget(extra)
+        layout.addLayout(row)
+        error = QLabel(box)
+        error.setObjectName(f"{name}Error")
+        error.setWordWrap(True)
+        error.setStyleSheet("color: #d1242f;")
+        error.hide()
+        layout.addWidget(error)
+        widget.setObjectName(name)
+        self._errors[name] = (widget, error)
+        return box
+
+    def _build(self) -> None:
+        self.prompt = _PromptBox("Describe the image…  (drop a PNG here to recall its settings)")
+        self.negative = _PromptBox("What to keep out (negative prompt)")
+        self.prompt.setMinimumHeight(70)
+        self.negative.setMaximumHeight(60)
+        self.prompt_count = QLabel(self)
+        self.negative_count = QLabel(self)
+        for label in (self.prompt_count, self.negative_count):
+            label.setAlignment(Qt.AlignmentFlag.AlignRight)
+            label.setForegroundRole(label.foregroundRole())
+        self.history_button = QToolButton(self)
+        self.history_button.setText("History…")
+        self.history_button.setToolTip("Recent prompts (Ctrl+H)")
+        self.history_button.clicked.connect(self.show_history)
+
+        self.preset = QComboBox(self)
+        self.preset.addItems([p[0] for p in SIZE_PRESETS] + [CUSTOM])
+        self.width_box, self.height_box = QSpinBox(self), QSpinBox(self)
+        for box in (self.width_box, self.height_box):
+            box.setRange(1, 9999)
+            box.setSingleStep(64)
+            box.setSuffix(" px")
+        self.width_box.setValue(512)
+        self.height_box.setValue(512)
+        size_row = QWidget(self)
+        sl = QHBoxLayout(size_row)
+        sl.setContentsMargins(0, 0, 0, 0)
+        sl.addWidget(self.preset, 2)
+        sl.addWidget(self._field("width", self.width_box), 1)
+        sl.addWidget(QLabel("×"))
+        sl.addWidget(self._field("height", self.height_box), 1)
+
+        self.steps = QSpinBox(self)
+        self.steps.setRange(0, 999)
+        self.steps.setValue(20)
+        self.guidance = QDoubleSpinBox(self)
+        self.guidance.setRange(0.0, 99.0)
+        self.guidance.setSingleStep(0.5)
+        self.guidance.setValue(7.0)
+        self.n = QSpinBox(self)
+        self.n.setRange(0, 99)
+        self.n.setValue(1)
+        self.seed = QLineEdit(self)
+        self.seed.setPlaceholderText("random")
+        self.seed_lock = QToolButton(self)
+        self.seed_lock.setText("Lock")
+        self.seed_lock.setCheckable(True)
+        self.seed_lock.setToolTip("Keep this seed for the next jobs (unlocked: a new random seed)")
+        self.seed_random = QToolButton(self)
+        self.seed_random.setText("🎲")
+        self.seed_random.setToolTip("Pick a random seed and lock it")
+        self.seed_random.clicked.connect(self.randomise_seed)
+        seed_extra = QWidget(self)
+        se = QHBoxLayout(seed_extra)
+        se.setContentsMargins(0, 0, 0, 0)
+        se.addWidget(self.seed_lock)
+        se.addWidget(self.seed_random)
+
+        self.mode = QComboBox(self)
+        for text, mode in MODES:
+            self.mode.addItem(text, mode)
+        self.allow_fallback = QCheckBox("Fall back to the cloud", self)
+        self.allow_fallback.setChecked(True)
+        self.allow_adaptation = QCheckBox("Adapt size/count to the provider", self)
+        self.allow_adaptation.setChecked(True)
+        self.allow_refusal_failover = QCheckBox("Try another provider after a refusal", self)
+        self.generate_button = QPushButton("Generate", self)
+        self.generate_button.setObjectName("generate")
+        self.generate_button.setDefault(True)
+        self.generate_button.setToolTip("Queue this request (Ctrl+Enter)")
+        self.generate_button.clicked.connect(self.generate)
+        self.status = QLabel(self)
+        self.status.setObjectName("editorStatus")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        prompt_head = QWidget(self)
+        ph = QHBoxLayout(prompt_head)
+        ph.setContentsMargins(0, 0, 0, 0)
+        ph.addWidget(self.prompt_count, 1)
+        ph.addWidget(self.history_button)
+        form.addRow("Prompt", self._field("prompt", self.prompt))
+        form.addRow("", prompt_head)
+        form.addRow("Negative", self._field("negative_prompt", self.negative))
+        form.addRow("", self.negative_count)
+        form.addRow("Size", size_row)
+        form.addRow("Steps", self._field("steps", self.steps))
+        form.addRow("Guidance", self._field("guidance", self.guidance))
+        form.addRow("Seed", self._field("seed", self.seed, seed_extra))
+        form.addRow("Images", self._field("n", self.n))
+        form.addRow("Provider", self.mode)
+        form.addRow("", self.allow_fallback)
+        form.addRow("", self.allow_adaptation)
+        form.addRow("", self.allow_refusal_failover)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.generate_button)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self.preset.currentIndexChanged.connect(self._apply_preset)
+        self.width_box.valueChanged.connect(self._size_edited)
+        self.height_box.valueChanged.connect(self._size_edited)
+        self.prompt.textChanged.connect(self._update_counts)
+        self.negative.textChanged.connect(self._update_counts)
+        self.mode.currentIndexChanged.connect(self._update_counts)
+        self.mode.currentIndexChanged.connect(self._mode_changed)
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            QShortcut(QKeySequence(keys), self, self.generate,
+                      context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        QShortcut(QKeySequence("Ctrl+H"), self, self.show_history,
+                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self._update_counts()
+
+    # -- size, seed, counts ------------------------------------------------------
+
+    def _apply_preset(self, index: int) -> None:
+        if 0 <= index < len(SIZE_PRESETS):
+            _, w, h = SIZE_PRESETS[index]
+            for box, value in ((self.width_box, w), (self.height_box, h)):
+                box.blockSignals(True)
+                box.setValue(value)
+                box.blockSignals(False)
+            self.clear_errors("width", "height")
+
+    def _size_edited(self) -> None:
+        size = (self.width_box.value(), self.height_box.value())
+        match = [i for i, p in enumerate(SIZE_PRESETS) if (p[1], p[2]) == size]
+        self.preset.blockSignals(True)
+        self.preset.setCurrentIndex(match[0] if match else len(SIZE_PRESETS))
+        self.preset.blockSignals(False)
+
+    def randomise_seed(self) -> None:
+        self.seed.setText(str(random.randint(0, MAX_SEED)))
+        self.seed_lock.setChecked(True)
+
+    def _mode_changed(self) -> None:
+        self.allow_fallback.setEnabled(self.mode.currentData() is RouteMode.AUTO)
+
+    def set_prompt_limits(self, limits: dict[RouteMode, tuple[int, str]]) -> None:
+        """Per routing mode, the prompt length limit that applies and which provider sets it."""
+        self._limits = dict(limits)
+        self._update_counts()
+
+    def _update_counts(self) -> None:
+        limit = self._limits.get(self.mode.currentData())
+        for box, label in ((self.prompt, self.prompt_count),
+                           (self.negative, self.negative_count)):
+            count = len(box.toPlainText())
+            if limit is None:
+                label.setText(f"{count:,} characters")
+                label.setStyleSheet("")
+                continue
+            label.setText(f"{count:,} / {limit[0]:,} characters ({limit[1]})")
+            label.setStyleSheet("color: #d1242f;" if count > limit[0] else "")
+
+    # -- building and submitting -------------------------------------------------
+
+    def values(self) -> dict[str, Any]:
+        """The form as request fields, as typed (validation is the request's job)."""
+        seed_text = self.seed.text().strip()
+        seed: object = None
+        if seed_text and self.seed_lock.isChecked():
+            seed = int(seed_text) if seed_text.lstrip("-").isdigit() else seed_text
+        return {
+            "prompt": self.prompt.toPlainText(), "negative_prompt": self.negative.toPlainText(),
+            "width": self.width_box.value(), "height": self.height_box.value(),
+            "steps": self.steps.value(), "guidance": self.guidance.value(), "seed": seed,
+            "n": self.n.value(),
+            "policy": RoutingPolicy(
+                mode=self.mode.currentData(),
+                allow_cloud_fallback=self.allow_fallback.isChecked(),
+                allow_adaptation=self.allow_adaptation.isChecked(),
+                allow_failover_after_refusal=self.allow_refusal_failover.isChecked()),
+        }
+
+    def build_request(self) -> GenerationRequest | None:
+        """The request, or None after showing the validation message at its field."""
+        self.clear_errors()
+        try:
+            return GenerationRequest(**self.values())
+        except InvalidRequest as error:
+            self.show_error(error.field, error.message)
+            return None
+
+    def generate(self) -> None:
+        request = self.build_request()
+        if request is None:
+            return
+        self.generate_button.setEnabled(False)
+        spawn(self._queue(request))
+
+    async def _queue(self, request: GenerationRequest) -> None:
+        try:
+            await self._submit(request)
+        except InvalidRequest as error:  # e.g. a blocked term, found by the engine
+            self.show_error(error.field, error.message)
+            return
+        except ImageDeskError as error:
+            self.show_error(None, error.message)
+            return
+        finally:
+            self.generate_button.setEnabled(True)
+        self.history.add(request.prompt)
+        self.status.setText("Queued.")
+        self.submitted.emit(request)
+
+    def show_error(self, field: str | None, message: str) -> None:
+        target = self._errors.get(field or "")
+        if target is None:
+            self.status.setText(message)
+            self.status.setStyleSheet("color: #d1242f;")
+            return
+        widget, label = target
+        label.setText(message)
+        label.show()
+        widget.setProperty("invalid", True)
+        widget.setStyleSheet("border: 1px solid #d1242f;")
+        widget.setFocus()
+
+    def error_text(self, field: str) -> str:
+        _, label = self._errors[field]
+        return label.text() if label.isVisibleTo(self) else ""
+
+    def clear_errors(self, *fields: str) -> None:
+        for name in fields or tuple(self._errors):
+            widget, label = self._errors[name]
+            label.clear()
+            label.hide()
+            widget.setProperty("invalid", False)
+            widget.setStyleSheet("")
+        if not fields:
+            self.status.clear()
+            self.status.setStyleSheet("")
+
+    # -- recall: history, reuse, PNG drop ----------------------------------------
+
+    def show_history(self) -> None:
+        picker = HistoryPicker(self.history, self)
+        picker.picked.connect(self.prompt.setPlainText)
+        picker.open()
+
+    def apply_parameters(self, params: dict[str, Any]) -> None:
+        """Fill the form from recalled parameters (a gallery image or a dropped PNG)."""
+        if "prompt" in params:
+            self.prompt.setPlainText(str(params["prompt"]))
+        if "negative_prompt" in params:
+            self.negative.setPlainText(str(params["negative_prompt"] or ""))
+        if params.get("width") and params.get("height"):
+            self.width_box.setValue(int(params["width"]))
+            self.height_box.setValue(int(params["height"]))
+        if params.get("steps"):
+            self.steps.setValue(int(params["steps"]))
+        if params.get("guidance") is not None:
+            self.guidance.setValue(float(params["guidance"]))
+        if params.get("seed") is not None:
+            self.seed.setText(str(params["seed"]))
+            self.seed_lock.setChecked(True)
+        self.clear_errors()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile() and urls[0].toLocalFile().lower().endswith(".png"):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile():
+            self.recall_from_file(Path(urls[0].toLocalFile()))
+            event.acceptProposedAction()
+
+    def recall_from_file(self, path: Path) -> bool:
+        from desktop_app.ui.recall import parameters_from_png
+
+        params = parameters_from_png(path)
+        if params is None:
+            self.show_error(None, f"{path.name} carries no generation parameters to recall.")
+            return False
+        self.apply_parameters(params)
+        self.status.setText(f"Recalled the settings of {path.name}.")
+        return True

@@ -1,0 +1,115 @@
+"""Thumbnails decoded off the GUI thread, kept as pixmaps in an LRU.
+
+A ``QRunnable`` decodes and scales the file to a ``QImage`` on the thread pool
+(never a ``QPixmap`` off the GUI thread); the GUI thread converts it with
+``QPixmap.fromImage`` and emits ``ready(key)`` so the model repaints that item.
+The most recently requested thumbnails are decoded first, so a fast scroll
+fills the items in view before the ones scrolled past.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, Signal, Slot
+from PySide6.QtGui import QColor, QImage, QImageReader, QPainter, QPixmap
+
+
+class _Relay(QObject):
+    loaded = Signal(int, QImage)
+
+
+class _Decode(QRunnable):
+    def __init__(self, key: int, path: Path, size: int, relay: _Relay) -> None:
+        super().__init__()
+        self.key, self.path, self.size, self.relay = key, path, size, relay
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        image = decode_scaled(self.path, self.size)
+        self.relay.loaded.emit(self.key, image)
+
+
+def decode_scaled(path: Path, size: int) -> QImage:
+    """``path`` decoded and scaled to fit ``size``×``size`` (a null image if unreadable)."""
+    reader = QImageReader(str(path))
+    reader.setAutoTransform(True)
+    original = reader.size()
+    if original.isValid() and (original.width() > size or original.height() > size):
+        reader.setScaledSize(original.scaled(QSize(size, size),
+                                             Qt.AspectRatioMode.KeepAspectRatio))
+    image = reader.read()
+    if not image.isNull() and (image.width() > size or image.height() > size):
+        image = image.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
+                             Qt.TransformationMode.SmoothTransformation)
+    return image
+
+
+class ThumbnailCache(QObject):
+    ready = Signal(int)  # the key whose pixmap is now cached
+
+    def __init__(self, size: int = 160, capacity: int = 800,
+                 pool: QThreadPool | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.size = size
+        self.capacity = capacity
+        self._pool = pool or QThreadPool.globalInstance()
+        self._cache: collections.OrderedDict[int, QPixmap] = collections.OrderedDict()
+        self._pending: set[int] = set()
+        self._order = itertools.count()
+        self._relay = _Relay(self)
+        self._relay.loaded.connect(self._on_loaded, Qt.ConnectionType.QueuedConnection)
+        self.placeholder = _placeholder(size, QColor(128, 128, 128, 60))
+        self.broken = _placeholder(size, QColor(200, 60, 60, 80))
+
+    def pixmap(self, key: int, path: Path | None) -> QPixmap | None:
+        """The cached pixmap, or None after asking for it to be decoded in the background."""
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        if path is not None and key not in self._pending:
+            self._pending.add(key)
+            # later requests get a higher priority: what is on screen now comes first
+            self._pool.start(_Decode(key, path, self.size, self._relay), next(self._order))
+        return None
+
+    def cached(self, key: int) -> bool:
+        return key in self._cache
+
+    def forget(self, key: int) -> None:
+        self._cache.pop(key, None)
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    @Slot(int, QImage)
+    def _on_loaded(self, key: int, image: QImage) -> None:
+        self._pending.discard(key)
+        pixmap = self.broken if image.isNull() else QPixmap.fromImage(image)
+        self._cache[key] = pixmap
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+        self.ready.emit(key)
+
+
+def _placeholder(size: int, colour: QColor) -> QPixmap:
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(colour)
+    painter.drawRoundedRect(4, 4, size - 8, size - 8, 8, 8)
+    painter.end()
+    return pixmap

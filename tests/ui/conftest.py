@@ -1,0 +1,49 @@
+"""Qt + qasync fixtures for the UI tests (offscreen).
+
+The loop fixture follows shared/notes/qt-desktop.md: it makes a qasync loop,
+sets it as the current *and running* loop, and on teardown cancels its tasks,
+processes events, unsets the running loop and closes it. It never calls
+``loop.stop()``: that calls ``QApplication.exit()`` while no ``exec()`` runs
+and every later nested event loop (each ``qtbot.waitSignal``) returns at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import pytest
+import qasync
+from PySide6.QtWidgets import QApplication
+from pytestqt.qtbot import QtBot
+
+T = TypeVar("T")
+
+
+@pytest.fixture
+def loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
+    event_loop = qasync.QEventLoop(qapp, already_running=False)
+    asyncio.set_event_loop(event_loop)
+    asyncio.events._set_running_loop(event_loop)
+    try:
+        yield event_loop
+    finally:
+        for task in asyncio.all_tasks(event_loop):
+            task.cancel()
+        for _ in range(5):
+            qapp.processEvents()
+        asyncio.events._set_running_loop(None)
+        event_loop.close()
+        asyncio.set_event_loop(None)
+
+
+def drive(qtbot: QtBot, coro: Coroutine[Any, Any, T], timeout_ms: int = 10_000) -> T:
+    """Run ``coro`` on the qasync loop, spinning Qt's event loop until it is done."""
+    task = asyncio.ensure_future(coro)
+    qtbot.waitUntil(task.done, timeout=timeout_ms)
+    return task.result()
