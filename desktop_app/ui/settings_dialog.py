@@ -1,0 +1,249 @@
+"""Provider settings: per provider on/off, order, key, model, limits and breaker,
+and a "Test connection" that runs the provider's real health check without
+freezing the dialog.
+
+API keys go only to the OS keyring through ``KeyStore``; the settings file
+never sees them. Saving hands the new settings to ``save`` (the app writes the
+file and rebuilds the changed providers, resetting their forced-open breakers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QStackedWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.config import Settings, SettingsError
+from desktop_app.domain.errors import ImageDeskError
+from desktop_app.secrets import KeySource, KeyStore
+from desktop_app.ui.settings_pages import LocalPage, OpenAIPage, ProviderPage
+from desktop_app.ui.tasks import spawn
+
+# (provider name, the settings as edited, the key typed but not yet saved) -> (ok, message)
+TestConnection = Callable[[str, Settings, str | None], Awaitable[tuple[bool, str]]]
+SaveSettings = Callable[[Settings], None]
+
+
+class SettingsDialog(QDialog):
+    saved = Signal(object)  # the new Settings
+
+    def __init__(self, settings: Settings, keys: KeyStore, *, save: SaveSettings,
+                 test_connection: TestConnection | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.resize(760, 620)
+        self.settings = settings
+        self.keys = keys
+        self._save = save
+        self._test = test_connection
+        self.local_page = LocalPage(self)
+        self.openai_page = OpenAIPage(self)
+        self.pages: dict[str, ProviderPage] = {"local": self.local_page,
+                                               "openai": self.openai_page}
+        self.local_page.load(settings.local)
+        self.openai_page.load(settings.openai)
+        self._build()
+        self.refresh_key_status()
+
+    # -- layout ------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.order = QListWidget(self)
+        self.order.setObjectName("providerOrder")
+        self.order.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.order.setMaximumWidth(180)
+        self.stack = QStackedWidget(self)
+        ranked = sorted(self.pages, key=lambda n: getattr(self.settings, n).priority)
+        for name in ranked:
+            item = QListWidgetItem(name)
+            item.setData(Qt.ItemDataRole.UserRole, name)
+            self.order.addItem(item)
+        for page in self.pages.values():
+            self.stack.addWidget(page)
+            page.test_button.clicked.connect(lambda _=False, p=page: self.test_connection(p))
+        self.order.currentItemChanged.connect(self._show_page)
+        self.order.setCurrentRow(0)
+        up, down = QPushButton("Up", self), QPushButton("Down", self)
+        up.clicked.connect(lambda: self.move_provider(-1))
+        down.clicked.connect(lambda: self.move_provider(1))
+        left = QVBoxLayout()
+        left.addWidget(QLabel("Order (first is tried first)"))
+        left.addWidget(self.order, 1)
+        arrows = QHBoxLayout()
+        arrows.addWidget(up)
+        arrows.addWidget(down)
+        left.addLayout(arrows)
+        providers = QWidget(self)
+        row = QHBoxLayout(providers)
+        row.addLayout(left)
+        row.addWidget(self.stack, 1)
+
+        budget = QWidget(self)
+        self.daily = self._money(self.settings.budget.daily_usd)
+        self.monthly = self._money(self.settings.budget.monthly_usd)
+        form = QFormLayout(budget)
+        form.addRow("Daily cap (0 = none)", self.daily)
+        form.addRow("Monthly cap (0 = none)", self.monthly)
+        form.addRow(QLabel("When a cap is reached the cloud is skipped (\"over budget\")."))
+
+        tabs = QTabWidget(self)
+        tabs.addTab(providers, "Providers")
+        tabs.addTab(budget, "Spending")
+        self.error = QLabel(self)
+        self.error.setObjectName("settingsError")
+        self.error.setStyleSheet("color: #d1242f;")
+        self.error.setWordWrap(True)
+        self.remove_key = QPushButton("Remove stored key", self)
+        self.remove_key.clicked.connect(self.delete_key)
+        self.openai_page.form.addRow("", self.remove_key)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
+                                   | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.accepted.connect(self.save)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(tabs, 1)
+        layout.addWidget(self.error)
+        layout.addWidget(buttons)
+
+    def _money(self, value: float | None) -> QDoubleSpinBox:
+        box = QDoubleSpinBox(self)
+        box.setRange(0, 1_000_000)
+        box.setPrefix("$")
+        box.setDecimals(2)
+        box.setValue(value or 0.0)
+        return box
+
+    def _show_page(self, item: QListWidgetItem | None) -> None:
+        if item is not None:
+            self.stack.setCurrentWidget(self.pages[item.data(Qt.ItemDataRole.UserRole)])
+
+    def move_provider(self, delta: int) -> None:
+        row = self.order.currentRow()
+        target = row + delta
+        if row < 0 or not 0 <= target < self.order.count():
+            return
+        item = self.order.takeItem(row)
+        self.order.insertItem(target, item)
+        self.order.setCurrentRow(target)
+
+    def provider_order(self) -> list[str]:
+        return [self.order.item(i).data(Qt.ItemDataRole.UserRole)
+                for i in range(self.order.count())]
+
+    # -- keys --------------------------------------------------------------------
+
+    def refresh_key_status(self) -> None:
+        status = self.keys.status("openai")
+        label = self.openai_page.key_status
+        if status.error:
+            text = status.error
+        elif status.source is KeySource.ENV:
+            text = (f"Using the key from the environment ({status.masked}); "
+                    "it wins over the keyring.")
+        elif status.source is KeySource.KEYRING:
+            text = (f"A key is stored in {status.backend} ({status.masked}). "
+                    "Type a new one to replace it.")
+        else:
+            text = f"No key yet. It will be stored in {status.backend}, never in the settings file."
+        label.setText(text)
+        label.setStyleSheet("color: #d1242f;" if status.error else "")
+        self.remove_key.setEnabled(status.source is KeySource.KEYRING)
+
+    def delete_key(self) -> None:
+        try:
+            self.keys.delete("openai")
+        except ImageDeskError as error:
+            self.openai_page.key_status.setText(error.message)
+            return
+        self.refresh_key_status()
+
+    # -- building, testing, saving -----------------------------------------------
+
+    def edited_settings(self) -> Settings:
+        """The settings as edited; raises ``SettingsError`` saying what is wrong."""
+        changes: dict[str, dict[str, Any]] = {}
+        for name, page in self.pages.items():
+            try:
+                changes[name] = page.changes()
+            except ValueError as error:
+                self.stack.setCurrentWidget(page)
+                raise SettingsError(f"{name}: {error}") from None
+        for rank, name in enumerate(self.provider_order()):
+            changes[name]["priority"] = rank * 10
+        changes["budget"] = {"daily_usd": self.daily.value() or None,
+                             "monthly_usd": self.monthly.value() or None}
+        return self.settings.updated(changes)
+
+    def test_connection(self, page: ProviderPage) -> None:
+        if self._test is None:
+            page.test_result.setText("Testing is not available here.")
+            return
+        try:
+            candidate = self.edited_settings()
+        except SettingsError as error:
+            page.test_result.setText(error.message)
+            return
+        key = self.openai_page.api_key.text().strip() or None if page is self.openai_page else None
+        page.test_button.setEnabled(False)
+        page.test_result.setStyleSheet("")
+        page.test_result.setText("Testing…")
+
+        async def run() -> tuple[bool, str]:
+            assert self._test is not None
+            try:
+                return await self._test(page.section, candidate, key)
+            except ImageDeskError as error:
+                return False, error.message
+
+        def done(result: tuple[bool, str]) -> None:
+            ok, message = result
+            page.test_button.setEnabled(True)
+            page.test_result.setText(("✔ " if ok else "✘ ") + message)
+            page.test_result.setStyleSheet("color: #2ea043;" if ok else "color: #d1242f;")
+        task = spawn(run(), done)
+        task.add_done_callback(lambda _t: page.test_button.setEnabled(True))
+
+    def save(self) -> None:
+        self.error.clear()
+        try:
+            new = self.edited_settings()
+        except SettingsError as error:
+            self.error.setText(error.message)
+            return
+        key = self.openai_page.api_key.text().strip()
+        if key:
+            try:
+                self.keys.set("openai", key)
+            except ImageDeskError as error:  # InvalidKey or KeyringUnavailable
+                self.openai_page.key_status.setText(error.message)
+                self.openai_page.key_status.setStyleSheet("color: #d1242f;")
+                self.stack.setCurrentWidget(self.openai_page)
+                self.error.setText("The key was not stored: " + error.message)
+                return
+            self.openai_page.api_key.clear()
+        try:
+            self._save(new)
+        except (ImageDeskError, OSError) as error:
+            self.error.setText(f"Could not save the settings: {error}")
+            return
+        self.settings = new
+        self.saved.emit(new)
+        self.accept()
