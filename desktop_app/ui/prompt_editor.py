@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -49,11 +49,21 @@ Submit = Callable[[GenerationRequest], Awaitable[object]]
 
 
 class _PromptBox(QPlainTextEdit):
+    submit_requested = Signal()
+
     def __init__(self, placeholder: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setPlaceholderText(placeholder)
         self.setTabChangesFocus(True)
         self.setAcceptDrops(False)  # the editor takes PNG drops for the whole form
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        # a text box would take Ctrl+Enter as a new line before any shortcut saw it
+        if (event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+                and event.modifiers() & Qt.KeyboardModifier.ControlModifier):
+            self.submit_requested.emit()
+            return
+        super().keyPressEvent(event)
 
 
 class PromptEditor(QWidget):
@@ -196,6 +206,8 @@ class PromptEditor(QWidget):
         self.preset.currentIndexChanged.connect(self._apply_preset)
         self.width_box.valueChanged.connect(self._size_edited)
         self.height_box.valueChanged.connect(self._size_edited)
+        self.prompt.submit_requested.connect(self.generate)
+        self.negative.submit_requested.connect(self.generate)
         self.prompt.textChanged.connect(self._update_counts)
         self.negative.textChanged.connect(self._update_counts)
         self.mode.currentIndexChanged.connect(self._update_counts)
