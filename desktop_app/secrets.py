@@ -86,10 +86,11 @@ def validate_key(provider: str, key: str) -> str:
     key = key.strip()
     if not key:
         raise InvalidKey(f"The {provider} key is empty: paste the whole key.")
-    if any(char.isspace() for char in key):
-        raise InvalidKey(f"The {provider} key contains a space or line break: paste it "
-                         "again as one line.")
-    if not key.isprintable() or not key.isascii():
+    if "\n" in key or "\r" in key:
+        raise InvalidKey(f"The {provider} key contains a line break: paste it again as one line.")
+    if provider == "openai" and any(char.isspace() for char in key):
+        raise InvalidKey("The openai key contains a space: paste it again as one piece.")
+    if not key.isprintable() or (provider == "openai" and not key.isascii()):
         raise InvalidKey(f"The {provider} key contains characters a key cannot have: "
                          "copy it again from its source.")
     if provider == "openai":

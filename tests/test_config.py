@@ -211,7 +211,7 @@ def test_unknown_section_in_an_update_is_an_error() -> None:
 def test_settings_cannot_be_changed_in_place() -> None:
     settings = Settings()
     with pytest.raises(ValueError):
-        settings.openai.model = "dall-e-3"  # type: ignore[misc]
+        settings.openai.model = "dall-e-3"
 
 
 # --- migrations -----------------------------------------------------------------------
