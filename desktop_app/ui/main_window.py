@@ -221,6 +221,12 @@ class MainWindow(QMainWindow):
             "guidance": record.guidance, "seed": record.seed})
         self.statusBar().showMessage("Parameters copied into the prompt editor.", 5000)
 
+    def settings_applied(self) -> None:
+        """Providers were rebuilt from new settings: refresh what depends on them."""
+        self.update_prompt_limits()
+        self.providers.refresh()
+        self.statusBar().showMessage("Settings saved.", 5000)
+
     def open_settings(self) -> None:
         if self._open_settings is not None:
             self._open_settings(self)

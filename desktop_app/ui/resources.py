@@ -1,20 +1,18 @@
-"""Icons and the style sheet from ``resources/`` (next to the package, or in a frozen bundle)."""
+"""The app icon and style sheet from ``resources/`` (see ``desktop_app.resources``)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from PySide6.QtGui import QIcon
+
+from desktop_app.resources import resources_root
 
 ICON_SIZES = (16, 32, 48, 64, 128, 256, 512)
 
 
 def resources_dir() -> Path:
-    frozen = getattr(sys, "_MEIPASS", None)
-    if frozen:
-        return Path(frozen) / "resources"
-    return Path(__file__).resolve().parents[2] / "resources"
+    return resources_root()
 
 
 def app_icon() -> QIcon:

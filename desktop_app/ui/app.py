@@ -1,0 +1,134 @@
+"""``run_app()``: the GUI entry point (``python -m desktop_app`` with no arguments).
+
+One qasync loop runs Qt and the engine on the main thread. Startup is kept
+light so the window paints fast: nothing here imports torch (the local
+provider starts its worker process lazily, on the first local job).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+
+from desktop_app.secrets import KeyStore
+from desktop_app.ui import tasks
+from desktop_app.ui.main_window import MainWindow
+from desktop_app.ui.resources import app_icon, style_sheet
+
+if TYPE_CHECKING:
+    from desktop_app.bootstrap import AppContext
+    from desktop_app.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def make_application(argv: Sequence[str] | None = None) -> QApplication:
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(
+        list(argv if argv is not None else sys.argv))
+    app.setApplicationName("ImageDesk")
+    app.setOrganizationName("ImageDesk")
+    app.setDesktopFileName("imagedesk")
+    app.setWindowIcon(app_icon())
+    app.setStyleSheet(style_sheet())  # palette-based: follows the system light/dark palette
+    app.setQuitOnLastWindowClosed(False)  # the window's shutdown decides when we are done
+    return app
+
+
+def window_settings(ctx: AppContext) -> QSettings:
+    """Window layout and prompt history: ``window.ini`` in the config folder."""
+    ctx.paths.config_dir.mkdir(parents=True, exist_ok=True)
+    return QSettings(str(ctx.paths.config_dir / "window.ini"), QSettings.Format.IniFormat)
+
+
+def build_window(ctx: AppContext) -> MainWindow:
+    """The main window wired to the app context (settings dialog included)."""
+    window: MainWindow
+
+    def open_settings(parent: QWidget) -> None:
+        from desktop_app.ui.settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(
+            ctx.settings, ctx.keys, save=save, parent=parent,
+            test_connection=lambda name, s, key: test_connection(ctx, name, s, key))
+        dialog.open()
+
+    def save(new: Settings) -> None:
+        from desktop_app.bootstrap import apply_settings
+
+        # apply_settings writes the file, then rebuilds the providers whose settings changed
+        tasks.spawn(apply_settings(ctx, new), lambda _r: window.settings_applied())
+
+    window = MainWindow(ctx.engine, window_settings(ctx), open_settings=open_settings,
+                        icon=app_icon())
+    return window
+
+
+class _TypedKey(KeyStore):
+    """The key typed in the dialog (not saved yet) wins over the stored one."""
+
+    def __init__(self, keys: KeyStore, provider: str, key: str | None) -> None:
+        super().__init__(keys.service)
+        self._keys, self._provider, self._key = keys, provider, key
+
+    def get(self, provider: str) -> str | None:
+        if provider == self._provider and self._key:
+            return self._key
+        return self._keys.get(provider)
+
+
+async def test_connection(ctx: AppContext, name: str, settings: Settings,
+                          key: str | None) -> tuple[bool, str]:
+    """Build the provider from the settings as edited and run its health check."""
+    from desktop_app.bootstrap import build_slots
+
+    slots = build_slots(settings, ctx.paths, _TypedKey(ctx.keys, name, key), ctx.engine.clock)
+    try:
+        slot = next(s for s in slots if s.name == name)
+        health = await slot.provider.health()
+    finally:
+        for s in slots:
+            await s.provider.close()
+            if s.limiter is not None:
+                await s.limiter.close()
+    message = health.message or health.state.value.replace("_", " ")
+    return health.ready, f"{name}: {message}"
+
+
+def show_warnings(window: MainWindow, warnings: Sequence[str]) -> None:
+    if warnings:
+        box = QMessageBox(QMessageBox.Icon.Warning, "ImageDesk started with warnings",
+                          "\n\n".join(warnings), QMessageBox.StandardButton.Ok, window)
+        box.open()
+
+
+async def _run(ctx: AppContext, window: MainWindow) -> None:
+    finished = asyncio.Event()
+    window.shutdown_finished.connect(finished.set)
+    await ctx.engine.start()
+    window.load()
+    await finished.wait()
+
+
+def run_app(argv: Sequence[str] | None = None) -> int:
+    import qasync
+
+    from desktop_app.bootstrap import open_app
+
+    app = make_application(argv)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    ctx = open_app(os.environ)
+    window = build_window(ctx)
+    window.show()
+    QTimer.singleShot(0, lambda: show_warnings(window, ctx.warnings))
+    with loop:
+        loop.run_until_complete(_run(ctx, window))
+    return 0
