@@ -269,8 +269,11 @@ class GalleryView(QWidget):
         if not self.confirm_delete(records):
             return
         for record in records:
-            spawn(self.engine.delete_image(record.id),
-                  lambda _r, image_id=record.id: self._deleted(image_id))
+            spawn(self._delete(record.id))
+
+    async def _delete(self, image_id: int) -> None:
+        await self.engine.delete_image(image_id)
+        self._deleted(image_id)
 
     def _deleted(self, image_id: int) -> None:
         self.model.remove(image_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Signal, SignalInstance
 
 from desktop_app.engine.events import (
     Event,
@@ -42,7 +42,7 @@ class EngineSignals(QObject):
     def __init__(self, hub: EventHub | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._unsubscribe: Callable[[], None] | None = None
-        self._routes: dict[type, Signal] = {
+        self._routes: dict[type, SignalInstance] = {
             JobAdded: self.job_added,
             JobStarted: self.job_started,
             JobProgress: self.job_progress,
@@ -69,4 +69,4 @@ class EngineSignals(QObject):
         """Emit the signal matching ``event``'s type (unknown event types are ignored)."""
         signal = self._routes.get(type(event))
         if signal is not None:
-            signal.emit(event)  # type: ignore[attr-defined]
+            signal.emit(event)

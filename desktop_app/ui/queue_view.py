@@ -43,13 +43,13 @@ class ProgressDelegate(QStyledItemDelegate):
             super().paint(painter, option, index)
             return
         bar = QStyleOptionProgressBar()
-        bar.rect = option.rect.adjusted(2, 3, -2, -3)  # type: ignore[attr-defined]
+        bar.rect = option.rect.adjusted(2, 3, -2, -3)
         bar.minimum, bar.maximum = 0, 1000
         bar.progress = int(max(0.0, min(1.0, fraction)) * 1000)
         bar.text = str(index.data() or "")
         bar.textVisible = True
-        bar.state = option.state  # type: ignore[attr-defined]
-        style = option.widget.style() if option.widget else QApplication.style()  # type: ignore[attr-defined]
+        bar.state = option.state
+        style = option.widget.style() if option.widget else QApplication.style()
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter)
 
 
@@ -181,7 +181,7 @@ class QueueView(QWidget):
     # -- actions -----------------------------------------------------------------
 
     def reload(self) -> None:
-        def loaded(jobs: list) -> None:  # type: ignore[type-arg]
+        def loaded(jobs: list) -> None:
             selected = self.selected_row()
             self.model.load(jobs)
             if selected is not None:

@@ -64,16 +64,16 @@ def parse_rate_limits(text: str) -> list[dict[str, float]]:
 class BreakerBox(QGroupBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Circuit breaker", parent)
-        self.window = QComboBox(self)
-        self.window.addItem("Last N calls", "count")
-        self.window.addItem("Last N seconds", "time")
+        self.window_kind = QComboBox(self)
+        self.window_kind.addItem("Last N calls", "count")
+        self.window_kind.addItem("Last N seconds", "time")
         self.window_size = _spin(1, 100_000, 6)
         self.min_calls = _spin(1, 1000, 3)
         self.failure_rate = _spin(1, 100, 50, suffix=" %")
         self.open_base_s = _spin(1, 86_400, 30, suffix=" s")
         self.open_max_s = _spin(1, 86_400, 300, suffix=" s")
         form = QFormLayout(self)
-        form.addRow("Window", self.window)
+        form.addRow("Window", self.window_kind)
         form.addRow("Window size", self.window_size)
         form.addRow("Minimum calls", self.min_calls)
         form.addRow("Open at failure rate", self.failure_rate)
@@ -81,7 +81,7 @@ class BreakerBox(QGroupBox):
         form.addRow("Open for at most", self.open_max_s)
 
     def load(self, b: BreakerSettings) -> None:
-        self.window.setCurrentIndex(0 if b.window == "count" else 1)
+        self.window_kind.setCurrentIndex(0 if b.window == "count" else 1)
         self.window_size.setValue(int(b.window_size))
         self.min_calls.setValue(b.min_calls)
         self.failure_rate.setValue(round(b.failure_rate * 100))
@@ -89,7 +89,7 @@ class BreakerBox(QGroupBox):
         self.open_max_s.setValue(int(b.open_max_s))
 
     def changes(self) -> dict[str, Any]:
-        return {"window": self.window.currentData(), "window_size": self.window_size.value(),
+        return {"window": self.window_kind.currentData(), "window_size": self.window_size.value(),
                 "min_calls": self.min_calls.value(),
                 "failure_rate": self.failure_rate.value() / 100,
                 "open_base_s": self.open_base_s.value(), "open_max_s": self.open_max_s.value()}
