@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QHBoxLayout,
+    QGridLayout,
     QLabel,
     QPushButton,
     QScrollArea,
@@ -49,7 +49,8 @@ class DetailPane(QWidget):
         self.info.setObjectName("imageDetails")
         self.info.setOpenLinks(False)
         self.info.setMinimumHeight(120)
-        buttons = QHBoxLayout()
+        buttons = QGridLayout()
+        buttons.setSpacing(4)
         self.buttons: dict[str, QPushButton] = {}
         for key, text, signal in (
             ("open", "Open", self.open_requested), ("reveal", "Show in folder",
@@ -60,12 +61,14 @@ class DetailPane(QWidget):
         ):
             button = QPushButton(text, self)
             button.clicked.connect(lambda _=False, s=signal: self._emit(s))
-            buttons.addWidget(button)
             self.buttons[key] = button
         self.favourite = QPushButton("☆ Favourite", self)
         self.favourite.setCheckable(True)
         self.favourite.clicked.connect(self._toggle_favourite)
-        buttons.insertWidget(4, self.favourite)
+        order = [self.buttons["open"], self.buttons["reveal"], self.buttons["copy"],
+                 self.buttons["reuse"], self.favourite, self.buttons["delete"]]
+        for i, button in enumerate(order):
+            buttons.addWidget(button, i // 3, i % 3)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.image, 3)

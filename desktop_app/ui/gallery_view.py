@@ -96,7 +96,6 @@ class GalleryView(QWidget):
         for combo, everything in ((self.provider, "All providers"),
                                   (self.model_filter, "All models")):
             combo.addItem(everything, None)
-            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.favourites = QCheckBox("★ only", self)
         self.date = QComboBox(self)
         for text, days in DATES:
@@ -105,15 +104,23 @@ class GalleryView(QWidget):
         for order in SortOrder:
             self.sort.addItem(order.value, order)
         self.count = QLabel(self)
+        for combo in (self.provider, self.model_filter, self.date, self.sort):
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
         bar = QHBoxLayout()
-        bar.addWidget(self.search, 3)
-        for widget in (self.provider, self.model_filter, self.favourites, self.date, self.sort,
-                       self.count):
-            bar.addWidget(widget)
+        bar.addWidget(self.search, 1)
+        bar.addWidget(self.sort)
+        bar.addWidget(self.count)
+        filters = QHBoxLayout()
+        for widget in (self.provider, self.model_filter, self.date, self.favourites):
+            filters.addWidget(widget)
+        filters.addStretch(1)
         self.view = make_list_view(self.model, self)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
+        layout.addLayout(filters)
         layout.addWidget(self.view)
 
         self._debounce = QTimer(self)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -290,10 +290,17 @@ class MainWindow(QMainWindow):
         state = s.value("window/state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
-        for split in (self.main_split, self.right_split, self.gallery_split):
-            value = s.value(f"window/{split.objectName()}")
-            if isinstance(value, QByteArray):
-                split.restoreState(value)
+        self._splitters_restored = False
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        # splitter sizes only stick once the window has its real size
+        if not self._splitters_restored:
+            self._splitters_restored = True
+            for split in (self.main_split, self.right_split, self.gallery_split):
+                value = self.window_settings.value(f"window/{split.objectName()}")
+                if isinstance(value, QByteArray):
+                    split.restoreState(value)
 
     # -- closing -----------------------------------------------------------------
 
