@@ -102,9 +102,9 @@ def check_imports() -> CheckResult:
         failures.append("torch was imported into the app process (it belongs in the worker)")
     imported = len(names) + 1 - len(skipped) - len(failures)
     if failures:
-        shown = "; ".join(failures[:3]) + (f"; and {len(failures) - 3} more"
-                                           if len(failures) > 3 else "")
-        return CheckResult("imports", False, f"{len(failures)} failed: {shown}")
+        names_only = ", ".join(f.split(" (")[0] for f in failures)
+        return CheckResult("imports", False, f"{len(failures)} failed: {names_only}; "
+                           f"first: {failures[0]}")
     detail = f"{imported} modules"
     if skipped:
         detail += f" ({len(skipped)} torch-side modules skipped: torch is not installed)"
@@ -257,7 +257,8 @@ def check_window(env: Mapping[str, str]) -> CheckResult:
         with loop:
             detail = loop.run_until_complete(asyncio.wait_for(exercise(), WINDOW_TIMEOUT_S))
     except TimeoutError:
-        return CheckResult("window", False, f"did not open and close within {WINDOW_TIMEOUT_S:.0f} s")
+        return CheckResult("window", False,
+                           f"did not open and close within {WINDOW_TIMEOUT_S:.0f} s")
     except Exception as error:
         return CheckResult("window", False, _one_line(error))
     warnings = list(getattr(ctx, "warnings", []) or [])
