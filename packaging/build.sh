@@ -61,6 +61,8 @@ IMAGEDESK_FLAVOUR="$FLAVOUR" IMAGEDESK_LICENSES="$PWD/$LICENSES" \
   --distpath dist --workpath "build/pyinstaller-$FLAVOUR" packaging/imagedesk.spec
 echo "pyinstaller took $((SECONDS - pyi_started)) s"
 
+cp packaging/install-desktop-entry.sh "$DIST/"
+
 # What the bundle took from the host system (not from a wheel): for the record.
 "$VENV/bin/python" packaging/host_libraries.py "$DIST" > "build/host-libraries-$FLAVOUR.txt"
 echo "bundle: $DIST ($(du -sh "$DIST" | cut -f1)); host libraries listed in build/host-libraries-$FLAVOUR.txt"
