@@ -150,10 +150,11 @@ def check_settings(paths: AppPaths, env: Mapping[str, str]) -> CheckResult:
 
 def _open_store(db_path: Path) -> tuple[Any, Callable[[Any], bool]]:
     """The store's own opener when it has one, else plain sqlite3."""
+    database: Any = None
     try:
-        from desktop_app.store import database
+        database = importlib.import_module("desktop_app.store.database")
     except ImportError:
-        database = None
+        pass  # the imports check reports why; sqlite3 alone still tests the file
     opener = getattr(database, "open_database", None)
     checker = getattr(database, "integrity_ok", None)
     conn = opener(db_path) if opener is not None else sqlite3.connect(db_path)
