@@ -15,6 +15,7 @@ the local provider's state is read from whether torch is installed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
@@ -151,10 +152,9 @@ def check_settings(paths: AppPaths, env: Mapping[str, str]) -> CheckResult:
 def _open_store(db_path: Path) -> tuple[Any, Callable[[Any], bool]]:
     """The store's own opener when it has one, else plain sqlite3."""
     database: Any = None
-    try:
+    # Without the store, the imports check reports why; sqlite3 alone still tests the file.
+    with contextlib.suppress(ImportError):
         database = importlib.import_module("desktop_app.store.database")
-    except ImportError:
-        pass  # the imports check reports why; sqlite3 alone still tests the file
     opener = getattr(database, "open_database", None)
     checker = getattr(database, "integrity_ok", None)
     conn = opener(db_path) if opener is not None else sqlite3.connect(db_path)
