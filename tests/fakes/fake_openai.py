@@ -124,10 +124,11 @@ class FakeOpenAI:
 
     def stop(self) -> None:
         self._stop.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
+        if self._thread is not None:  # shutdown() waits for serve_forever to end
+            self._httpd.shutdown()
             self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()
 
     def __enter__(self) -> FakeOpenAI:
         return self.start()
@@ -390,7 +391,7 @@ class _Handler(BaseHTTPRequestHandler):
                  "message": reply.message or "Your request was rejected by the safety system.",
                  "param": None}
         data = {"type": "error", "error": inner} if reply.error_in_envelope else {
-            "type": "error", **inner}
+            **inner, "type": "error"}
         self._event("error", data)
 
     def _event(self, name: str, data: dict[str, Any]) -> None:

@@ -141,7 +141,8 @@ async def collect_stream(stream: openai.AsyncStream[Any], *, request: Generation
                 decoded = await asyncio.to_thread(_validate_one, _field(event, "b64_json"),
                                                   request, limits)
                 images.append(ReceivedImage(decoded, usage=usage_from(_field(event, "usage"))))
-            elif kind == "error" or _field(event, "error") is not None:
+            elif (kind == "error" or _field(event, "error") is not None
+                  or _field(event, "code") is not None):
                 raise _stream_error(event, stream)
     if not images:
         raise _bad_response("the stream ended before any image arrived")
