@@ -1,0 +1,372 @@
+"""The crash-safe job queue.
+
+Every mutation is one SQLite transaction, so a SIGKILL at any instant leaves the
+old state or the new one. State changes go through the domain's
+``check_transition`` and a conditional ``UPDATE ... WHERE state = ?``, so a job
+cannot be started twice nor finished twice.
+
+Run order: ``priority`` descending, then ``position`` ascending. ``position``
+is the submission order (a new or retried job goes to the back of its
+priority); ``move`` changes it. What the user sees in the queue panel is run
+order, and ``move(job_id, delta)`` moves a job ``delta`` places in that list
+(negative = earlier). A job moved past a job of another priority takes that
+job's priority, so the list the user sees is always the order jobs will run in.
+
+Progress is kept in memory only: it changes many times a second while a job
+runs and is meaningless after a restart (the job starts again from 0).
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Collection, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from desktop_app.domain.errors import ImageDeskError
+from desktop_app.domain.job import (
+    Attempt,
+    IllegalTransition,
+    Job,
+    JobState,
+    Outcome,
+    check_transition,
+)
+from desktop_app.domain.request import GenerationRequest
+from desktop_app.store.database import StoreError, reading, transaction
+
+if TYPE_CHECKING:
+    from desktop_app.store.gallery import Gallery, NewImage
+
+log = logging.getLogger(__name__)
+
+PAUSED_FLAG = "queue_paused"
+INTERRUPTED_MESSAGE = "ImageDesk stopped while this job ran; it went back to the queue"
+_COLUMNS = ("id, state, priority, position, created_at, started_at, finished_at, request, "
+            "attempts, error, error_message, image_ids, provider, progress")
+
+
+class JobNotFound(ImageDeskError, KeyError):
+    """No job with this id (it may have been cleared)."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"There is no job {job_id}; it may have been cleared from the queue.")
+        self.job_id = job_id
+
+
+class JobQueue:
+    def __init__(self, conn: sqlite3.Connection, clock: Callable[[], float] = time.time) -> None:
+        self.conn = conn
+        self.clock = clock
+        self._progress: dict[int, float] = {}
+
+    # -- adding --------------------------------------------------------------------
+
+    def add(self, request: GenerationRequest, priority: int = 0) -> Job:
+        return self.add_many([request], priority)[0]
+
+    def add_many(self, requests: Sequence[GenerationRequest], priority: int = 0) -> list[Job]:
+        """Queue requests in one transaction: all of them are accepted, or none."""
+        now = self.clock()
+        ids = []
+        with transaction(self.conn) as conn:
+            position = self._last_position() + 1
+            for offset, request in enumerate(requests):
+                cursor = conn.execute(
+                    "INSERT INTO jobs (state, priority, position, created_at, request) "
+                    "VALUES ('queued', ?, ?, ?, ?)",
+                    (int(priority), position + offset, now, _dumps(request.to_dict())),
+                )
+                ids.append(int(cursor.lastrowid or 0))
+        return [Job(id=i, request=r, priority=int(priority), created_at=now)
+                for i, r in zip(ids, requests, strict=True)]
+
+    # -- reading -------------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job | None:
+        with reading(self.conn):
+            row = self.conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?",
+                                    (job_id,)).fetchone()
+        return self._job(row) if row else None
+
+    def next_runnable(self, exclude: Collection[int] = ()) -> Job | None:
+        """The queued job that should run next, skipping ``exclude``."""
+        excluded = list(exclude)
+        marks = ",".join("?" * len(excluded))
+        where = f"AND id NOT IN ({marks})" if excluded else ""
+        with reading(self.conn):
+            row = self.conn.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE state = 'queued' {where} "
+                "ORDER BY priority DESC, position ASC LIMIT 1", excluded).fetchone()
+        return self._job(row) if row else None
+
+    def list(self, states: Collection[JobState] | None = None, limit: int = 500) -> list[Job]:
+        """Running jobs (oldest start first), then queued in run order, then finished
+        ones, most recently finished first — the order of the queue panel."""
+        wanted = [s.value for s in (states if states is not None else JobState)]
+        if not wanted:
+            return []
+        marks = ",".join("?" * len(wanted))
+        with reading(self.conn):
+            rows = self.conn.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY "
+                "CASE state WHEN 'running' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, "
+                "CASE state WHEN 'running' THEN started_at WHEN 'queued' THEN NULL "
+                "ELSE -finished_at END, priority DESC, position, id LIMIT ?",
+                [*wanted, int(limit)]).fetchall()
+        return [self._job(r) for r in rows]
+
+    def counts(self) -> dict[JobState, int]:
+        counts = dict.fromkeys(JobState, 0)
+        with reading(self.conn):
+            for state, count in self.conn.execute(
+                    "SELECT state, COUNT(*) FROM jobs GROUP BY state"):
+                counts[JobState(state)] = int(count)
+        return counts
+
+    # -- state changes -------------------------------------------------------------
+
+    def start(self, job_id: int) -> Job:
+        """queued -> running, stamping ``started_at``."""
+        with transaction(self.conn):
+            self._move_state(job_id, JobState.RUNNING,
+                             "started_at = ?, finished_at = NULL, progress = 0", (self.clock(),))
+        self._progress[job_id] = 0.0
+        return self._must_get(job_id)
+
+    def set_progress(self, job_id: int, fraction: float) -> None:
+        """Record how far a running job is (0..1); in memory only, see the module doc."""
+        self._progress[job_id] = min(1.0, max(0.0, float(fraction)))
+
+    def add_attempt(self, job_id: int, attempt: Attempt) -> None:
+        with transaction(self.conn) as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET attempts = json_insert(attempts, '$[#]', json(?)) WHERE id = ?",
+                (_dumps(attempt.to_dict()), job_id))
+            if cursor.rowcount == 0:
+                raise JobNotFound(job_id)
+
+    def note_pending_files(self, job_id: int, paths: Iterable[Path]) -> None:
+        """Journal image files a running job is about to write (or has written) but
+        not yet indexed; ``recover_interrupted`` deletes them if the app dies before
+        ``finish_with_images`` commits, so the folder and the gallery always agree."""
+        with transaction(self.conn) as conn:
+            row = conn.execute("SELECT pending_files FROM jobs WHERE id = ?",
+                               (job_id,)).fetchone()
+            if row is None:
+                raise JobNotFound(job_id)
+            pending = json.loads(row[0]) + [str(p) for p in paths]
+            conn.execute("UPDATE jobs SET pending_files = ? WHERE id = ?",
+                         (_dumps(pending), job_id))
+
+    def finish(self, job_id: int, state: JobState, *, provider: str | None = None,
+               error: str | None = None, error_message: str | None = None,
+               image_ids: Sequence[int] = ()) -> Job:
+        """running (or queued) -> succeeded / failed / cancelled."""
+        if not state.finished:
+            raise ValueError(f"finish() needs a finished state, not {state.value}")
+        with transaction(self.conn):
+            self._finish(job_id, state, provider, error, error_message, image_ids)
+        self._progress.pop(job_id, None)
+        return self._must_get(job_id)
+
+    def finish_with_images(self, job_id: int, gallery: Gallery, images: Sequence[NewImage],
+                           *, provider: str | None = None,
+                           seed: int | None = None) -> builtins.list[int]:
+        """Index a job's images and mark it succeeded in ONE transaction, so a crash
+        leaves either a running job (requeued on restart) or a finished job with
+        its gallery rows, never one without the other. ``seed``, when the request
+        had none, records the seed that was used in the stored request."""
+        if gallery.conn is not self.conn:
+            raise StoreError("The job queue and the gallery must share one database connection.")
+        with transaction(self.conn) as conn:
+            image_ids = gallery.add_many(images)
+            if seed is not None:
+                row = conn.execute("SELECT request FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                if row is not None:
+                    data = json.loads(row[0])
+                    if data.get("seed") is None:
+                        data["seed"] = int(seed)
+                        conn.execute("UPDATE jobs SET request = ? WHERE id = ?",
+                                     (_dumps(data), job_id))
+            self._finish(job_id, JobState.SUCCEEDED, provider, None, None,
+                         [r.id for r in image_ids])
+        self._progress.pop(job_id, None)
+        return [r.id for r in image_ids]
+
+    def cancel(self, job_id: int) -> Job:
+        """queued -> cancelled. A running job is cancelled by the runner, which then
+        calls ``finish(job_id, JobState.CANCELLED)``."""
+        with transaction(self.conn):
+            self._move_state(job_id, JobState.CANCELLED,
+                             "finished_at = ?, error = 'Cancelled', error_message = ?",
+                             (self.clock(), "cancelled by the user"))
+        return self._must_get(job_id)
+
+    def retry(self, job_id: int) -> Job:
+        """failed / cancelled -> queued at the back of its priority; attempts are kept."""
+        with transaction(self.conn):
+            self._move_state(
+                job_id, JobState.QUEUED,
+                "position = ?, started_at = NULL, finished_at = NULL, error = NULL, "
+                "error_message = NULL, provider = NULL, progress = 0",
+                (self._last_position() + 1,), only_from=(JobState.FAILED, JobState.CANCELLED))
+        return self._must_get(job_id)
+
+    def move(self, job_id: int, delta: int) -> None:
+        """Move a queued job ``delta`` places in run order (negative = earlier),
+        clamped to the ends; see the module doc for how priority follows."""
+        with transaction(self.conn) as conn:
+            job = self._must_get(job_id)
+            if job.state is not JobState.QUEUED:
+                raise IllegalTransition(f"Only queued jobs can be moved; job {job_id} is "
+                                        f"{job.state.value}.")
+            order = conn.execute("SELECT id, priority, position FROM jobs WHERE state = 'queued' "
+                                 "ORDER BY priority DESC, position ASC").fetchall()
+            index = next(i for i, row in enumerate(order) if row[0] == job_id)
+            target = max(0, min(len(order) - 1, index + int(delta)))
+            if target == index:
+                return
+            passed = order[target]  # the last job this one jumps over
+            rest = [row for row in order if row[0] != job_id]
+            slot = target  # the job's index in ``rest`` after the move
+            priority = int(passed[1])
+            before = rest[slot - 1] if slot > 0 else None
+            after = rest[slot] if slot < len(rest) else None
+            position = _between(
+                before[2] if before is not None and before[1] == priority else None,
+                after[2] if after is not None and after[1] == priority else None)
+            if position is None:  # floats ran out of room between the two: renumber
+                for number, row in enumerate(rest, start=1):
+                    conn.execute("UPDATE jobs SET position = ? WHERE id = ?", (number, row[0]))
+                position = slot + 0.5  # rest[slot - 1] is now at slot, rest[slot] at slot + 1
+            conn.execute("UPDATE jobs SET priority = ?, position = ? WHERE id = ?",
+                         (priority, position, job_id))
+
+    def clear_finished(self) -> int:
+        """Remove succeeded, failed and cancelled jobs; their images stay in the gallery."""
+        with transaction(self.conn) as conn:
+            cursor = conn.execute(
+                "DELETE FROM jobs WHERE state IN ('succeeded', 'failed', 'cancelled')")
+        return int(cursor.rowcount)
+
+    def recover_interrupted(self) -> builtins.list[int]:
+        """On start: every ``running`` job goes back to ``queued`` at its old place,
+        with an ``INTERRUPTED`` attempt recorded; files it wrote but never indexed
+        are deleted. Returns the ids put back."""
+        now = self.clock()
+        removed: list[str] = []
+        with transaction(self.conn) as conn:
+            rows = conn.execute("SELECT id, started_at, pending_files FROM jobs "
+                                "WHERE state = 'running' ORDER BY id").fetchall()
+            for job_id, started_at, pending in rows:
+                attempt = Attempt(provider="imagedesk", outcome=Outcome.INTERRUPTED,
+                                  message=INTERRUPTED_MESSAGE,
+                                  started_at=float(started_at or now))
+                conn.execute(
+                    "UPDATE jobs SET state = 'queued', started_at = NULL, progress = 0, "
+                    "pending_files = '[]', "
+                    "attempts = json_insert(attempts, '$[#]', json(?)) WHERE id = ?",
+                    (_dumps(attempt.to_dict()), job_id))
+                for name in json.loads(pending):
+                    indexed = conn.execute("SELECT 1 FROM images WHERE path = ?",
+                                           (name,)).fetchone()
+                    if not indexed:
+                        removed.append(name)
+        for name in removed:  # after the commit: a crash here only leaves an orphan file
+            try:
+                os.unlink(name)
+            except FileNotFoundError:
+                pass
+            except OSError as error:
+                log.warning("could not remove the unindexed file %s: %s", name, error)
+        self._progress.clear()
+        return [int(r[0]) for r in rows]
+
+    # -- the pause flag ------------------------------------------------------------
+
+    def set_paused(self, paused: bool) -> None:
+        with transaction(self.conn) as conn:
+            conn.execute("INSERT INTO flags (name, value) VALUES (?, ?) "
+                         "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                         (PAUSED_FLAG, "1" if paused else "0"))
+
+    def is_paused(self) -> bool:
+        with reading(self.conn):
+            row = self.conn.execute("SELECT value FROM flags WHERE name = ?",
+                                    (PAUSED_FLAG,)).fetchone()
+        return bool(row) and row[0] == "1"
+
+    # -- internals -----------------------------------------------------------------
+
+    def _last_position(self) -> float:
+        row = self.conn.execute("SELECT MAX(position) FROM jobs").fetchone()
+        return float(row[0]) if row and row[0] is not None else 0.0
+
+    def _must_get(self, job_id: int) -> Job:
+        job = self.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def _move_state(self, job_id: int, target: JobState, sets: str, params: tuple[Any, ...],
+                    only_from: Collection[JobState] | None = None) -> None:
+        row = self.conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound(job_id)
+        current = JobState(row[0])
+        check_transition(current, target)
+        if only_from is not None and current not in only_from:
+            # running -> queued is legal for crash recovery only, never a user's retry
+            raise IllegalTransition(f"A {current.value} job cannot be retried; only failed "
+                                    "or cancelled jobs can.")
+        self.conn.execute(f"UPDATE jobs SET state = ?, {sets} WHERE id = ? AND state = ?",
+                          (target.value, *params, job_id, current.value))
+
+    def _finish(self, job_id: int, state: JobState, provider: str | None, error: str | None,
+                error_message: str | None, image_ids: Sequence[int]) -> None:
+        self._move_state(
+            job_id, state,
+            "finished_at = ?, provider = COALESCE(?, provider), error = ?, error_message = ?, "
+            "image_ids = ?, pending_files = '[]', progress = ?",
+            (self.clock(), provider, error, error_message, _dumps([int(i) for i in image_ids]),
+             1.0 if state is JobState.SUCCEEDED else 0.0))
+
+    def _job(self, row: Sequence[Any]) -> Job:
+        (job_id, state, priority, _position, created_at, started_at, finished_at, request,
+         attempts, error, error_message, image_ids, provider, progress) = row
+        try:
+            parsed = GenerationRequest.from_dict(json.loads(request))
+        except (ValueError, ImageDeskError) as cause:
+            raise StoreError(f"Job {job_id}'s stored request cannot be read ({cause}).") from cause
+        return Job(
+            id=int(job_id), request=parsed, state=JobState(state), priority=int(priority),
+            created_at=float(created_at), started_at=started_at, finished_at=finished_at,
+            attempts=[Attempt.from_dict(a) for a in json.loads(attempts)],
+            error=error, error_message=error_message,
+            image_ids=[int(i) for i in json.loads(image_ids)], provider=provider,
+            progress=self._progress.get(int(job_id), float(progress)),
+        )
+
+
+def _between(low: float | None, high: float | None) -> float | None:
+    """A position strictly between two neighbours of the same priority (None for
+    "no neighbour on that side"), or None when floats have run out of room."""
+    if low is None and high is None:
+        return 0.0
+    if low is None:
+        assert high is not None
+        return high - 1.0
+    if high is None:
+        return low + 1.0
+    middle = (low + high) / 2
+    return middle if low < middle < high else None
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
