@@ -93,7 +93,7 @@ class Reply:
 class RecordedRequest:
     method: str
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
     body: dict[str, Any] | None
     authorized: bool
 
@@ -223,7 +223,8 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         given = self.headers.get("authorization", "")
         authorized = fake.api_key is None or given == f"Bearer {fake.api_key}"
-        fake._record(RecordedRequest(self.command, self.path, dict(self.headers.items()),
+        fake._record(RecordedRequest(self.command, self.path,
+                                     {k.lower(): v for k, v in self.headers.items()},
                                      body, authorized))
         if not authorized:
             self._unauthorized(given.removeprefix("Bearer "))
