@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+from collections.abc import Callable
 
 LATENCY_SAMPLES = 512
 
@@ -52,9 +53,24 @@ class _Counters:
         self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
 
 
+@dataclasses.dataclass(frozen=True)
+class CallRecord:
+    """One provider call's outcome, as handed to the persistence sink."""
+
+    provider: str
+    error_class: str | None  # None: success
+    latency_s: float
+    images: int = 0
+    cost_usd: float = 0.0
+
+
 class Metrics:
-    def __init__(self) -> None:
+    """This session's figures; ``sink`` receives every call so the store can keep
+    per-day totals that survive restarts."""
+
+    def __init__(self, sink: Callable[[CallRecord], None] | None = None) -> None:
         self._by_provider: dict[str, _Counters] = {}
+        self.sink = sink
 
     def _get(self, provider: str) -> _Counters:
         return self._by_provider.setdefault(provider, _Counters())
@@ -65,12 +81,16 @@ class Metrics:
         c.images += images
         c.cost_usd += cost_usd
         c.latencies.append(latency_s)
+        if self.sink is not None:
+            self.sink(CallRecord(provider, None, latency_s, images, cost_usd))
 
     def record_failure(self, provider: str, error_class: str, latency_s: float) -> None:
         c = self._get(provider)
         c.failures[error_class] += 1
         if error_class == "RateLimited":
             c.rate_limited += 1
+        if self.sink is not None:
+            self.sink(CallRecord(provider, error_class, latency_s))
 
     def snapshot(self, provider: str) -> MetricsSnapshot:
         c = self._get(provider)

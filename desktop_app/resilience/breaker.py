@@ -196,7 +196,7 @@ class CircuitBreaker:
         self.name = name
         self.config = config
         self._clock = clock
-        self._on_transition = on_transition
+        self.on_transition = on_transition
         self._state = BreakerState.CLOSED
         self._reason = "ready"
         self._generation = 0
@@ -407,11 +407,11 @@ class CircuitBreaker:
         self._generation += 1
         retry_after = (max(0.0, self._open_until - self._clock.monotonic())
                        if new is BreakerState.OPEN else None)
-        if self._on_transition is None:
+        if self.on_transition is None:
             return
         event = BreakerTransition(self.name, old, new, reason, at, retry_after)
         try:
-            self._on_transition(event)
+            self.on_transition(event)
         except Exception:  # a listener's bug must not break the breaker's bookkeeping
             log.exception("breaker %s: transition listener failed", self.name)
 

@@ -1,0 +1,195 @@
+"""Headless commands over the same engine the window drives. No Qt is imported here.
+
+Exit codes scripts can rely on: 0 success, 2 bad input, 3 no provider could
+serve the job, 4 cancelled, 5 setup problem (settings, keyring, store), 70
+internal error. Errors are one clear line on stderr; ``--verbose`` adds the trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from desktop_app import __version__
+from desktop_app.domain.errors import ImageDeskError, InvalidRequest
+from desktop_app.domain.request import (
+    GenerationRequest,
+    OutputFormat,
+    RouteMode,
+    RoutingPolicy,
+    parse_size,
+)
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 3
+EXIT_CANCELLED = 4
+EXIT_SETUP = 5
+EXIT_INTERNAL = 70
+
+log = logging.getLogger("desktop_app.cli")
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _request_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("prompt", help="what to draw; '-' reads it from standard input")
+    p.add_argument("--negative", default="", help="what to keep out of the image")
+    p.add_argument("--size", default="512x512",
+                   help="WIDTHxHEIGHT, multiples of 8 (default 512x512)")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--guidance", type=float, default=7.0)
+    p.add_argument("--seed", type=int, default=None, help="empty: pick one and record it")
+    p.add_argument("-n", "--images", type=int, default=1, dest="n")
+    p.add_argument("--format", default="png", choices=[f.value for f in OutputFormat])
+    p.add_argument("--provider", default="auto",
+                   help="auto (local first, cloud fallback), local, cloud, or a provider name")
+    p.add_argument("--model", default=None,
+                   help="local model: HF id, folder, .safetensors or builtin:tiny")
+    p.add_argument("--no-fallback", action="store_true", help="never fall back to the cloud")
+    p.add_argument("--no-adapt", action="store_true",
+                   help="fail rather than adapt size/format to a provider")
+    p.add_argument("--allow-refusal-failover", action="store_true",
+                   help="after a content refusal, try the next provider")
+    p.add_argument("--priority", type=int, default=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imagedesk", description="Turn prompts into images.")
+    parser.add_argument("--version", action="version", version=f"ImageDesk {__version__}")
+    parser.add_argument("--verbose", action="store_true", help="show traces and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gen = sub.add_parser("generate", help="queue a prompt, run it, print where the images went")
+    _request_options(gen)
+    gen.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    queue = sub.add_parser("queue", help="the job queue")
+    qsub = queue.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = qsub.add_parser("add", help="queue a prompt without running it")
+    _request_options(add)
+    add.add_argument("--json", action="store_true")
+    for name, helptext in (("run", "process queued jobs until none are left"),
+                           ("list", "show jobs"), ("pause", "pause the queue"),
+                           ("resume", "resume the queue"), ("clear", "remove finished jobs")):
+        q = qsub.add_parser(name, help=helptext)
+        q.add_argument("--json", action="store_true")
+    for name in ("cancel", "retry"):
+        q = qsub.add_parser(name, help=f"{name} a job")
+        q.add_argument("job_id", type=int)
+        q.add_argument("--json", action="store_true")
+
+    gallery = sub.add_parser("gallery", help="search or import images")
+    gsub = gallery.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = gsub.add_parser("search", help="full-text search over prompts")
+    s.add_argument("text", nargs="?", default="")
+    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--json", action="store_true")
+    i = gsub.add_parser("import", help="index a folder of images (A1111 metadata is read)")
+    i.add_argument("folder", type=Path)
+    i.add_argument("--json", action="store_true")
+
+    prov = sub.add_parser("providers", help="health, breaker state, metrics and spend")
+    prov.add_argument("--json", action="store_true")
+
+    keys = sub.add_parser("keys", help="API keys in the OS keyring")
+    keys.add_argument("action", choices=["set", "delete", "status"])
+    keys.add_argument("provider", choices=["openai", "remote"])
+
+    sub.add_parser("doctor", help="check GPU, torch, keyring, model cache and paths")
+    return parser
+
+
+def build_request(args: argparse.Namespace) -> GenerationRequest:
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    width, height = parse_size(args.size)
+    provider = args.provider
+    mode = {"auto": RouteMode.AUTO, "local": RouteMode.LOCAL_ONLY,
+            "cloud": RouteMode.CLOUD_ONLY}.get(provider, RouteMode.AUTO)
+    pinned = None if provider in ("auto", "local", "cloud") else provider
+    policy = RoutingPolicy(mode=mode, allow_cloud_fallback=not args.no_fallback,
+                           allow_adaptation=not args.no_adapt,
+                           allow_failover_after_refusal=args.allow_refusal_failover,
+                           provider=pinned)
+    return GenerationRequest(
+        prompt=prompt, negative_prompt=args.negative, width=width, height=height,
+        steps=args.steps, guidance=args.guidance, seed=args.seed, n=args.n,
+        output_format=OutputFormat(args.format), policy=policy, model=args.model,
+    )
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as exit_:  # argparse prints its own usage line
+        return EXIT_OK if exit_.code in (0, None) else EXIT_BAD_INPUT
+    _configure_logging(args.verbose)
+    try:
+        return asyncio.run(_dispatch(args))
+    except CliError as error:
+        print(f"imagedesk: {error}", file=sys.stderr)
+        return error.code
+    except InvalidRequest as error:
+        print(f"imagedesk: {error.message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ImageDeskError as error:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"imagedesk: {error.message}", file=sys.stderr)
+        return EXIT_SETUP
+    except KeyboardInterrupt:
+        print("imagedesk: interrupted", file=sys.stderr)
+        return EXIT_CANCELLED
+    except Exception as error:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"imagedesk: internal error: {type(error).__name__}: {error} "
+              "(run with --verbose for the trace)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _configure_logging(verbose: bool) -> None:
+    from desktop_app.logging_setup import configure_logging
+
+    configure_logging(None, verbose)
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    from desktop_app import cli_commands as commands
+
+    if args.command == "keys":
+        return await commands.keys(args, _read_secret)
+    if args.command == "doctor":
+        return await commands.doctor(args)
+    if args.command in ("generate",) or (args.command == "queue" and args.action == "add"):
+        request = build_request(args)  # bad input fails here, before the store is touched
+        return await commands.submit(args, request, run=args.command == "generate")
+    if args.command == "queue":
+        return await commands.queue(args)
+    if args.command == "gallery":
+        return await commands.gallery(args)
+    if args.command == "providers":
+        return await commands.providers(args)
+    raise CliError(f"unknown command {args.command}", EXIT_BAD_INPUT)
+
+
+def _read_secret(prompt: str) -> str:
+    """From a hidden prompt on a terminal, else one line of standard input; never argv."""
+    if sys.stdin.isatty():
+        return getpass.getpass(prompt)
+    return sys.stdin.readline().strip()
+
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_CANCELLED", "EXIT_FAILED", "EXIT_INTERNAL", "EXIT_OK",
+           "EXIT_SETUP", "CliError", "build_parser", "build_request", "main"]

@@ -1,0 +1,179 @@
+"""The CLI's commands: each opens the app context, drives the engine, prints, and exits."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from desktop_app.bootstrap import AppContext, open_app
+from desktop_app.cli_output import ProgressPrinter, job_json, job_row, print_table
+from desktop_app.domain.job import JobState
+from desktop_app.domain.request import GenerationRequest
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_CANCELLED, EXIT_SETUP = 0, 2, 3, 4, 5
+
+
+@contextlib.asynccontextmanager
+async def _app() -> AsyncIterator[AppContext]:
+    ctx = open_app()
+    for warning in ctx.warnings:
+        print(f"imagedesk: warning: {warning}", file=sys.stderr)
+    try:
+        yield ctx
+    finally:
+        await ctx.engine.close(finish_running=False)
+
+
+def _emit(args: argparse.Namespace, data: Any, table: Callable[[], None]) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(data, ensure_ascii=False))
+    else:
+        table()
+
+
+async def submit(args: argparse.Namespace, request: GenerationRequest, *, run: bool) -> int:
+    async with _app() as ctx:
+        engine = ctx.engine
+        job = await engine.submit(request, priority=args.priority)
+        if not run:
+            _emit(args, job_row(job), lambda: print(f"queued job {job.id}"))
+            return EXIT_OK
+        printer = ProgressPrinter(job.id)
+        unsubscribe = engine.hub.subscribe(printer)
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGINT,
+                                    lambda: asyncio.ensure_future(engine.cancel(job.id)))
+        try:
+            await engine.run_job_now(job.id)
+            finished = await engine.wait_for(job.id)
+        finally:
+            printer.done()
+            unsubscribe()
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(signal.SIGINT)
+        paths = [str(r.path) for r in await engine.images_of(finished)]
+        if args.json:
+            print(json.dumps(job_json(finished, paths), ensure_ascii=False))
+        elif finished.state is JobState.SUCCEEDED:
+            how = f" (after: {finished.fallback_reason})" if finished.fallback_reason else ""
+            print(f"job {finished.id} succeeded on {finished.provider}{how}, "
+                  f"seed {finished.request.seed}")
+            for path in paths:
+                print(path)
+        else:
+            print(f"imagedesk: job {finished.id} {finished.state.value}: "
+                  f"{finished.error_message}", file=sys.stderr)
+        return {JobState.SUCCEEDED: EXIT_OK, JobState.CANCELLED: EXIT_CANCELLED}.get(
+            finished.state, EXIT_FAILED)
+
+
+async def queue(args: argparse.Namespace) -> int:
+    async with _app() as ctx:
+        engine = ctx.engine
+        if args.action == "run":
+            await engine.run_until_idle()
+            counts = {s.value: n for s, n in (await engine.job_counts()).items()}
+            _emit(args, counts, lambda: print(", ".join(f"{k}: {v}" for k, v in counts.items())))
+        elif args.action == "list":
+            rows = [job_row(j) for j in await engine.jobs()]
+            _emit(args, rows, lambda: print_table(rows, ["id", "state", "provider", "prompt",
+                                                         "error"]))
+        elif args.action in ("cancel", "retry"):
+            if args.action == "cancel":
+                await engine.cancel(args.job_id)
+            else:
+                await engine.retry(args.job_id)
+            job = await engine.job(args.job_id)
+            assert job is not None
+            _emit(args, job_row(job), lambda: print(f"job {job.id}: {job.state.value}"))
+        elif args.action in ("pause", "resume"):
+            await (engine.pause() if args.action == "pause" else engine.resume())
+            _emit(args, {"paused": args.action == "pause"},
+                  lambda: print(f"queue {args.action}d"))
+        elif args.action == "clear":
+            count = await engine.clear_finished()
+            _emit(args, {"removed": count}, lambda: print(f"removed {count} finished job(s)"))
+    return EXIT_OK
+
+
+async def gallery(args: argparse.Namespace) -> int:
+    async with _app() as ctx:
+        if args.action == "search":
+            records = await ctx.engine.search_images(args.text, limit=args.limit)
+            rows = [{"id": r.id, "path": str(r.path), "prompt": r.prompt, "seed": r.seed,
+                     "size": f"{r.width}x{r.height}", "provider": r.provider, "model": r.model}
+                    for r in records]
+            _emit(args, rows, lambda: print_table(rows, ["id", "provider", "size", "seed",
+                                                         "prompt", "path"]))
+        else:
+            if not args.folder.is_dir():
+                print(f"imagedesk: {args.folder} is not a folder", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            report = await ctx.engine.import_folder(args.folder)
+            data = {"imported": report.imported, "skipped": report.skipped}
+            _emit(args, data, lambda: print(f"imported {report.imported}, "
+                                            f"skipped {len(report.skipped)}"))
+    return EXIT_OK
+
+
+async def providers(args: argparse.Namespace) -> int:
+    async with _app() as ctx:
+        statuses = await ctx.engine.provider_statuses()
+        rows = []
+        for s in statuses:
+            m = s.metrics
+            rows.append({
+                "name": s.name, "kind": s.kind.value, "enabled": s.enabled,
+                "health": s.health.state.value, "message": s.health.message,
+                "breaker": s.breaker.state.value, "breaker_reason": s.breaker.reason,
+                "retry_after_s": s.breaker.retry_after_s, "cooldown_s": round(s.cooldown_s, 1),
+                "rate_limits": s.rate_limits, "successes": m.successes, "failures": m.failures,
+                "failures_by_class": m.failures_by_class, "rate_limited": m.rate_limited,
+                "p50_s": m.p50_s, "p95_s": m.p95_s, "images": m.images,
+                "spend_today_usd": round(s.spend_today_usd, 4),
+                "spend_month_usd": round(s.spend_month_usd, 4),
+            })
+        _emit(args, rows, lambda: print_table(
+            rows, ["name", "kind", "health", "breaker", "rate_limits", "spend_today_usd",
+                   "message"]))
+    return EXIT_OK
+
+
+async def keys(args: argparse.Namespace, read_secret: Callable[[str], str]) -> int:
+    from desktop_app.secrets import KeyStore
+
+    store = KeyStore()
+    if args.action == "set":
+        key = read_secret(f"{args.provider} API key (input hidden): ")
+        store.set(args.provider, key)
+        print(f"saved the {args.provider} key in {store.backend_name()}")
+    elif args.action == "delete":
+        store.delete(args.provider)
+        print(f"deleted the {args.provider} key")
+    else:
+        status = store.status(args.provider)
+        print(f"{args.provider}: {status.source}"
+              + (f" ({status.masked})" if status.masked else "")
+              + f"; keyring backend: {status.backend}"
+              + (f"; {status.error}" if status.error else ""))
+    return EXIT_OK
+
+
+async def doctor(args: argparse.Namespace) -> int:
+    from desktop_app.doctor import run_checks
+
+    problems = 0
+    for check in await run_checks():
+        mark = "ok " if check.ok else "FIX"
+        print(f"[{mark}] {check.name}: {check.detail}")
+        problems += not check.ok
+    return EXIT_OK if problems == 0 else EXIT_SETUP
+
+

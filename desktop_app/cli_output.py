@@ -1,0 +1,95 @@
+"""How the CLI shows things: a progress line on a terminal, tables, and the JSON forms."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from desktop_app.domain.job import Job
+from desktop_app.engine.events import Event, JobProgress, JobRouted, JobStarted
+
+BAR_WIDTH = 24
+
+
+class ProgressPrinter:
+    """Draws one updating progress line for a job on stderr when it is a terminal."""
+
+    def __init__(self, job_id: int, stream: TextIO = sys.stderr) -> None:
+        self.job_id = job_id
+        self.stream = stream
+        self.live = stream.isatty()
+        self._drawn = False
+
+    def __call__(self, event: Event) -> None:
+        if getattr(event, "job_id", None) != self.job_id:
+            return
+        if isinstance(event, JobProgress) and self.live:
+            filled = int(BAR_WIDTH * event.fraction)
+            bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+            self.stream.write(f"\r[{bar}] {event.step}/{event.total} on {event.provider}  ")
+            self.stream.flush()
+            self._drawn = True
+        elif isinstance(event, JobRouted):
+            self._newline()
+            self.stream.write(f"{event.text}\n")
+        elif isinstance(event, JobStarted) and self.live:
+            self.stream.write(f"job {event.job_id} started\n")
+
+    def _newline(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self._drawn = False
+
+    def done(self) -> None:
+        self._newline()
+
+
+def job_json(job: Job, image_paths: Sequence[str]) -> dict[str, Any]:
+    """The one JSON object ``generate --json`` prints (documented in the README)."""
+    return {
+        "job_id": job.id,
+        "state": job.state.value,
+        "provider": job.provider,
+        "attempts": [
+            {"provider": a.provider, "outcome": a.outcome.value, "error": a.error,
+             "message": a.message, "adaptations": list(a.adaptations),
+             "duration_s": round(a.duration_s, 3), "cost_usd": a.cost_usd}
+            for a in job.attempts
+        ],
+        "images": list(image_paths),
+        "seed": job.request.seed,
+        "cost": round(job.cost_usd, 6),
+        "error": job.error_message if job.state.value != "succeeded" else None,
+    }
+
+
+def job_row(job: Job) -> dict[str, Any]:
+    prompt = job.request.prompt.replace("\n", " ")
+    return {
+        "id": job.id, "state": job.state.value, "priority": job.priority,
+        "provider": job.provider, "prompt": prompt,
+        "error": job.error_message, "images": list(job.image_ids),
+    }
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str],
+                stream: TextIO = sys.stdout) -> None:
+    if not rows:
+        stream.write("(none)\n")
+        return
+    widths = {c: min(60, max(len(c), *(len(_cell(r.get(c))) for r in rows))) for c in columns}
+    stream.write("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip() + "\n")
+    for row in rows:
+        stream.write("  ".join(_cell(row.get(c))[: widths[c]].ljust(widths[c])
+                               for c in columns).rstrip() + "\n")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value) or "-"
+    return str(value)

@@ -1,0 +1,196 @@
+"""The queue runner: takes jobs from the store in priority-then-age order and runs
+each through the failover loop, saves its images, and records the outcome.
+
+Runs on the engine's loop; the store is reached only through ``StoreThread``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+
+from desktop_app.domain.errors import Cancelled, JobFailed
+from desktop_app.domain.job import Attempt, Job, JobState
+from desktop_app.engine.events import EventHub, JobFinished, JobStarted
+from desktop_app.engine.failover import JobContext, JobOutcome, run_job
+from desktop_app.engine.metrics import Metrics
+from desktop_app.engine.router import BudgetCheck
+from desktop_app.engine.slots import ProviderSlot
+from desktop_app.engine.store_thread import StoreThread
+from desktop_app.providers.base import CancelToken
+from desktop_app.resilience.clock import Clock
+from desktop_app.store.jobs import JobQueue
+
+log = logging.getLogger(__name__)
+
+
+# How long a cancelled running job may take to stop by itself before its task is cancelled.
+CANCEL_GRACE_S = 5.0
+
+
+@dataclasses.dataclass
+class RunnerSettings:
+    job_deadline_s: float = 900.0
+    max_parallel_jobs: int = 3
+    cpu_after_cloud: bool = True
+
+
+class QueueRunner:
+    def __init__(
+        self,
+        *,
+        queue: JobQueue,
+        store: StoreThread,
+        slots: Sequence[ProviderSlot],
+        hub: EventHub,
+        metrics: Metrics,
+        clock: Clock,
+        rng: random.Random,
+        save: Callable[[Job, JobOutcome], Awaitable[list[int]]],
+        settings: RunnerSettings | None = None,
+        budget: BudgetCheck | None = None,
+        on_attempt: Callable[[int, Attempt], None] | None = None,
+    ) -> None:
+        self._queue = queue
+        self._store = store
+        self.slots = list(slots)
+        self._hub = hub
+        self._metrics = metrics
+        self._clock = clock
+        self._rng = rng
+        self._save = save
+        self.settings = settings or RunnerSettings()
+        self._budget = budget
+        self._on_attempt = on_attempt
+        self._wake = asyncio.Event()
+        self._running: dict[int, tuple[asyncio.Task[None], CancelToken]] = {}
+        self._stopping = False
+
+    # -- control -----------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Look at the queue again (a job was added, retried, or the queue resumed)."""
+        self._wake.set()
+
+    @property
+    def running_ids(self) -> list[int]:
+        return list(self._running)
+
+    def cancel_running(self, job_id: int, reason: str = "cancelled by the user") -> bool:
+        entry = self._running.get(job_id)
+        if entry is None:
+            return False
+        task, token = entry
+        token.cancel(reason)
+        asyncio.get_running_loop().call_later(CANCEL_GRACE_S, _cancel_if_running, task)
+        return True
+
+    async def run_now(self, job_id: int) -> None:
+        """Run one queued job at once, whatever its place in the queue (CLI ``generate``)."""
+        job = await self._store.run(self._queue.start, job_id)
+        await asyncio.gather(self._launch(job), return_exceptions=True)
+
+    async def run(self, *, until_idle: bool = False) -> None:
+        """Start jobs as capacity allows; with ``until_idle``, return once the queue is empty."""
+        self._stopping = False
+        while not self._stopping:
+            self._wake.clear()
+            started = await self._start_next() if not await self._paused() else False
+            if started:
+                continue
+            if until_idle and not self._running and await self._queue_is_idle():
+                return
+            await self._wake.wait()
+
+    async def stop(self, *, finish_running: bool) -> None:
+        """Stop taking jobs; either let the running ones finish or put them back in the queue."""
+        self._stopping = True
+        self._wake.set()
+        tasks = [task for task, _ in self._running.values()]
+        if not finish_running:
+            for task in tasks:
+                task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- internals ---------------------------------------------------------------
+
+    async def _queue_is_idle(self) -> bool:
+        nothing_left = await self._store.run(self._queue.next_runnable, ()) is None
+        return nothing_left or await self._paused()
+
+    async def _paused(self) -> bool:
+        return await self._store.run(self._queue.is_paused)
+
+    async def _start_next(self) -> bool:
+        if len(self._running) >= self.settings.max_parallel_jobs:
+            return False
+        job = await self._store.run(self._queue.next_runnable, tuple(self._running))
+        if job is None:
+            return False
+        job = await self._store.run(self._queue.start, job.id)
+        self._launch(job)
+        return True
+
+    def _launch(self, job: Job) -> asyncio.Task[None]:
+        token = CancelToken()
+        task = asyncio.create_task(self._run_one(job, token), name=f"job-{job.id}")
+        self._running[job.id] = (task, token)
+        task.add_done_callback(functools.partial(self._finished, job.id))
+        self._hub.emit(JobStarted(job.id))
+        return task
+
+    def _finished(self, job_id: int, _task: object = None) -> None:
+        self._running.pop(job_id, None)
+        self._wake.set()
+
+    async def _run_one(self, job: Job, token: CancelToken) -> None:
+        def on_attempt(attempt: Attempt) -> None:
+            self._store.submit(self._queue.add_attempt, job.id, attempt)
+            if self._on_attempt is not None:
+                self._on_attempt(job.id, attempt)
+
+        ctx = JobContext(
+            job_id=job.id, hub=self._hub, metrics=self._metrics, clock=self._clock,
+            rng=self._rng, cancel=token,
+            deadline=self._clock.monotonic() + self.settings.job_deadline_s,
+            budget=self._budget, cpu_after_cloud=self.settings.cpu_after_cloud,
+            on_attempt=on_attempt,
+        )
+        try:
+            outcome = await run_job(job.request, self.slots, ctx)
+            image_ids = await self._save(job, outcome)
+        except Cancelled as error:
+            await self._finish(job, JobState.CANCELLED, error="Cancelled", message=error.message)
+        except JobFailed as error:
+            final = error.final.__name__ if error.final else "NoProvider"
+            await self._finish(job, JobState.FAILED, error=final, message=error.message)
+        except asyncio.CancelledError:
+            if token.cancelled:  # the user's cancel, after the grace period
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._finish(job, JobState.CANCELLED, error="Cancelled",
+                                                      message=token.reason))
+            # otherwise the app is stopping: the job stays running and is requeued on next start
+            raise
+        except Exception as error:
+            log.exception("job %d failed with an internal error", job.id)
+            await self._finish(job, JobState.FAILED, error="InternalError",
+                               message=f"ImageDesk hit an internal error: {error}")
+        else:
+            self._hub.emit(JobFinished(job.id, JobState.SUCCEEDED, outcome.provider,
+                                       tuple(image_ids)))
+
+    async def _finish(self, job: Job, state: JobState, *, error: str, message: str) -> None:
+        await self._store.run(self._queue.finish, job.id, state, error=error,
+                              error_message=message)
+        self._hub.emit(JobFinished(job.id, state, None, (), error, message))
+
+
+def _cancel_if_running(task: asyncio.Task[None]) -> None:
+    if not task.done():
+        task.cancel()

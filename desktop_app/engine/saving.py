@@ -1,0 +1,146 @@
+"""Saving a finished job's images: files first (atomic, with metadata other tools
+read), then the gallery rows and the job's success in one transaction.
+
+If the app dies between the two, the job is still ``running`` in the store and
+is requeued on the next start; the files it had written are listed in the job's
+pending-files journal and removed by recovery, so the gallery and the folder
+always agree and no job completes twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from pathlib import Path
+
+from desktop_app import __version__
+from desktop_app.domain.images import GeneratedImage
+from desktop_app.domain.job import Job
+from desktop_app.engine.failover import JobOutcome
+from desktop_app.store import files
+from desktop_app.store.gallery import Gallery, ImageRecord, NewImage
+from desktop_app.store.jobs import JobQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedFile:
+    path: Path
+    image: GeneratedImage
+
+
+class ImageSaver:
+    def __init__(self, folder: Path, thumbs_dir: Path) -> None:
+        self.folder = folder
+        self.thumbs_dir = thumbs_dir
+
+    def plan_paths(self, job: Job, outcome: JobOutcome) -> list[tuple[Path, GeneratedImage]]:
+        """Where each image will go: journalled before writing, so a crash between
+        writing and indexing leaves files recovery knows to remove."""
+        now = dt.datetime.now()
+        folder = self.folder / now.strftime("%Y-%m-%d")
+        return [(folder / f"{now:%Y%m%d-%H%M%S}_job{job.id}_{index}.{_suffix(image.format)}",
+                 image) for index, image in enumerate(outcome.images)]
+
+    def write_files(self, job: Job, outcome: JobOutcome,
+                    planned: list[tuple[Path, GeneratedImage]]) -> list[SavedFile]:
+        """Blocking file I/O: run it in a worker thread, never on the UI thread."""
+        saved = []
+        for path, image in planned:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            written = files.write_image_atomic(
+                path.parent, path.stem, image.data, image.format,
+                parameters=self.parameters(outcome, image),
+                provenance=self.provenance(job, outcome, image),
+            )
+            saved.append(SavedFile(written, image))
+        return saved
+
+    def parameters(self, outcome: JobOutcome, image: GeneratedImage) -> str:
+        """Automatic1111's infotext for this image."""
+        request = outcome.request
+        details = dict(image.details)
+        extra = {"Provider": image.provider}
+        if "model_hash" in details:
+            extra["Model hash"] = details["model_hash"]
+        if "quality" in details:
+            extra["Quality"] = details["quality"]
+        local_like = "scheduler" in details or "steps" in details
+        return files.a1111_parameters(
+            prompt=details.get("revised_prompt", request.prompt) if not local_like
+            else request.prompt,
+            negative_prompt=request.negative_prompt,
+            steps=int(details.get("steps", request.steps)) if local_like else None,
+            sampler=sampler_name(details),
+            cfg_scale=float(details.get("guidance", request.guidance)) if local_like else None,
+            seed=image.seed if local_like else None,
+            width=image.width, height=image.height, model=image.model, extra=extra,
+        )
+
+    @staticmethod
+    def provenance(job: Job, outcome: JobOutcome, image: GeneratedImage) -> dict[str, object]:
+        """Our own JSON chunk: where the image came from and how it got there."""
+        failed_first = [a.describe() for a in outcome.attempts
+                        if a.provider != outcome.provider and a.error is not None]
+        return {
+            "app": "ImageDesk", "app_version": __version__, "job_id": job.id,
+            "provider": image.provider, "model": image.model, "seed": image.seed,
+            "request": outcome.request.to_dict(),
+            "attempts": [a.to_dict() for a in outcome.attempts],
+            "fallback_reason": failed_first[-1] if failed_first else None,
+            "cost_usd": image.cost_usd, "details": dict(image.details),
+        }
+
+    def index_and_finish(self, queue: JobQueue, gallery: Gallery, job: Job,
+                         outcome: JobOutcome, saved: list[SavedFile]) -> list[int]:
+        """Store thread: gallery rows and the job's success commit together."""
+        request = outcome.request
+        records = [
+            NewImage(
+                path=s.path, job_id=job.id, prompt=request.prompt,
+                negative_prompt=request.negative_prompt, seed=s.image.seed,
+                width=s.image.width, height=s.image.height, steps=request.steps,
+                guidance=request.guidance, provider=s.image.provider, model=s.image.model,
+                cost_usd=s.image.cost_usd, format=s.image.format,
+                provenance=self.provenance(job, outcome, s.image),
+            )
+            for s in saved
+        ]
+        return queue.finish_with_images(job.id, gallery, records, provider=outcome.provider,
+                                        seed=request.seed)
+
+    def remove_files(self, record: ImageRecord) -> None:
+        for path in (record.path, record.thumb_path):
+            if path is not None:
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as error:
+                    log.warning("could not delete %s: %s", path, error)
+
+    def thumbnail(self, path: Path) -> Path:
+        return files.make_thumbnail(path, self.thumbs_dir)
+
+
+# diffusers scheduler classes by the names A1111 and other readers show.
+A1111_SAMPLERS = {
+    "DDIMScheduler": "DDIM",
+    "EulerDiscreteScheduler": "Euler",
+    "EulerAncestralDiscreteScheduler": "Euler a",
+    "DPMSolverMultistepScheduler": "DPM++ 2M",
+    "PNDMScheduler": "PLMS",
+    "LMSDiscreteScheduler": "LMS",
+    "HeunDiscreteScheduler": "Heun",
+}
+
+
+def sampler_name(details: dict[str, str]) -> str | None:
+    cls = details.get("scheduler_class")
+    if cls:
+        return A1111_SAMPLERS.get(cls, cls.removesuffix("Scheduler"))
+    return details.get("scheduler")
+
+
+def _suffix(fmt: str) -> str:
+    return {"jpeg": "jpg"}.get(fmt, fmt)

@@ -1,0 +1,40 @@
+"""The providers ImageDesk knows, built from their plain configs. The faces (window
+and CLI) reach providers only through here."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from desktop_app.providers.base import ImageProvider, ProviderKind
+from desktop_app.providers.local_diffusion import LocalDiffusionConfig, LocalDiffusionProvider
+from desktop_app.providers.openai_images import OpenAIImagesConfig, OpenAIImagesProvider
+
+
+@dataclasses.dataclass(frozen=True)
+class ProviderInfo:
+    name: str
+    label: str  # what the user reads in Settings and badges
+    kind: ProviderKind
+
+
+KNOWN = (
+    ProviderInfo("local", "Local GPU (Stable Diffusion)", ProviderKind.LOCAL),
+    ProviderInfo("openai", "OpenAI Images", ProviderKind.CLOUD),
+)
+
+
+def label_of(name: str) -> str:
+    return next((p.label for p in KNOWN if p.name == name), name)
+
+
+def create_local(config: LocalDiffusionConfig) -> ImageProvider:
+    return LocalDiffusionProvider(config)
+
+
+def create_openai(config: OpenAIImagesConfig, key: Callable[[], str | None]) -> ImageProvider:
+    return OpenAIImagesProvider(config, key)
+
+
+__all__ = ["KNOWN", "LocalDiffusionConfig", "OpenAIImagesConfig", "ProviderInfo",
+           "create_local", "create_openai", "label_of"]
