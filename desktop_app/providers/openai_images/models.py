@@ -33,10 +33,17 @@ class PixelBudgetSizeRule(SizeRule):
     def nearest(self, width: int, height: int) -> tuple[int, int] | None:
         if self.accepts(width, height):
             return width, height
-        candidate = super().nearest(*self._scaled_to_floor(width, height))
-        if candidate is not None and candidate[0] * candidate[1] < self.min_pixels:
-            candidate = super().nearest(*self._scaled_to_floor(*candidate))
-        return candidate if candidate is not None and self.accepts(*candidate) else None
+        # the rule without the floor; clamping the aspect can drop below the
+        # floor again, so scale up and re-clamp a few times
+        plain = SizeRule(**{f.name: getattr(self, f.name)
+                            for f in dataclasses.fields(SizeRule)})
+        candidate: tuple[int, int] | None = (width, height)
+        for _ in range(3):
+            assert candidate is not None
+            candidate = plain.nearest(*self._scaled_to_floor(*candidate))
+            if candidate is None or self.accepts(*candidate):
+                return candidate
+        return None
 
     def describe(self) -> str:
         text = super().describe()

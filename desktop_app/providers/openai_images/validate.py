@@ -74,7 +74,7 @@ def validate_image(data: bytes, *, expected_format: str, width: int, height: int
     except Transient:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise _bad("the image is far too large (decompression bomb guard)") from None
+        raise _bad("its header claims far too many pixels (decompression bomb guard)") from None
     except Exception as exc:  # Pillow raises many types for corrupt data
         raise _bad(f"it does not decode as an image ({type(exc).__name__})") from None
     if fmt is None:
