@@ -26,9 +26,11 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import pytest
 
 from tests.fakes.openai_payloads import (
     DEFAULT_USAGE,
@@ -185,6 +187,14 @@ class FakeOpenAI:
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self._requests.append(request)
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """A started server expecting no particular key; import this fixture into a
+    conftest (``from tests.fakes.fake_openai import fake_openai``) to use it."""
+    with FakeOpenAI() as server:
+        yield server
 
 
 class _Server(ThreadingHTTPServer):
