@@ -67,15 +67,15 @@ class ImageSaver:
             extra["Model hash"] = details["model_hash"]
         if "quality" in details:
             extra["Quality"] = details["quality"]
-        local_like = "scheduler" in details or "steps" in details
+        # Only what the provider honoured goes in: it records steps and guidance
+        # in the details, and a seed only where seeds reproduce its images.
         return files.a1111_parameters(
-            prompt=details.get("revised_prompt", request.prompt) if not local_like
-            else request.prompt,
+            prompt=request.prompt,
             negative_prompt=request.negative_prompt,
-            steps=int(details.get("steps", request.steps)) if local_like else None,
+            steps=int(details["steps"]) if "steps" in details else None,
             sampler=sampler_name(details),
-            cfg_scale=float(details.get("guidance", request.guidance)) if local_like else None,
-            seed=image.seed if local_like else None,
+            cfg_scale=float(details["guidance"]) if "guidance" in details else None,
+            seed=image.seed,
             width=image.width, height=image.height, model=image.model, extra=extra,
         )
 

@@ -111,6 +111,7 @@ class Engine:
         self._runner_task: asyncio.Task[None] | None = None
         self._waiters: dict[int, list[asyncio.Future[Job]]] = {}
         self._background: set[asyncio.Future[None]] = set()
+        self._closed = False
         self._spend: dict[str, tuple[float, float]] = {}  # provider -> (today, month), cached
         self.hub.subscribe(self._on_event)
         for slot in self.slots:
@@ -132,6 +133,11 @@ class Engine:
         await self._runner.run(until_idle=True)
 
     async def close(self, *, finish_running: bool = False) -> None:
+        """Stop the runner and the providers; jobs still running stay ``running`` in the
+        store and are resumed on the next start. Closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
         await self._runner.stop(finish_running=finish_running)
         if self._runner_task is not None:
             self._runner_task.cancel()

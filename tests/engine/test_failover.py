@@ -168,7 +168,7 @@ async def test_the_deadline_stops_retries(make_slot: SlotMaker, make_ctx: CtxMak
 async def test_a_hung_provider_is_cut_off_at_the_deadline(make_slot: SlotMaker,
                                                          make_ctx: CtxMaker) -> None:
     # Real time here: asyncio.timeout runs on the loop's clock, not the fake one.
-    local = ScriptedProvider("local", script=["hang"])
+    local = ScriptedProvider("local", script=["hang_deaf"])
     ctx = make_ctx()
     ctx.deadline = ctx.clock.monotonic() + 0.2
     with pytest.raises(JobFailed, match="deadline"):

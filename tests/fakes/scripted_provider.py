@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from PIL import Image
 
-from desktop_app.domain.errors import ProviderError
+from desktop_app.domain.errors import Cancelled, ProviderError
 from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.request import GenerationRequest
 from desktop_app.providers.base import (
@@ -84,7 +84,10 @@ class ScriptedProvider:
             raise step
         if callable(step):
             step()
-        if step == "hang":
+        if step == "hang":  # until cancelled, as a well-behaved provider does
+            await cancel.wait()
+            raise Cancelled(cancel.reason)
+        if step == "hang_deaf":  # ignores the cancel token entirely
             await asyncio.Event().wait()
         if isinstance(step, str) and step.startswith("slow:"):
             await asyncio.sleep(float(step.split(":", 1)[1]))
@@ -97,6 +100,7 @@ class ScriptedProvider:
                 data=png_bytes(request.width, request.height), format="png",
                 width=request.width, height=request.height, provider=self.name,
                 model=f"{self.name}-model", seed=seed + i, cost_usd=self.cost_per_image,
+                details={"steps": str(request.steps), "guidance": f"{request.guidance:g}"},
             )
             for i in range(request.n)
         ]

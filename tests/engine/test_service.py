@@ -1,0 +1,225 @@
+"""The engine as both faces drive it: real SQLite, real image files, scripted providers."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from desktop_app.domain.errors import InvalidRequest, OutOfMemory
+from desktop_app.domain.job import JobState, Outcome
+from desktop_app.domain.request import GenerationRequest
+from desktop_app.engine.events import Event, JobFinished, JobRouted
+from desktop_app.engine.saving import ImageSaver
+from desktop_app.engine.service import Budget, Engine
+from desktop_app.engine.slots import ProviderSlot
+from desktop_app.providers.base import ProviderKind
+from desktop_app.resilience.breaker import BreakerConfig, CircuitBreaker
+from desktop_app.resilience.clock import SystemClock
+from desktop_app.resilience.cooldown import CooldownGate
+from desktop_app.resilience.retry import RetryPolicy
+from desktop_app.store.a1111 import parse_a1111_parameters
+from desktop_app.store.database import integrity_ok, open_database
+from desktop_app.store.gallery import Gallery
+from desktop_app.store.jobs import JobQueue
+from desktop_app.store.metrics import MetricsStore
+from tests.fakes.scripted_provider import ScriptedProvider
+
+REQ = GenerationRequest(prompt="a lighthouse, at dusk: moody", width=128, height=128, seed=7,
+                        steps=12)
+EngineMaker = Callable[..., Engine]
+
+
+def _slot(provider: ScriptedProvider, priority: int) -> ProviderSlot:
+    clock = SystemClock()
+    return ProviderSlot(provider=provider,
+                        breaker=CircuitBreaker(provider.name, BreakerConfig.local_gpu(), clock),
+                        gate=CooldownGate(clock), retry=RetryPolicy(max_attempts=1),
+                        priority=priority, concurrency=2)
+
+
+@pytest.fixture
+async def make_engine(tmp_path: Path) -> AsyncIterator[EngineMaker]:
+    engines: list[Engine] = []
+
+    def make(*providers: ScriptedProvider, **kw: object) -> Engine:
+        conn = open_database(tmp_path / "imagedesk.sqlite3")
+        engine = Engine(queue=JobQueue(conn), gallery=Gallery(conn),
+                        metrics_store=MetricsStore(conn),
+                        saver=ImageSaver(tmp_path / "gallery", tmp_path / "thumbs"),
+                        slots=[_slot(p, i * 10) for i, p in enumerate(providers)],
+                        rng=random.Random(3), **kw)  # type: ignore[arg-type]
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        await engine.close()
+
+
+async def test_a_submitted_job_succeeds_and_its_image_lands_in_the_gallery(
+        make_engine: EngineMaker, tmp_path: Path) -> None:
+    engine = make_engine(ScriptedProvider("local"))
+    job = await engine.submit(REQ)
+    await engine.run_until_idle()
+    done = await engine.job(job.id)
+    assert done is not None and done.state is JobState.SUCCEEDED and done.provider == "local"
+    [record] = await engine.images_of(done)
+    assert record.path.is_file() and record.path.is_relative_to(tmp_path / "gallery")
+    params = parse_a1111_parameters(Image.open(record.path).text["parameters"])  # type: ignore[attr-defined]
+    assert params["Prompt"] == REQ.prompt
+    assert params["Seed"] == "7" and params["Steps"] == "12" and params["Size"] == "128x128"
+    assert [r.id for r in await engine.search_images("lighthouse")] == [record.id]
+    assert not list((tmp_path / "gallery").rglob("*.tmp*"))
+
+
+async def test_failover_is_recorded_on_the_job_and_announced(make_engine: EngineMaker) -> None:
+    engine = make_engine(ScriptedProvider("local", script=[OutOfMemory("CUDA out of memory")]),
+                         ScriptedProvider("openai", ProviderKind.CLOUD, cost_per_image=0.05))
+    seen: list[Event] = []
+    engine.hub.subscribe(seen.append)
+    job = await engine.submit(REQ)
+    await engine.run_until_idle()
+    done = await engine.job(job.id)
+    assert done is not None and done.provider == "openai"
+    assert done.fallback_reason == "local: OutOfMemory — CUDA out of memory"
+    assert done.cost_usd == pytest.approx(0.05)
+    assert any(isinstance(e, JobRouted) and e.provider == "openai" for e in seen)
+    statuses = {s.name: s for s in await engine.provider_statuses()}
+    assert statuses["openai"].today.cost_usd == pytest.approx(0.05)
+    assert statuses["local"].today.failures == {"OutOfMemory": 1}
+
+
+async def test_a_job_no_provider_can_serve_fails_with_every_reason(
+        make_engine: EngineMaker) -> None:
+    engine = make_engine(ScriptedProvider("local", script=[OutOfMemory("CUDA out of memory")]))
+    job = await engine.submit(REQ)
+    await engine.run_until_idle()
+    done = await engine.job(job.id)
+    assert done is not None and done.state is JobState.FAILED and done.error == "OutOfMemory"
+    assert done.error_message is not None and "CUDA out of memory" in done.error_message
+
+
+async def test_blocked_terms_reject_before_anything_is_queued(make_engine: EngineMaker) -> None:
+    engine = make_engine(ScriptedProvider("local"))
+    engine.blocked_terms = ["gore"]
+    with pytest.raises(InvalidRequest, match='blocked term "gore"'):
+        await engine.submit(REQ.replace(prompt="a scene with gore"))
+    assert await engine.jobs() == []
+
+
+async def test_cancelling_a_queued_job_means_it_never_runs(make_engine: EngineMaker) -> None:
+    local = ScriptedProvider("local")
+    engine = make_engine(local)
+    first, second = await engine.submit(REQ), await engine.submit(REQ)
+    await engine.cancel(second.id)
+    await engine.run_until_idle()
+    assert len(local.calls) == 1
+    cancelled = await engine.job(second.id)
+    assert cancelled is not None and cancelled.state is JobState.CANCELLED
+    retried = await engine.retry(second.id)
+    assert retried.state is JobState.QUEUED
+    await engine.run_until_idle()
+    assert len(local.calls) == 2 and first.id != second.id
+
+
+@pytest.mark.parametrize("behaviour", ["hang", "hang_deaf"])
+async def test_cancelling_a_running_job_stops_it(make_engine: EngineMaker, behaviour: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from desktop_app.engine import runner
+
+    monkeypatch.setattr(runner, "CANCEL_GRACE_S", 0.2)  # a provider deaf to the token
+    local = ScriptedProvider("local", script=[behaviour])
+    engine = make_engine(local)
+    job = await engine.submit(REQ)
+    await engine.start()
+    for _ in range(200):
+        if engine.running_job_ids:
+            break
+        await asyncio.sleep(0.01)
+    await engine.cancel(job.id)
+    done = await asyncio.wait_for(engine.wait_for(job.id), 10)
+    assert done.state is JobState.CANCELLED and done.image_ids == []
+    await engine.submit(REQ)  # the runner carries on with the next job
+    await asyncio.sleep(0.3)
+    assert len(local.calls) == 2
+
+
+async def test_a_paused_queue_runs_nothing_until_resumed(make_engine: EngineMaker) -> None:
+    local = ScriptedProvider("local")
+    engine = make_engine(local)
+    await engine.pause()
+    await engine.submit(REQ)
+    await engine.run_until_idle()
+    assert local.calls == [] and await engine.paused()
+    await engine.resume()
+    await engine.run_until_idle()
+    assert len(local.calls) == 1
+
+
+async def test_jobs_left_running_by_a_crash_are_resumed_on_start(
+        make_engine: EngineMaker, tmp_path: Path) -> None:
+    conn = open_database(tmp_path / "imagedesk.sqlite3")
+    queue = JobQueue(conn)
+    job = queue.add(REQ)
+    queue.start(job.id)  # the app "dies" here
+    conn.close()
+    engine = make_engine(ScriptedProvider("local"))
+    await engine.run_until_idle()
+    done = await engine.job(job.id)
+    assert done is not None and done.state is JobState.SUCCEEDED
+    assert [a.outcome for a in done.attempts] == [Outcome.INTERRUPTED, Outcome.SUCCEEDED]
+
+
+async def test_the_cloud_is_skipped_once_the_daily_budget_is_spent(
+        make_engine: EngineMaker) -> None:
+    cloud = ScriptedProvider("openai", ProviderKind.CLOUD, cost_per_image=0.6)
+    engine = make_engine(cloud, budget=Budget(daily_usd=1.0))
+    for _ in range(3):
+        await engine.submit(REQ)
+    await engine.run_until_idle()
+    states = [j.state for j in await engine.jobs()]
+    assert states.count(JobState.SUCCEEDED) == 2 and len(cloud.calls) == 2
+    failed = [j for j in await engine.jobs() if j.state is JobState.FAILED]
+    assert failed and "over budget: $1.20 spent today of a $1.00 daily cap" in str(
+        failed[0].error_message)
+
+
+async def test_metrics_survive_a_restart(make_engine: EngineMaker) -> None:
+    engine = make_engine(ScriptedProvider("local"))
+    await engine.submit(REQ)
+    await engine.run_until_idle()
+    await engine.close()
+    again = make_engine(ScriptedProvider("local"))
+    [local] = [s for s in await again.provider_statuses() if s.name == "local"]
+    assert local.today.successes == 1 and local.today.images == 1
+    assert local.metrics.successes == 0  # this session has done nothing yet
+
+
+async def test_deleting_an_image_removes_file_and_index_together(
+        make_engine: EngineMaker, tmp_path: Path) -> None:
+    engine = make_engine(ScriptedProvider("local"))
+    job = await engine.submit(REQ)
+    await engine.run_until_idle()
+    done = await engine.job(job.id)
+    assert done is not None
+    [record] = await engine.images_of(done)
+    thumb = await engine.thumbnail(record.id)
+    assert thumb is not None and thumb.is_file()
+    await engine.delete_image(record.id)
+    assert not record.path.exists() and await engine.image(record.id) is None
+    conn = open_database(tmp_path / "imagedesk.sqlite3")
+    assert integrity_ok(conn)
+
+
+async def test_finished_events_carry_the_image_ids(make_engine: EngineMaker) -> None:
+    engine = make_engine(ScriptedProvider("local"))
+    finished: list[JobFinished] = []
+    engine.hub.subscribe(lambda e: finished.append(e) if isinstance(e, JobFinished) else None)
+    await engine.submit(REQ.replace(n=2))
+    await engine.run_until_idle()
+    assert len(finished) == 1 and len(finished[0].image_ids) == 2
