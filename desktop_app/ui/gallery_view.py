@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from desktop_app.store.gallery import ImageRecord
 
 ICON = 160
+GALLERY_LIMIT = 100_000  # the store pages by 200 unless told; the view itself is lazy
 DATES = [("Any time", None), ("Today", 1), ("Last 7 days", 7), ("Last 30 days", 30)]
 
 
@@ -157,7 +158,8 @@ class GalleryView(QWidget):
 
     def refresh(self) -> None:
         current = self.filter()
-        spawn(self.engine.search_images(current.text, **current.search_kwargs(time.time())),
+        spawn(self.engine.search_images(current.text, limit=GALLERY_LIMIT,
+                                        **current.search_kwargs(time.time())),
               lambda records: self._loaded(records, current))
 
     def _loaded(self, records: list[ImageRecord], asked: GalleryFilter) -> None:
@@ -175,18 +177,24 @@ class GalleryView(QWidget):
             for value in sorted(v for v in values - known if v):
                 combo.addItem(value, value)
 
-    def add_images(self, image_ids: Iterable[int]) -> None:
-        """New images from a finished job: fetched and shown at once (or re-filtered)."""
+    def add_images(self, image_ids: Iterable[int], select: bool = True) -> None:
+        """New images from a finished job: fetched and shown at once (or re-filtered);
+        with ``select``, the first becomes the current image (and fills the detail pane)."""
         if self.filter().active:
             self.refresh()
             return
-        for image_id in image_ids:
-            spawn(self.engine.image(image_id), self._add_record)
 
-    def _add_record(self, record: ImageRecord | None) -> None:
-        if record is not None:
-            self.model.add(record)
-            self._offer_choices([record])
+        async def fetch() -> list[ImageRecord]:
+            records = [await self.engine.image(image_id) for image_id in image_ids]
+            return [r for r in records if r is not None]
+
+        def add(records: list[ImageRecord]) -> None:
+            for record in records:
+                self.model.add(record)
+            self._offer_choices(records)
+            if select and records:
+                self.select_image(records[0].id)
+        spawn(fetch(), add)
 
     def _update_count(self) -> None:
         n = self.model.rowCount()

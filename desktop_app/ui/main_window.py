@@ -165,7 +165,6 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.queue.images_ready.connect(self.gallery.add_images)
-        self.queue.images_ready.connect(lambda ids: self.gallery.select_image(ids[0]))
         self.gallery.image_selected.connect(self.detail.show_record)
         self.gallery.reuse_requested.connect(self.reuse)
         self.detail.open_requested.connect(self.gallery.open_image)

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import pytest
 import qasync
 from PySide6.QtCore import QEventLoop, QSettings, Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from desktop_app.bootstrap import AppContext, open_app
@@ -24,10 +24,17 @@ from desktop_app.domain.job import JobState
 from desktop_app.ui.main_window import MainWindow
 from desktop_app.ui.queue_model import Column
 from tests.fakes.fake_openai import FakeOpenAI
+from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")
 KEY = "sk-test" + "Zz09" * 10
+
+
+def spin_result(coro: Coroutine[Any, Any, T]) -> T:
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    return spin(app, coro, 10)
 
 
 def spin(app: QApplication, coro: Coroutine[Any, Any, T], timeout_s: float = 60) -> T:
@@ -84,7 +91,15 @@ def stop_window(qapp: QApplication, ctx: AppContext, window: MainWindow) -> None
 
 
 @pytest.fixture(scope="module")
+def memory_keyring() -> Iterator[InMemoryKeyring]:
+    backend = InMemoryKeyring()
+    with installed_keyring(backend):
+        yield backend
+
+
+@pytest.fixture(scope="module")
 def app_window(qapp: QApplication, module_loop: qasync.QEventLoop,
+               memory_keyring: InMemoryKeyring,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[MainWindow]:
     ctx, window = start_window(qapp, tmp_path_factory.mktemp("home"))
     yield window
@@ -153,6 +168,52 @@ def test_generate_shows_progress_then_the_image_in_the_gallery_with_its_paramete
     qtbot.waitUntil(lambda: window.gallery.model.thumbnails.cached(record.id), timeout=10_000)
 
 
+def test_a_generated_png_recalls_its_own_parameters(
+        qtbot: QtBot, app_window: MainWindow) -> None:
+    window = app_window
+    record = window.gallery.model.record(0)
+    editor = window.editor
+    editor.prompt.setPlainText("something else")
+    editor.steps.setValue(30)
+    editor.seed.clear()
+    assert editor.recall_from_file(Path(record.path))
+    assert editor.prompt.toPlainText() == record.prompt
+    assert (editor.steps.value(), editor.seed.text()) == (8, "42")
+    assert (editor.width_box.value(), editor.height_box.value()) == (256, 256)
+
+
+def test_reuse_from_the_gallery_fills_the_editor(
+        qtbot: QtBot, app_window: MainWindow) -> None:
+    window = app_window
+    window.editor.prompt.setPlainText("x")
+    window.detail.buttons["reuse"].click()
+    assert window.editor.prompt.toPlainText() == "a lighthouse at dusk, oil painting"
+
+
+def test_delete_asks_first_then_removes_the_file_and_the_entry(
+        qtbot: QtBot, app_window: MainWindow, monkeypatch: pytest.MonkeyPatch) -> None:
+    window = app_window
+    gallery = window.gallery
+    record = gallery.model.record(0)
+    answers = iter([QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes])
+    asked: list[str] = []
+
+    def question(_parent: object, _title: str, text: str, *_a: object) -> object:
+        asked.append(text)
+        return next(answers)
+    monkeypatch.setattr(QMessageBox, "question", question)
+    gallery.delete_images([record])
+    qtbot.wait(100)
+    assert Path(record.path).exists() and gallery.model.row_of(record.id) is not None
+    window.detail.buttons["delete"].click()
+    qtbot.waitUntil(lambda: gallery.model.row_of(record.id) is None, timeout=5_000)
+    assert len(asked) == 2 and "cannot be undone" in asked[0]
+    assert not Path(record.path).exists()
+    found = spin_result(window.engine.image(record.id))
+    assert found is None
+    assert window.detail.record is None
+
+
 def test_cancel_mid_run_stops_the_job_and_adds_no_image(
         qtbot: QtBot, app_window: MainWindow) -> None:
     window = app_window
@@ -175,6 +236,7 @@ def test_cancel_mid_run_stops_the_job_and_adds_no_image(
 
 @pytest.fixture
 def failover_window(qapp: QApplication, module_loop: qasync.QEventLoop,
+                    memory_keyring: InMemoryKeyring,
                     tmp_path: Path) -> Iterator[tuple[MainWindow, FakeOpenAI]]:
     with FakeOpenAI(api_key=KEY) as server:
         ctx, window = start_window(
@@ -198,7 +260,7 @@ def test_failover_to_the_cloud_is_visible_in_the_badge(
     badge = model.index(model.rowCount() - 1, Column.PROVIDER).data()
     assert badge.startswith("routed to openai: local")
     assert "Misconfigured" in row.details()
-    assert len(server.image_requests) == 1
+    assert len(server.image_requests()) == 1
     qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 1, timeout=10_000)
     assert window.gallery.model.record(0).provider == "openai"
     # the status bar shows local as misconfigured, with the reason in its tooltip

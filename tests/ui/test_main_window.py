@@ -88,4 +88,5 @@ def test_gallery_search_is_passed_to_the_engine_with_filters(
     window = make_window(qtbot, tmp_path, engine)
     window.gallery.favourites.setChecked(True)
     qtbot.keyClicks(window.gallery.search, "fox")
-    qtbot.waitUntil(lambda: ("search_images", ("fox", {"favourite": True})) in engine.calls)
+    qtbot.waitUntil(lambda: ("search_images", ("fox", {"favourite": True, "limit": 100_000}))
+                    in engine.calls)

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from pytestqt.qtbot import QtBot
+
+from desktop_app.store.a1111 import a1111_parameters
+from desktop_app.store.files import write_image_atomic
+from desktop_app.ui.prompt_editor import PromptEditor
+from desktop_app.ui.recall import parameters_from_png
+from tests.fakes.scripted_provider import png_bytes
+
+
+def other_tools_png(folder: Path) -> Path:
+    """A PNG as another A1111-compatible tool writes it (no ImageDesk provenance)."""
+    infotext = a1111_parameters("a castle on a hill, <lora:x:0.5>", "fog", steps=28,
+                                sampler="Euler a", cfg_scale=6.5, seed=987654,
+                                width=640, height=448, model="sdxl-base")
+    return write_image_atomic(folder, "castle", png_bytes(64, 64), "png",
+                              parameters=infotext, provenance={})
+
+
+def test_parameters_are_read_from_another_tools_png(tmp_path: Path) -> None:
+    params = parameters_from_png(other_tools_png(tmp_path))
+    assert params == {"prompt": "a castle on a hill, <lora:x:0.5>", "negative_prompt": "fog",
+                      "width": 640, "height": 448, "steps": 28, "guidance": 6.5,
+                      "seed": 987654}
+
+
+def test_a_png_without_parameters_recalls_nothing_and_says_so(
+        qtbot: QtBot, tmp_path: Path) -> None:
+    plain = tmp_path / "plain.png"
+    plain.write_bytes(png_bytes())
+    editor = PromptEditor(lambda r: None, QSettings(str(tmp_path / "w.ini"),  # type: ignore[arg-type]
+                                                    QSettings.Format.IniFormat))
+    qtbot.addWidget(editor)
+    editor.prompt.setPlainText("keep me")
+    assert not editor.recall_from_file(plain)
+    assert editor.prompt.toPlainText() == "keep me"
+    assert "no generation parameters" in editor.status.text()
+
+
+def test_dropping_a_png_on_the_editor_fills_the_form(qtbot: QtBot, tmp_path: Path) -> None:
+    editor = PromptEditor(lambda r: None, QSettings(str(tmp_path / "w.ini"),  # type: ignore[arg-type]
+                                                    QSettings.Format.IniFormat))
+    qtbot.addWidget(editor)
+    editor.show()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(other_tools_png(tmp_path)))])
+    # a real drag cannot run offscreen: hand the editor the events a drop delivers
+    enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime,
+                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    editor.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime,
+                      Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    editor.dropEvent(drop)
+    assert editor.prompt.toPlainText() == "a castle on a hill, <lora:x:0.5>"
+    assert editor.negative.toPlainText() == "fog"
+    assert (editor.width_box.value(), editor.height_box.value()) == (640, 448)
+    assert (editor.steps.value(), editor.guidance.value()) == (28, 6.5)
+    assert editor.seed.text() == "987654" and editor.seed_lock.isChecked()
