@@ -18,6 +18,7 @@ from pathlib import Path
 
 from desktop_app import __version__
 from desktop_app.domain.errors import ImageDeskError, InvalidRequest
+from desktop_app.domain.job import IllegalTransition
 from desktop_app.domain.request import (
     GenerationRequest,
     OutputFormat,
@@ -25,6 +26,8 @@ from desktop_app.domain.request import (
     RoutingPolicy,
     parse_size,
 )
+from desktop_app.store.gallery import ImageNotFound
+from desktop_app.store.jobs import JobNotFound
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -140,7 +143,7 @@ def main(argv: Sequence[str]) -> int:
     except CliError as error:
         print(f"imagedesk: {error}", file=sys.stderr)
         return error.code
-    except InvalidRequest as error:
+    except (InvalidRequest, IllegalTransition, JobNotFound, ImageNotFound) as error:
         print(f"imagedesk: {error.message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ImageDeskError as error:
