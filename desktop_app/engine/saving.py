@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from desktop_app import __version__
@@ -36,27 +37,27 @@ class ImageSaver:
         self.folder = folder
         self.thumbs_dir = thumbs_dir
 
-    def plan_paths(self, job: Job, outcome: JobOutcome) -> list[tuple[Path, GeneratedImage]]:
-        """Where each image will go: journalled before writing, so a crash between
-        writing and indexing leaves files recovery knows to remove."""
+    def write_files(self, job: Job, outcome: JobOutcome,
+                    journal: Callable[[Path], None]) -> list[SavedFile]:
+        """Blocking file I/O: run it in a worker thread, never on the UI thread.
+
+        ``journal(path)`` records each final name before the file appears there,
+        so a crash between writing and indexing leaves files recovery removes."""
         now = dt.datetime.now()
         folder = self.folder / now.strftime("%Y-%m-%d")
-        return [(folder / f"{now:%Y%m%d-%H%M%S}_job{job.id}_{index}.{_suffix(image.format)}",
-                 image) for index, image in enumerate(outcome.images)]
-
-    def write_files(self, job: Job, outcome: JobOutcome,
-                    planned: list[tuple[Path, GeneratedImage]]) -> list[SavedFile]:
-        """Blocking file I/O: run it in a worker thread, never on the UI thread."""
         saved = []
-        for path, image in planned:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        for index, image in enumerate(outcome.images):
             written = files.write_image_atomic(
-                path.parent, path.stem, image.data, image.format,
+                folder, f"{now:%Y%m%d-%H%M%S}_job{job.id}_{index}", image.data, image.format,
                 parameters=self.parameters(outcome, image),
-                provenance=self.provenance(job, outcome, image),
+                provenance=self.provenance(job, outcome, image), journal=journal,
             )
             saved.append(SavedFile(written, image))
         return saved
+
+    def remove_stale_temp_files(self) -> int:
+        """Temp files a crash left mid-write; run at start, off the UI thread."""
+        return files.remove_stale_temp_files(self.folder) if self.folder.is_dir() else 0
 
     def parameters(self, outcome: JobOutcome, image: GeneratedImage) -> str:
         """Automatic1111's infotext for this image."""
@@ -142,5 +143,3 @@ def sampler_name(details: dict[str, str]) -> str | None:
     return details.get("scheduler")
 
 
-def _suffix(fmt: str) -> str:
-    return {"jpeg": "jpg"}.get(fmt, fmt)

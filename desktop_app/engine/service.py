@@ -121,16 +121,21 @@ class Engine:
 
     async def start(self) -> list[int]:
         """Recover jobs a crash left running, then run the queue in the background."""
-        recovered = await self._store.run(self._queue.recover_interrupted)
-        await self._refresh_spend()
+        recovered = await self._recover()
         self._runner_task = asyncio.create_task(self._runner.run(), name="imagedesk-runner")
         return recovered
 
     async def run_until_idle(self) -> None:
         """Process queued jobs until none are left (CLI ``queue run`` and ``generate``)."""
-        await self._store.run(self._queue.recover_interrupted)
-        await self._refresh_spend()
+        await self._recover()
         await self._runner.run(until_idle=True)
+
+    async def _recover(self) -> list[int]:
+        """Requeue what a crash left running, drop its unindexed files and temp files."""
+        recovered = await self._store.run(self._queue.recover_interrupted)
+        await asyncio.to_thread(self.saver.remove_stale_temp_files)
+        await self._refresh_spend()
+        return recovered
 
     async def close(self, *, finish_running: bool = False) -> None:
         """Stop the runner and the providers; jobs still running stay ``running`` in the
@@ -314,9 +319,10 @@ class Engine:
     # -- internals ---------------------------------------------------------------
 
     async def _save_images(self, job: Job, outcome: JobOutcome) -> list[int]:
-        planned = self.saver.plan_paths(job, outcome)
-        await self._store.run(self._queue.note_pending_files, job.id, [p for p, _ in planned])
-        saved = await asyncio.to_thread(self.saver.write_files, job, outcome, planned)
+        def journal(path: Path) -> None:  # runs on the file thread; waits for the commit
+            self._store.call_sync(self._queue.note_pending_files, job.id, [path])
+
+        saved = await asyncio.to_thread(self.saver.write_files, job, outcome, journal)
         return await self._store.run(self.saver.index_and_finish, self._queue, self._gallery,
                                      job, outcome, saved)
 
