@@ -10,8 +10,8 @@ from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem, QVBox
 if TYPE_CHECKING:
     from desktop_app.engine.service import ProviderStatus
 
-COLUMNS = ["Provider", "Calls", "Success", "Errors by class", "429s", "p50", "p95",
-           "Images", "Today", "Month"]
+COLUMNS = ["Provider", "Calls today", "Success", "Errors by class", "429s", "p50", "p95",
+           "Images today", "Spend today", "Images month", "Spend month"]
 
 
 def _pct(value: float | None) -> str:
@@ -23,12 +23,17 @@ def _secs(value: float | None) -> str:
 
 
 def metrics_row(status: ProviderStatus) -> list[str]:
-    m = status.metrics
-    success = None if not m.calls else m.successes / m.calls
-    errors = ", ".join(f"{k} {v}" for k, v in sorted(m.failures_by_class.items())) or "—"
-    return [status.name, str(m.calls), _pct(success), errors, str(m.rate_limited),
-            _secs(m.p50_s), _secs(m.p95_s), str(m.images),
-            f"${status.spend_today_usd:.2f}", f"${status.spend_month_usd:.2f}"]
+    """Today's and this month's figures (kept across restarts); latency falls back
+    to this session's samples when the day has none yet."""
+    today, month, session = status.today, status.month, status.metrics
+    calls = today.successes + today.failure_count
+    success = today.successes / calls if calls else None
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(today.failures.items())) or "—"
+    p50 = today.latency_p50_s if today.latency_p50_s is not None else session.p50_s
+    p95 = today.latency_p95_s if today.latency_p95_s is not None else session.p95_s
+    return [status.name, str(calls), _pct(success), errors, str(today.rate_limited),
+            _secs(p50), _secs(p95), str(today.images), f"${today.cost_usd:.2f}",
+            str(month.images), f"${month.cost_usd:.2f}"]
 
 
 class MetricsPanel(QWidget):

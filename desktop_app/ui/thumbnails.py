@@ -10,6 +10,7 @@ fills the items in view before the ones scrolled past.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 from pathlib import Path
 
@@ -29,7 +30,9 @@ class _Decode(QRunnable):
 
     def run(self) -> None:
         image = decode_scaled(self.path, self.size)
-        self.relay.loaded.emit(self.key, image)
+        # the cache may have been deleted while this decode ran (a closed pane)
+        with contextlib.suppress(RuntimeError):
+            self.relay.loaded.emit(self.key, image)
 
 
 def decode_scaled(path: Path, size: int) -> QImage:
