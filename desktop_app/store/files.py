@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +52,16 @@ __all__ = [
 # -- writing -------------------------------------------------------------------------
 
 def write_image_atomic(folder: Path, stem: str, data: bytes, fmt: str, *, parameters: str,
-                       provenance: Mapping[str, Any]) -> Path:
+                       provenance: Mapping[str, Any],
+                       journal: Callable[[Path], None] | None = None) -> Path:
     """Write ``data`` with its metadata as ``folder/stem.ext`` (``stem-1.ext`` ... if
     taken) and return the path. The bytes go to a hidden temp file in the same
     folder, are fsynced, then linked into place (never replacing an existing
-    file) and the folder is fsynced: the final name never holds a partial file."""
+    file) and the folder is fsynced: the final name never holds a partial file.
+
+    ``journal(final_path)`` is called just before the file appears under its
+    final name (e.g. ``JobQueue.note_pending_files``), so crash recovery can
+    remove a file whose index row was never committed."""
     fmt = fmt.lower()
     if fmt not in EXTENSIONS:
         raise StoreError(f"Cannot save images as {fmt!r}: use png, jpeg or webp.")
@@ -72,7 +77,7 @@ def write_image_atomic(folder: Path, stem: str, data: bytes, fmt: str, *, parame
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
-        final = _link_unique(temp, folder, stem, EXTENSIONS[fmt])
+        final = _link_unique(temp, folder, stem, EXTENSIONS[fmt], journal)
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
@@ -80,9 +85,14 @@ def write_image_atomic(folder: Path, stem: str, data: bytes, fmt: str, *, parame
     return final
 
 
-def _link_unique(temp: Path, folder: Path, stem: str, ext: str) -> Path:
+def _link_unique(temp: Path, folder: Path, stem: str, ext: str,
+                 journal: Callable[[Path], None] | None) -> Path:
     for n in range(10_000):
         final = folder / (f"{stem}{ext}" if n == 0 else f"{stem}-{n}{ext}")
+        if final.exists():
+            continue
+        if journal is not None:
+            journal(final)
         try:
             os.link(temp, final)  # atomic, and fails rather than overwrite
             return final

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from desktop_app.store.database import open_database
-from desktop_app.store.gallery import Gallery, ImageNotFound, NewImage, fts_query
+from desktop_app.store.gallery import Gallery, ImageNotFound, ImageRecord, NewImage, fts_query
 
 from .conftest import FakeClock
 
@@ -19,7 +19,7 @@ def image(tmp_path: Path, name: str, prompt: str, **fields: object) -> NewImage:
 
 @pytest.fixture
 def filled(gallery: Gallery, clock: FakeClock, tmp_path: Path) -> Gallery:
-    rows = [
+    rows: list[tuple[str, str, dict[str, object]]] = [
         ("fox", "a red fox in the snow", {"negative_prompt": "blurry, watermark"}),
         ("lighthouse", "a lighthouse at dusk, oil painting", {"provider": "openai",
                                                               "model": "gpt-image-1"}),
@@ -33,7 +33,7 @@ def filled(gallery: Gallery, clock: FakeClock, tmp_path: Path) -> Gallery:
     return gallery
 
 
-def prompts(records: list) -> list[str]:  # type: ignore[type-arg]
+def prompts(records: list[ImageRecord]) -> list[str]:
     return [r.prompt for r in records]
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from desktop_app.domain.job import Attempt, IllegalTransition, JobState, Outcome
+from desktop_app.domain.job import Attempt, IllegalTransition, Job, JobState, Outcome
 from desktop_app.store.database import open_database
 from desktop_app.store.gallery import Gallery, NewImage
 from desktop_app.store.jobs import JobNotFound, JobQueue
@@ -13,7 +13,7 @@ from desktop_app.store.jobs import JobNotFound, JobQueue
 from .conftest import FakeClock, request
 
 
-def ids(jobs: list) -> list[int]:  # type: ignore[type-arg]
+def ids(jobs: list[Job]) -> list[int]:
     return [j.id for j in jobs]
 
 
