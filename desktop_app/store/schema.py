@@ -29,7 +29,7 @@ CREATE INDEX jobs_run_order ON jobs (state, priority DESC, position);
 CREATE INDEX jobs_position ON jobs (position);
 
 CREATE TABLE images (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              INTEGER PRIMARY KEY,                -- time-ordered, see gallery.py
     path            TEXT    NOT NULL UNIQUE,
     job_id          INTEGER REFERENCES jobs (id) ON DELETE SET NULL,
     prompt          TEXT    NOT NULL DEFAULT '',

@@ -153,3 +153,36 @@ def test_gallery_survives_reopen(filled: Gallery, db_path: Path) -> None:
     again = Gallery(open_database(db_path))
     assert prompts(again.search("fox")) == ["a red fox in the snow"]
     assert again.providers() == ["local", "openai"]
+
+
+def test_images_made_in_the_same_millisecond_keep_their_order(gallery: Gallery,
+                                                              tmp_path: Path) -> None:
+    added = gallery.add_many([image(tmp_path, f"burst{i}", f"burst shot {i}") for i in range(5)])
+    assert len({r.id for r in added}) == 5
+    assert prompts(gallery.search("burst")) == [f"burst shot {i}" for i in reversed(range(5))]
+    assert prompts(gallery.search("burst", sort="oldest")) == [f"burst shot {i}"
+                                                               for i in range(5)]
+
+
+def test_an_imported_old_image_sorts_by_when_it_was_made(gallery: Gallery, clock: FakeClock,
+                                                         tmp_path: Path) -> None:
+    gallery.add(image(tmp_path, "new", "new harbour"))
+    gallery.add(image(tmp_path, "old", "old harbour", created_at=clock.now - 365 * 86400))
+    assert prompts(gallery.search()) == ["new harbour", "old harbour"]
+    assert prompts(gallery.search("harbour")) == ["new harbour", "old harbour"]
+    assert prompts(gallery.search("harbour", until=clock.now - 86400)) == ["old harbour"]
+
+
+def test_text_search_combines_with_every_filter_and_paging(gallery: Gallery, clock: FakeClock,
+                                                           tmp_path: Path) -> None:
+    for i in range(6):
+        gallery.add(image(tmp_path, f"s{i}", f"storm {i}", provider="openai" if i % 2 else "local",
+                          favourite=i >= 3))
+        clock.advance(10)
+    assert prompts(gallery.search("storm", provider="openai", sort="oldest")) == [
+        "storm 1", "storm 3", "storm 5"]
+    assert prompts(gallery.search("storm", favourites_only=True, provider="local")) == ["storm 4"]
+    assert prompts(gallery.search("storm", since=clock.now - 30, limit=2)) == [
+        "storm 5", "storm 4"]
+    assert prompts(gallery.search("storm", limit=2, offset=4)) == ["storm 1", "storm 0"]
+    assert gallery.count("storm", provider="openai") == 3
