@@ -30,7 +30,7 @@ IMAGES = 100_000
 QUERIES = 300
 THUMBS = 40
 
-WORDS = (
+WORDS = (  # noqa: SIM905 - a word list reads better as prose
     "a an the of in on at with by lighthouse dusk dawn night fox cat dog owl castle hill "
     "mountain river lake forest city street neon rain snow fog sunset sunrise portrait "
     "landscape oil painting watercolor photo cinematic lighting dramatic soft golden hour "
