@@ -227,6 +227,7 @@ def check_window(env: Mapping[str, str]) -> CheckResult:
     try:
         import qasync
 
+        from desktop_app.ui import tasks
         from desktop_app.ui.app import build_window, make_application
         from desktop_app.ui.main_window import CloseMode
     except Exception as error:
@@ -241,9 +242,12 @@ def check_window(env: Mapping[str, str]) -> CheckResult:
         async def exercise() -> str:
             await ctx.engine.start()
             window.load()
-            for _ in range(5):
-                app.processEvents()
-                await asyncio.sleep(0.02)
+            # Awaiting lets the qasync loop run Qt's events and the window's load tasks
+            # (calling processEvents from inside a task would re-enter the loop).
+            deadline = time.monotonic() + 10.0
+            await asyncio.sleep(0.1)
+            while tasks.pending() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
             pixmap = window.grab()
             if pixmap.isNull() or pixmap.width() < 1 or pixmap.height() < 1:
                 raise RuntimeError("the window painted nothing")
