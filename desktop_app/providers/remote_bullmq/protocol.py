@@ -98,6 +98,7 @@ class StepReport:
     step: int = 0
     total: int = 0
     message: str = ""
+    worker: str = ""  # the worker's name, so the user sees which machine runs the job
 
     def to_data(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -108,7 +109,8 @@ class StepReport:
             return None  # a bare number from a foreign worker: nothing to show
         try:
             return cls(str(data.get("phase", "generating")), int(data.get("step", 0)),
-                       int(data.get("total", 0)), str(data.get("message", ""))[:300])
+                       int(data.get("total", 0)), str(data.get("message", ""))[:300],
+                       str(data.get("worker", ""))[:100])
         except (TypeError, ValueError):
             return None
 

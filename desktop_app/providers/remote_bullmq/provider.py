@@ -294,7 +294,9 @@ class RemoteProvider:
             if report is not None:
                 phase = Phase(report.phase) if report.phase in {p.value for p in Phase} \
                     else Phase.GENERATING
-                progress(Progress(phase, report.step, report.total, report.message))
+                where_ = f"on {report.worker}" if report.worker else ""
+                message = "; ".join(m for m in (report.message, where_) if m)
+                progress(Progress(phase, report.step, report.total, message))
         elif event.kind in _MESSAGES:
             progress(Progress(Phase.STARTING, message=_MESSAGES[event.kind]))
         elif event.kind == "completed":

@@ -55,6 +55,7 @@ EXIT_FAILED = 1
 EXIT_MISCONFIGURED = 2
 SHUTDOWN_REASON = "the remote worker is shutting down"
 LATENCY_WEIGHT = 0.3
+STORE_ATTEMPTS = 40  # about a minute of backoff
 
 
 class RemoteWorker:
@@ -205,7 +206,7 @@ class RemoteWorker:
         cancel = CancelToken()
         self._tokens[job_id] = cancel
         self._state = "busy"
-        reporter = _ProgressReporter(job)
+        reporter = _ProgressReporter(job, self.name)
         watcher = asyncio.get_running_loop().create_task(self._watch_cancel(job_id, cancel,
                                                                             abort))
         started = self._clock()
@@ -213,11 +214,8 @@ class RemoteWorker:
             payload = JobPayload.from_data(job.data)
             images = await self.local.generate(payload.request, reporter.report, cancel)
             await reporter.flush()
-            transport, location, entries = await results.store(
-                images, keys=self.keys, job_id=job_id, token=token,
-                transport=payload.transport, blobs=self._blobs,
-                folder=self.config.results_folder, ttl_s=self.config.result_ttl_s,
-                max_bytes=self.config.max_result_bytes)
+            transport, location, entries = await self._store(images, job_id, token,
+                                                             payload)
         except Cancelled as exc:
             if cancel.reason == SHUTDOWN_REASON:
                 await job.moveToDelayed(int(self._wall() * 1000), token)
@@ -248,6 +246,26 @@ class RemoteWorker:
                               {k: str(v) for k, v in first.details.items()
                                if k not in ("model",)}).to_data()
 
+    async def _store(self, images: list[Any], job_id: str, token: str,
+                     payload: JobPayload) -> tuple[Any, str, Any]:
+        """Keep the finished images through a Redis restart: a MULTI/EXEC cut short by
+        the server going away is not retried by redis-py itself."""
+        for attempt in range(STORE_ATTEMPTS):
+            try:
+                return await results.store(
+                    images, keys=self.keys, job_id=job_id, token=token,
+                    transport=payload.transport, blobs=self._blobs,
+                    folder=self.config.results_folder, ttl_s=self.config.result_ttl_s,
+                    max_bytes=self.config.max_result_bytes)
+            except redis.exceptions.AuthenticationError:
+                raise
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                if attempt == STORE_ATTEMPTS - 1:
+                    raise
+                log.info("storing job %s's images failed (%s); retrying", job_id, exc)
+                await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+        raise AssertionError("unreachable")
+
     async def _watch_cancel(self, job_id: str, cancel: CancelToken, abort: Any) -> None:
         key = self.keys.cancel(job_id)
         while not cancel.cancelled:
@@ -264,14 +282,15 @@ class RemoteWorker:
 class _ProgressReporter:
     """Sends the newest step to ``job.updateProgress``; never more than one write in flight."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, worker: str) -> None:
         self._job = job
+        self._worker = worker
         self._latest: StepReport | None = None
         self._task: asyncio.Task[None] | None = None
 
     def report(self, progress: Progress) -> None:
         self._latest = StepReport(progress.phase.value, progress.step, progress.total,
-                                  progress.message)
+                                  progress.message, self._worker)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._send())
 

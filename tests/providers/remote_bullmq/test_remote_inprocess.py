@@ -107,6 +107,7 @@ async def test_images_and_step_progress_come_back_from_a_worker(
     assert all(i.provider == "remote" and i.details["worker"] == "render-box" for i in images)
     steps = [e.step for e in events if e.phase is Phase.GENERATING]
     assert steps and steps[-1] == 6 and steps == sorted(steps)
+    assert {e.message for e in events if e.phase is Phase.GENERATING} == {"on render-box"}
     assert events[-1].phase is Phase.FINISHING
 
 
