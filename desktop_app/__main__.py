@@ -7,6 +7,10 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "--self-test":
+        from desktop_app import selftest
+
+        return selftest.main(args[1:])
     if args:
         from desktop_app import cli
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from desktop_app.config import AppPaths, Settings, gallery_folder, load_settings, save_settings
 from desktop_app.config.model import ProviderSettings
+from desktop_app.engine.nsfw import NsfwMode, NsfwSettings
 from desktop_app.engine.runner import RunnerSettings
 from desktop_app.engine.saving import ImageSaver
 from desktop_app.engine.service import Budget, Engine
@@ -53,7 +54,7 @@ def open_app(env: Mapping[str, str] = os.environ, *, clock: Clock | None = None)
         queue=JobQueue(conn), gallery=Gallery(conn), metrics_store=MetricsStore(conn),
         saver=saver, slots=build_slots(settings, paths, keys, clock), clock=clock,
         runner_settings=runner_settings(settings), budget=budget(settings),
-        blocked_terms=settings.content.blocked_terms,
+        blocked_terms=settings.content.blocked_terms, nsfw=nsfw_settings(settings),
     )
     return AppContext(settings, paths, keys, engine, list(loaded.warnings))
 
@@ -72,6 +73,7 @@ async def apply_settings(ctx: AppContext, new: Settings) -> None:
     await ctx.engine.replace_slots(slots)
     ctx.engine.budget = budget(new)
     ctx.engine.blocked_terms = list(new.content.blocked_terms)
+    ctx.engine.nsfw = nsfw_settings(new)
     ctx.engine.runner_settings = runner_settings(new)
     ctx.engine.saver.folder = gallery_folder(new, ctx.paths)
 
@@ -83,6 +85,11 @@ def runner_settings(settings: Settings) -> RunnerSettings:
         max_parallel_jobs=max(1, sum(s.concurrency for s in enabled)),
         cpu_after_cloud=settings.routing.cpu_after_cloud,
     )
+
+
+def nsfw_settings(settings: Settings) -> NsfwSettings:
+    return NsfwSettings(NsfwMode(settings.content.nsfw_check),
+                        max(0.01, settings.content.nsfw_threshold))
 
 
 def budget(settings: Settings) -> Budget:

@@ -17,7 +17,8 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from desktop_app.domain.content_filter import check_blocked_terms
-from desktop_app.domain.errors import ImageDeskError
+from desktop_app.domain.errors import ContentRejected, ImageDeskError, JobFailed
+from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.job import Job, JobState
 from desktop_app.domain.request import GenerationRequest
 from desktop_app.engine.events import (
@@ -29,6 +30,7 @@ from desktop_app.engine.events import (
 )
 from desktop_app.engine.failover import JobOutcome
 from desktop_app.engine.metrics import CallRecord, Metrics, MetricsSnapshot
+from desktop_app.engine.nsfw import NsfwMode, NsfwSettings, Scorer, check_image
 from desktop_app.engine.runner import QueueRunner, RunnerSettings
 from desktop_app.engine.saving import ImageSaver
 from desktop_app.engine.slots import ProviderSlot
@@ -91,6 +93,8 @@ class Engine:
         runner_settings: RunnerSettings | None = None,
         budget: Budget | None = None,
         blocked_terms: Sequence[str] = (),
+        nsfw: NsfwSettings | None = None,
+        nsfw_scorer: Scorer | None = None,
     ) -> None:
         self.hub = hub or EventHub()
         self.clock = clock or SystemClock()
@@ -98,6 +102,8 @@ class Engine:
         self.slots = list(slots)
         self.budget = budget or Budget()
         self.blocked_terms = list(blocked_terms)
+        self.nsfw = nsfw or NsfwSettings()
+        self._nsfw_scorer = nsfw_scorer
         self._queue = queue
         self._gallery = gallery
         self._metrics_store = metrics_store
@@ -319,12 +325,29 @@ class Engine:
     # -- internals ---------------------------------------------------------------
 
     async def _save_images(self, job: Job, outcome: JobOutcome) -> list[int]:
+        if self.nsfw.mode is not NsfwMode.OFF:
+            outcome = await asyncio.to_thread(self._screen, outcome)
         def journal(path: Path) -> None:  # runs on the file thread; waits for the commit
             self._store.call_sync(self._queue.note_pending_files, job.id, [path])
 
         saved = await asyncio.to_thread(self.saver.write_files, job, outcome, journal)
         return await self._store.run(self.saver.index_and_finish, self._queue, self._gallery,
                                      job, outcome, saved)
+
+    def _screen(self, outcome: JobOutcome) -> JobOutcome:
+        """The optional NSFW check, on every provider's images (file thread)."""
+        kept: list[GeneratedImage] = []
+        notes: list[str] = []
+        for image in outcome.images:
+            checked = check_image(image, self.nsfw, self._nsfw_scorer)
+            if checked.image is not None:
+                kept.append(checked.image)
+            if checked.message:
+                notes.append(checked.message)
+        if not kept:
+            raise JobFailed("Every image of this job was blocked. " + " ".join(notes),
+                            final=ContentRejected)
+        return dataclasses.replace(outcome, images=tuple(kept))
 
     def _persist_call(self, record: CallRecord) -> None:
         day = dt.date.fromtimestamp(self.clock.time()).isoformat()

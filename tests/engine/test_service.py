@@ -223,3 +223,38 @@ async def test_finished_events_carry_the_image_ids(make_engine: EngineMaker) -> 
     await engine.submit(REQ.replace(n=2))
     await engine.run_until_idle()
     assert len(finished) == 1 and len(finished[0].image_ids) == 2
+
+
+@pytest.mark.parametrize(("mode", "kept"), [("block", 1), ("blur", 2)])
+async def test_the_nsfw_check_blocks_or_blurs_what_scores_over_the_threshold(
+        make_engine: EngineMaker, mode: str, kept: int) -> None:
+    from desktop_app.engine.nsfw import NsfwMode, NsfwSettings
+
+    scores = iter([0.95, 0.1])  # the first image is flagged, the second is not
+    engine = make_engine(ScriptedProvider("local"),
+                         nsfw=NsfwSettings(NsfwMode(mode), threshold=0.7),
+                         nsfw_scorer=lambda data: next(scores))
+    job = await engine.submit(REQ.replace(n=2))
+    await engine.run_until_idle()
+    done = await engine.job(job.id)
+    assert done is not None and done.state is JobState.SUCCEEDED
+    records = await engine.images_of(done)
+    assert len(records) == kept
+    if mode == "blur":
+        flagged = [r for r in records if r.provenance["details"].get("nsfw_action") == "blurred"]
+        assert len(flagged) == 1
+
+
+async def test_a_job_whose_every_image_is_blocked_fails_saying_why(
+        make_engine: EngineMaker) -> None:
+    from desktop_app.engine.nsfw import NsfwMode, NsfwSettings
+
+    engine = make_engine(ScriptedProvider("local"), nsfw=NsfwSettings(NsfwMode.BLOCK, 0.5),
+                         nsfw_scorer=lambda data: 0.9)
+    job = await engine.submit(REQ)
+    await engine.run_until_idle()
+    done = await engine.job(job.id)
+    assert done is not None and done.state is JobState.FAILED
+    assert done.error == "ContentRejected" and "NSFW check scored it 0.90" in str(
+        done.error_message)
+    assert await engine.search_images("") == []
