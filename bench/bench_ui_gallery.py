@@ -20,14 +20,14 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import median, percentile, record  # noqa: E402
-from PySide6.QtCore import QEvent, QObject, QThreadPool  # noqa: E402
-from PySide6.QtGui import QColor, QImage  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from _harness import median, percentile, record
+from desktop_app.store.gallery import ImageRecord
+from PySide6.QtCore import QEvent, QObject, QThreadPool
+from PySide6.QtGui import QColor, QImage
+from PySide6.QtWidgets import QApplication
 
-from desktop_app.store.gallery import ImageRecord  # noqa: E402
-from desktop_app.ui.gallery_model import GalleryModel  # noqa: E402
-from desktop_app.ui.gallery_view import make_list_view  # noqa: E402
+from desktop_app.ui.gallery_model import GalleryModel
+from desktop_app.ui.gallery_view import make_list_view
 
 N_IMAGES = 10_000
 N_FILES = 200

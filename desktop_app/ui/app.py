@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
+from desktop_app.paths import AppPaths
 from desktop_app.secrets import KeyStore
 from desktop_app.ui import tasks
 from desktop_app.ui.main_window import MainWindow
@@ -42,15 +43,16 @@ def make_application(argv: Sequence[str] | None = None) -> QApplication:
     return app
 
 
-def window_settings(ctx: AppContext) -> QSettings:
+def window_settings(paths: AppPaths) -> QSettings:
     """Window layout and prompt history: ``window.ini`` in the config folder."""
-    ctx.paths.config_dir.mkdir(parents=True, exist_ok=True)
-    return QSettings(str(ctx.paths.config_dir / "window.ini"), QSettings.Format.IniFormat)
+    paths.config_dir.mkdir(parents=True, exist_ok=True)
+    return QSettings(str(paths.config_dir / "window.ini"), QSettings.Format.IniFormat)
 
 
-def build_window(ctx: AppContext) -> MainWindow:
-    """The main window wired to the app context (settings dialog included)."""
-    window: MainWindow
+def build_window(ctx: AppContext, window: MainWindow | None = None) -> MainWindow:
+    """The main window (a new one, or ``window`` shown earlier) wired to the app
+    context, settings dialog included."""
+    shown = window or MainWindow(None, window_settings(ctx.paths), icon=app_icon())
 
     def open_settings(parent: QWidget) -> None:
         from desktop_app.ui.settings_dialog import SettingsDialog
@@ -64,11 +66,10 @@ def build_window(ctx: AppContext) -> MainWindow:
         from desktop_app.bootstrap import apply_settings
 
         # apply_settings writes the file, then rebuilds the providers whose settings changed
-        tasks.spawn(apply_settings(ctx, new), lambda _r: window.settings_applied())
+        tasks.spawn(apply_settings(ctx, new), lambda _r: shown.settings_applied())
 
-    window = MainWindow(ctx.engine, window_settings(ctx), open_settings=open_settings,
-                        icon=app_icon())
-    return window
+    shown.attach(ctx.engine, open_settings)
+    return shown
 
 
 class _TypedKey(KeyStore):
@@ -109,26 +110,31 @@ def show_warnings(window: MainWindow, warnings: Sequence[str]) -> None:
         box.open()
 
 
-async def _run(ctx: AppContext, window: MainWindow) -> None:
+async def _run(window: MainWindow) -> None:
     finished = asyncio.Event()
     window.shutdown_finished.connect(finished.set)
-    await ctx.engine.start()
-    window.load()
+    await asyncio.sleep(0.03)  # let the window paint before the engine's imports run
+    if window.isVisible():
+        from desktop_app.bootstrap import open_app  # the heavy imports (SDKs, SQLite, ...)
+
+        ctx = open_app(os.environ)
+        build_window(ctx, window)
+        QTimer.singleShot(0, lambda: show_warnings(window, ctx.warnings))
+        await ctx.engine.start()
+        window.load()
     await finished.wait()
 
 
 def run_app(argv: Sequence[str] | None = None) -> int:
     import qasync
 
-    from desktop_app.bootstrap import open_app
-
     app = make_application(argv)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    ctx = open_app(os.environ)
-    window = build_window(ctx)
+    # the window paints first; the engine is built and attached right after
+    window = MainWindow(None, window_settings(AppPaths.discover(os.environ).ensure()),
+                        icon=app_icon())
     window.show()
-    QTimer.singleShot(0, lambda: show_warnings(window, ctx.warnings))
     with loop:
-        loop.run_until_complete(_run(ctx, window))
+        loop.run_until_complete(_run(window))
     return 0

@@ -84,9 +84,9 @@ class GalleryView(QWidget):
     image_selected = Signal(object)  # ImageRecord or None
     reuse_requested = Signal(object)  # ImageRecord
 
-    def __init__(self, engine: Engine, parent: QWidget | None = None) -> None:
+    def __init__(self, engine: Engine | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.engine = engine
+        self.engine: Engine = engine  # type: ignore[assignment]  # set by MainWindow.attach
         self.model = GalleryModel(parent=self)
         self.search = QLineEdit(self)
         self.search.setObjectName("gallerySearch")

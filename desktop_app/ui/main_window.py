@@ -55,11 +55,13 @@ class CloseMode(enum.Enum):
 class MainWindow(QMainWindow):
     shutdown_finished = Signal()
 
-    def __init__(self, engine: Engine, window_settings: QSettings, *,
+    def __init__(self, engine: Engine | None, window_settings: QSettings, *,
                  open_settings: Callable[[QWidget], None] | None = None,
                  icon: QIcon | None = None, parent: QWidget | None = None) -> None:
+        """With ``engine=None`` the window can paint before the engine exists (a fast
+        first paint at startup); ``attach`` then connects it."""
         super().__init__(parent)
-        self.engine = engine
+        self.engine: Engine = engine  # type: ignore[assignment]  # None until attach
         self.window_settings = window_settings
         self._open_settings = open_settings
         self._shut_down = False
@@ -68,7 +70,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("ImageDesk")
         if icon is not None:
             self.setWindowIcon(icon)
-        self.signals = EngineSignals(engine.hub, self)
+        self.signals = EngineSignals(None, self)
         self.editor = PromptEditor(self._submit, window_settings, self)
         self.queue = QueueView(engine, self.signals, self)
         self.gallery = GalleryView(engine, self)
@@ -81,6 +83,22 @@ class MainWindow(QMainWindow):
         self._tray = self._make_tray(icon)
         tasks.set_error_reporter(self.show_error)
         self.restore_layout()
+        if engine is not None:
+            self.attach(engine)
+        else:
+            self.editor.generate_button.setEnabled(False)
+            self.statusBar().showMessage("Starting…")
+
+    def attach(self, engine: Engine,
+               open_settings: Callable[[QWidget], None] | None = None) -> None:
+        """Connect the window to the engine: events in, actions out."""
+        self.engine = engine
+        self.queue.engine = self.gallery.engine = self.providers.engine = engine
+        self.signals.attach(engine.hub)
+        if open_settings is not None:
+            self._open_settings = open_settings
+        self.editor.generate_button.setEnabled(True)
+        self.statusBar().clearMessage()
 
     # -- construction ------------------------------------------------------------
 
@@ -324,6 +342,11 @@ class MainWindow(QMainWindow):
             return
         event.ignore()
         mode = CloseMode.QUIT
+        if self.engine is None:  # closed before the engine was attached
+            self._shut_down = True
+            self.shutdown_finished.emit()
+            event.accept()
+            return
         if self.engine.running_job_ids:
             chosen = self.ask_close_mode()
             if chosen is None:

@@ -118,10 +118,10 @@ class ProviderStatusBar(QWidget):
     statuses_changed = Signal(list)  # list[ProviderStatus]
     settings_requested = Signal()
 
-    def __init__(self, engine: Engine, signals: EngineSignals,
+    def __init__(self, engine: Engine | None, signals: EngineSignals,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.engine = engine
+        self.engine: Engine = engine  # type: ignore[assignment]  # set by MainWindow.attach
         self.indicators: dict[str, ProviderIndicator] = {}
         self._layout = QHBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)

@@ -56,13 +56,13 @@ class ProgressDelegate(QStyledItemDelegate):
 class QueueView(QWidget):
     """Queue table plus its actions; every action is one engine call."""
 
-    job_selected = Signal(int)  # a job id
+    job_selected = Signal(object)  # a job id
     images_ready = Signal(tuple)  # image ids of a job that just succeeded
 
-    def __init__(self, engine: Engine, signals: EngineSignals,
+    def __init__(self, engine: Engine | None, signals: EngineSignals,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.engine = engine
+        self.engine: Engine = engine  # type: ignore[assignment]  # set by MainWindow.attach
         self.model = QueueModel(self)
         self.table = QTableView(self)
         self.table.setObjectName("queueTable")

@@ -19,7 +19,7 @@ from PySide6.QtGui import QColor, QImage, QImageReader, QPainter, QPixmap
 
 
 class _Relay(QObject):
-    loaded = Signal(int, QImage)
+    loaded = Signal(object, QImage)  # image ids are 64-bit
 
 
 class _Decode(QRunnable):
@@ -51,7 +51,7 @@ def decode_scaled(path: Path, size: int) -> QImage:
 
 
 class ThumbnailCache(QObject):
-    ready = Signal(int)  # the key whose pixmap is now cached
+    ready = Signal(object)  # the key (a 64-bit image id) whose pixmap is now cached
 
     def __init__(self, size: int = 160, capacity: int = 800,
                  pool: QThreadPool | None = None, parent: QObject | None = None) -> None:
@@ -95,7 +95,7 @@ class ThumbnailCache(QObject):
     def pending(self) -> int:
         return len(self._pending)
 
-    @Slot(int, QImage)
+    @Slot(object, QImage)
     def _on_loaded(self, key: int, image: QImage) -> None:
         self._pending.discard(key)
         pixmap = self.broken if image.isNull() else QPixmap.fromImage(image)

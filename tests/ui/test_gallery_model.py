@@ -59,11 +59,12 @@ def test_thumbnails_load_off_the_gui_thread_and_are_scaled_to_the_icon(
     path = image_file(tmp_path, "big.png", (800, 400))
     thumbnails = ThumbnailCache(size=160, capacity=2)
     model = GalleryModel(thumbnails)
-    model.set_records([record(1, path, 1.0)])
+    big_id = 1_764_500_000_123_456  # the store's ids are time-ordered 64-bit numbers
+    model.set_records([record(big_id, path, 1.0)])
     index = model.index(0)
     first = index.data(Qt.ItemDataRole.DecorationRole)
     assert (first.width(), first.height()) == (160, 160)  # the placeholder: nothing decoded yet
-    assert not thumbnails.cached(1)
+    assert not thumbnails.cached(big_id)
     with qtbot.waitSignal(model.dataChanged, timeout=5_000):
         pass
     pixmap = index.data(Qt.ItemDataRole.DecorationRole)
