@@ -37,6 +37,12 @@ from desktop_app.resources import is_frozen, resource_path
 TORCH_SIDE = ("torch", "diffusers", "transformers", "accelerate", "safetensors",
               "huggingface_hub")
 LOCAL_PACKAGE = "desktop_app.providers.local_diffusion"
+# Packages of ours that need an optional extra, and the distributions of that extra:
+# without the extra, a module there that fails to import for want of one is skipped.
+OPTIONAL_EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
+    LOCAL_PACKAGE: ("local", TORCH_SIDE),
+    "desktop_app.providers.remote_bullmq": ("remote", ("bullmq", "redis")),
+}
 REQUIRED_RESOURCES = (
     ("icons", "imagedesk.svg"),
     ("icons", "imagedesk-256.png"),
@@ -74,15 +80,16 @@ def use_offscreen_if_headless(env: Mapping[str, str]) -> None:
 
 
 def check_imports() -> CheckResult:
-    """Import every module of the app. Without torch, a local-diffusion module that
-    needs torch to import is skipped (it only runs in the worker process)."""
-    torch_installed = importlib.util.find_spec("torch") is not None
+    """Import every module of the app. A module of an optional extra that is not
+    installed (torch for the local provider's worker side, bullmq for remote
+    workers) is skipped when it fails for want of that extra; nothing else is."""
     names: list[str] = []
     failures: list[str] = []
     skipped: list[str] = []
 
     def walk_error(name: str) -> None:
-        failures.append(f"{name} ({_one_line(sys.exc_info()[1] or Exception())})")
+        """A package that failed to import while walking: it is already in ``names``,
+        and importing it below reports (or skips) it once."""
 
     for module in pkgutil.walk_packages(desktop_app.__path__, "desktop_app.",
                                         onerror=walk_error):
@@ -92,9 +99,9 @@ def check_imports() -> CheckResult:
             importlib.import_module(name)
         except ModuleNotFoundError as error:
             missing = (error.name or "").split(".")[0]
-            if (not torch_installed and name.startswith(LOCAL_PACKAGE)
-                    and missing in TORCH_SIDE):
-                skipped.append(name)
+            extra = _optional_extra(name, missing)
+            if extra is not None:
+                skipped.append(extra)
             else:
                 failures.append(f"{name} ({_one_line(error)})")
         except Exception as error:  # any import failure is what this check is for
@@ -108,8 +115,18 @@ def check_imports() -> CheckResult:
                            f"first: {failures[0]}")
     detail = f"{imported} modules"
     if skipped:
-        detail += f" ({len(skipped)} torch-side modules skipped: torch is not installed)"
+        extras = ", ".join(sorted(set(skipped)))
+        detail += f" ({len(skipped)} skipped: extra not installed: {extras})"
     return CheckResult("imports", True, detail)
+
+
+def _optional_extra(module: str, missing: str) -> str | None:
+    """The extra whose absence explains ``missing`` for ``module``, if any."""
+    for package, (extra, distributions) in OPTIONAL_EXTRAS.items():
+        if (module == package or module.startswith(package + ".")) and missing in distributions:
+            first = distributions[0]
+            return extra if importlib.util.find_spec(first) is None else None
+    return None
 
 
 def check_resources() -> CheckResult:
