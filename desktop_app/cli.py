@@ -164,8 +164,9 @@ def main(argv: Sequence[str]) -> int:
 
 def _configure_logging(verbose: bool) -> None:
     from desktop_app.logging_setup import configure_logging
+    from desktop_app.paths import AppPaths
 
-    configure_logging(None, verbose)
+    configure_logging(AppPaths.discover().log_dir, verbose)
 
 
 async def _dispatch(args: argparse.Namespace) -> int:

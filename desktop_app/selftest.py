@@ -14,7 +14,6 @@ the local provider's state is read from whether torch is installed.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import importlib
@@ -237,53 +236,16 @@ def check_local_provider() -> CheckResult:
 def check_window(env: Mapping[str, str]) -> CheckResult:
     """Open the app's main window as ``run_app`` does, let it paint, grab it, close it."""
     try:
-        from desktop_app.bootstrap import open_app
-    except ImportError as error:
-        return CheckResult("window", False, "desktop_app.bootstrap.open_app is not available "
-                           f"({_one_line(error)})")
-    try:
-        import qasync
-
-        from desktop_app.ui import tasks
-        from desktop_app.ui.app import build_window, make_application
-        from desktop_app.ui.main_window import CloseMode
+        from desktop_app.ui.self_check import open_and_grab_window
     except Exception as error:
         return CheckResult("window", False, f"Qt could not load: {_one_line(error)}")
     try:
-        app = make_application(["imagedesk", "--self-test"])
-        loop = qasync.QEventLoop(app)
-        asyncio.set_event_loop(loop)
-        ctx = open_app(env)
-        window = build_window(ctx)
-
-        async def exercise() -> str:
-            await ctx.engine.start()
-            window.load()
-            # Awaiting lets the qasync loop run Qt's events and the window's load tasks
-            # (calling processEvents from inside a task would re-enter the loop).
-            deadline = time.monotonic() + 10.0
-            await asyncio.sleep(0.1)
-            while tasks.pending() and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            pixmap = window.grab()
-            if pixmap.isNull() or pixmap.width() < 1 or pixmap.height() < 1:
-                raise RuntimeError("the window painted nothing")
-            image = pixmap.toImage()
-            colours = {image.pixel(x * image.width() // 17, y * image.height() // 17)
-                       for x in range(1, 17) for y in range(1, 17)}
-            if len(colours) < 2:
-                raise RuntimeError("the window painted one flat colour")
-            await window.shutdown(CloseMode.QUIT)
-            return f"painted {pixmap.width()}x{pixmap.height()} on {app.platformName()}"
-
-        with loop:
-            detail = loop.run_until_complete(asyncio.wait_for(exercise(), WINDOW_TIMEOUT_S))
+        detail, warnings = open_and_grab_window(env, WINDOW_TIMEOUT_S)
     except TimeoutError:
         return CheckResult("window", False,
                            f"did not open and close within {WINDOW_TIMEOUT_S:.0f} s")
     except Exception as error:
         return CheckResult("window", False, _one_line(error))
-    warnings = list(getattr(ctx, "warnings", []) or [])
     if warnings:
         detail += f"; startup warnings: {' / '.join(warnings)}"
     return CheckResult("window", True, detail)

@@ -19,8 +19,9 @@ from desktop_app.providers.local_diffusion.devices import Device
 from desktop_app.providers.local_diffusion.failures import WorkerProblem, classify
 from desktop_app.providers.local_diffusion.hashing import model_hash
 from desktop_app.providers.local_diffusion.messages import WorkerSettings
+from desktop_app.resources import resource_path
 
-SKELETONS = Path(__file__).resolve().parents[3] / "resources" / "model_skeletons"
+SKELETONS = resource_path("model_skeletons")
 SD15_SKELETON = SKELETONS / "sd15"
 SKELETON_FILES = (
     "model_index.json",

@@ -14,19 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from desktop_app.domain.errors import Misconfigured
+from desktop_app.resources import resource_path
 
 PRICES_FILE = "prices.json"
 
 
 def default_prices_path() -> Path:
-    """``resources/prices.json`` at the repository root (next to ``desktop_app/``),
-    or inside a PyInstaller bundle's data folder."""
-    here = Path(__file__).resolve()
-    candidates = [parent / "resources" / PRICES_FILE for parent in here.parents]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    return candidates[3]  # <repo>/resources/prices.json, for the error message
+    """``resources/prices.json``, from a checkout or inside a bundle."""
+    return resource_path(PRICES_FILE)
 
 
 @dataclasses.dataclass(frozen=True)
