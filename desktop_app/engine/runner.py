@@ -100,7 +100,12 @@ class QueueRunner:
         self._stopping = False
         while not self._stopping:
             self._wake.clear()
-            started = await self._start_next() if not await self._paused() else False
+            try:
+                started = await self._start_next() if not await self._paused() else False
+            except Exception:  # a store fault must not stop the queue for good
+                log.exception("could not start the next job; trying again shortly")
+                await asyncio.sleep(1.0)
+                continue
             if started:
                 continue
             if until_idle and not self._running and await self._queue_is_idle():

@@ -59,6 +59,15 @@ class JobNotFound(ImageDeskError, KeyError):
         self.job_id = job_id
 
 
+class UnreadableJob(StoreError):
+    """A stored job whose request no longer validates (a newer version wrote it,
+    or the file was edited): the queue fails it rather than stall on it."""
+
+    def __init__(self, job_id: int, message: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
 class JobQueue:
     def __init__(self, conn: sqlite3.Connection, clock: Callable[[], float] = time.time) -> None:
         self.conn = conn
@@ -99,11 +108,17 @@ class JobQueue:
         excluded = list(exclude)
         marks = ",".join("?" * len(excluded))
         where = f"AND id NOT IN ({marks})" if excluded else ""
-        with reading(self.conn):
-            row = self.conn.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE state = 'queued' {where} "
-                "ORDER BY priority DESC, position ASC LIMIT 1", excluded).fetchone()
-        return self._job(row) if row else None
+        while True:
+            with reading(self.conn):
+                row = self.conn.execute(
+                    f"SELECT {_COLUMNS} FROM jobs WHERE state = 'queued' {where} "
+                    "ORDER BY priority DESC, position ASC LIMIT 1", excluded).fetchone()
+            if row is None:
+                return None
+            try:
+                return self._job(row)
+            except UnreadableJob as bad:  # e.g. written by a newer version: fail it, go on
+                self._fail_unreadable(bad)
 
     def list(self, states: Collection[JobState] | None = None, limit: int = 500) -> list[Job]:
         """Running jobs (oldest start first), then queued in run order, then finished
@@ -119,7 +134,20 @@ class JobQueue:
                 "CASE state WHEN 'running' THEN started_at WHEN 'queued' THEN NULL "
                 "ELSE -finished_at END, priority DESC, position, id LIMIT ?",
                 [*wanted, int(limit)]).fetchall()
-        return [self._job(r) for r in rows]
+        jobs = []
+        for row in rows:
+            try:
+                jobs.append(self._job(row))
+            except UnreadableJob as bad:
+                log.warning("%s", bad.message)
+        return jobs
+
+    def _fail_unreadable(self, bad: UnreadableJob) -> None:
+        log.warning("%s", bad.message)
+        with transaction(self.conn) as conn:
+            conn.execute("UPDATE jobs SET state = 'failed', finished_at = ?, "
+                         "error = 'InvalidRequest', error_message = ? WHERE id = ?",
+                         (self.clock(), bad.message, bad.job_id))
 
     def counts(self) -> dict[JobState, int]:
         counts = dict.fromkeys(JobState, 0)
@@ -343,7 +371,8 @@ class JobQueue:
         try:
             parsed = GenerationRequest.from_dict(json.loads(request))
         except (ValueError, ImageDeskError) as cause:
-            raise StoreError(f"Job {job_id}'s stored request cannot be read ({cause}).") from cause
+            raise UnreadableJob(int(job_id), f"Job {job_id}'s stored request cannot be read "
+                                f"({cause}); it was marked failed.") from cause
         return Job(
             id=int(job_id), request=parsed, state=JobState(state), priority=int(priority),
             created_at=float(created_at), started_at=started_at, finished_at=finished_at,
