@@ -70,7 +70,10 @@ def write_image_atomic(folder: Path, stem: str, data: bytes, fmt: str, *, parame
     fmt = "jpeg" if fmt == "jpg" else fmt
     payload = embed(data, fmt, parameters, provenance)
     folder.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{stem}.", suffix=TEMP_SUFFIX, dir=folder)
+    # The writer's pid is in the name, so a sweep by another process (the CLI while
+    # the window runs) never removes a file that is still being written.
+    fd, temp_name = tempfile.mkstemp(prefix=f".{stem}.{os.getpid()}.", suffix=TEMP_SUFFIX,
+                                     dir=folder)
     temp = Path(temp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -120,10 +123,30 @@ def remove_stale_temp_files(folder: Path) -> int:
     """Delete temp files a crash left mid-write (they never carry a final name)."""
     removed = 0
     for path in folder.rglob(f".*{TEMP_SUFFIX}"):
+        if _writer_alive(path):
+            continue
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
             removed += 1
     return removed
+
+
+def _writer_alive(temp: Path) -> bool:
+    """Whether another live process is writing this temp file (its pid is in the name)."""
+    parts = temp.name[: -len(TEMP_SUFFIX)].split(".")
+    try:
+        pid = int(parts[-2])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def delete_image_files(gallery: Gallery, image_id: int) -> ImageRecord:
