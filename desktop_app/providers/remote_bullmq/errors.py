@@ -45,11 +45,6 @@ def from_redis(exc: BaseException, url: str, *, has_password: bool) -> ProviderE
     text = str(exc)
     if isinstance(exc, redis.exceptions.AuthenticationError) or "WRONGPASS" in text \
             or "NOAUTH" in text or "invalid password" in text.lower():
-        if has_password and "without any password configured" in text:
-            return Misconfigured(
-                f"Redis at {place} has no password, but one is set for it: remove the "
-                "remote password (imagedesk keys delete remote) or set requirepass on the "
-                "server.", provider=PROVIDER)
         if not has_password:
             return Misconfigured(
                 f"Redis at {place} needs a password: store it with `imagedesk keys set "

@@ -291,3 +291,4 @@ async def test_shutdown_hands_an_unfinished_job_to_another_worker_exactly_once(
     assert len(images) == 1 and images[0].details["worker"] == "staying"
     assert slow.seen_cancel == "the remote worker is shutting down" and quick.calls == 1
     assert any("goes back to the queue" in e.message for e in events)
+
