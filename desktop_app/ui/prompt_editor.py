@@ -151,7 +151,7 @@ class PromptEditor(QWidget):
         self.seed_lock.setCheckable(True)
         self.seed_lock.setToolTip("Keep this seed for the next jobs (unlocked: a new random seed)")
         self.seed_random = QToolButton(self)
-        self.seed_random.setText("🎲")
+        self.seed_random.setText("Random")
         self.seed_random.setToolTip("Pick a random seed and lock it")
         self.seed_random.clicked.connect(self.randomise_seed)
         seed_extra = QWidget(self)

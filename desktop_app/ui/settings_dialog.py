@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QScrollArea,
     QStackedWidget,
     QTabWidget,
     QVBoxLayout,
@@ -49,7 +50,7 @@ class SettingsDialog(QDialog):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
-        self.resize(760, 620)
+        self.resize(780, 680)
         self.settings = settings
         self.keys = keys
         self._save = save
@@ -77,7 +78,11 @@ class SettingsDialog(QDialog):
             item.setData(Qt.ItemDataRole.UserRole, name)
             self.order.addItem(item)
         for page in self.pages.values():
-            self.stack.addWidget(page)
+            scroll = QScrollArea(self)
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+            scroll.setWidget(page)
+            self.stack.addWidget(scroll)
             page.test_button.clicked.connect(lambda _=False, p=page: self.test_connection(p))
         self.order.currentItemChanged.connect(self._show_page)
         self.order.setCurrentRow(0)
@@ -133,7 +138,13 @@ class SettingsDialog(QDialog):
 
     def _show_page(self, item: QListWidgetItem | None) -> None:
         if item is not None:
-            self.stack.setCurrentWidget(self.pages[item.data(Qt.ItemDataRole.UserRole)])
+            self.show_page(self.pages[item.data(Qt.ItemDataRole.UserRole)])
+
+    def show_page(self, page: ProviderPage) -> None:
+        for i in range(self.stack.count()):
+            scroll = self.stack.widget(i)
+            if isinstance(scroll, QScrollArea) and scroll.widget() is page:
+                self.stack.setCurrentIndex(i)
 
     def move_provider(self, delta: int) -> None:
         row = self.order.currentRow()
@@ -153,14 +164,14 @@ class SettingsDialog(QDialog):
     def refresh_key_status(self) -> None:
         status = self.keys.status("openai")
         label = self.openai_page.key_status
-        if status.error:
-            text = status.error
-        elif status.source is KeySource.ENV:
+        if status.source is KeySource.ENV:
             text = (f"Using the key from the environment ({status.masked}); "
                     "it wins over the keyring.")
         elif status.source is KeySource.KEYRING:
             text = (f"A key is stored in {status.backend} ({status.masked}). "
                     "Type a new one to replace it.")
+        elif status.error:
+            text = status.error
         else:
             text = f"No key yet. It will be stored in {status.backend}, never in the settings file."
         label.setText(text)
@@ -184,7 +195,7 @@ class SettingsDialog(QDialog):
             try:
                 changes[name] = page.changes()
             except ValueError as error:
-                self.stack.setCurrentWidget(page)
+                self.show_page(page)
                 raise SettingsError(f"{name}: {error}") from None
         for rank, name in enumerate(self.provider_order()):
             changes[name]["priority"] = rank * 10
@@ -235,7 +246,7 @@ class SettingsDialog(QDialog):
             except ImageDeskError as error:  # InvalidKey or KeyringUnavailable
                 self.openai_page.key_status.setText(error.message)
                 self.openai_page.key_status.setStyleSheet("color: #d1242f;")
-                self.stack.setCurrentWidget(self.openai_page)
+                self.show_page(self.openai_page)
                 self.error.setText("The key was not stored: " + error.message)
                 return
             self.openai_page.api_key.clear()

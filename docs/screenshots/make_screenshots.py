@@ -29,6 +29,7 @@ from desktop_app.ui.app import build_window, make_application  # noqa: E402
 from desktop_app.ui.main_window import MainWindow  # noqa: E402
 from desktop_app.ui.settings_dialog import SettingsDialog  # noqa: E402
 from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
+from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 KEY = "sk-screenshot" + "Ab12" * 10
@@ -86,14 +87,17 @@ async def scenario(window: MainWindow, ctx: object, app: QApplication) -> None:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as home, FakeOpenAI(api_key=KEY) as server:
+    with (tempfile.TemporaryDirectory() as home, FakeOpenAI(api_key=KEY) as server,
+          installed_keyring(InMemoryKeyring())):
+        os.environ.pop("OPENAI_API_KEY", None)
         os.environ.update(IMAGEDESK_HOME=home, IMAGEDESK_LOCAL__MODEL="builtin:tiny",
                           IMAGEDESK_LOCAL__DEVICE="cpu", IMAGEDESK_ROUTING__CPU_AFTER_CLOUD="false",
-                          OPENAI_API_KEY=KEY, IMAGEDESK_OPENAI__BASE_URL=server.base_url)
+                          IMAGEDESK_OPENAI__BASE_URL=server.base_url)
         app = make_application([])
         loop = qasync.QEventLoop(app)
         asyncio.set_event_loop(loop)
         ctx = open_app(os.environ)
+        ctx.keys.set("openai", KEY)  # as the settings dialog would: into the (test) keyring
         window = build_window(ctx)
         window.resize(1440, 900)
         window.show()
