@@ -17,7 +17,7 @@ from desktop_app.engine.saving import ImageSaver
 from desktop_app.engine.service import Budget, Engine
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers import registry
-from desktop_app.providers.base import ImageProvider
+from desktop_app.providers.base import ImageProvider, ProviderKind
 from desktop_app.resilience.breaker import BreakerConfig, CircuitBreaker
 from desktop_app.resilience.clock import Clock, SystemClock
 from desktop_app.resilience.cooldown import CooldownGate
@@ -65,11 +65,16 @@ async def apply_settings(ctx: AppContext, new: Settings) -> None:
     closes again and the next job tries it."""
     save_settings(new, ctx.paths.settings_path)
     old, ctx.settings = ctx.settings, new
-    changed = {name for name in ("local", "openai")
+    changed = {name for name in ("local", "openai", "remote")
                if getattr(old, name) != getattr(new, name)}
     fresh = build_slots(new, ctx.paths, ctx.keys, ctx.engine.clock)
-    slots = [next(f for f in fresh if f.name == s.name) if s.name in changed else s
-             for s in ctx.engine.slots]
+    current = {s.name: s for s in ctx.engine.slots}
+    slots = [f if f.name in changed or f.name not in current else current[f.name]
+             for f in fresh]
+    for unused in (f for f in fresh if f not in slots):
+        await unused.provider.close()
+        if unused.limiter is not None:
+            await unused.limiter.close()
     await ctx.engine.replace_slots(slots)
     ctx.engine.budget = budget(new)
     ctx.engine.blocked_terms = list(new.content.blocked_terms)
@@ -79,7 +84,7 @@ async def apply_settings(ctx: AppContext, new: Settings) -> None:
 
 
 def runner_settings(settings: Settings) -> RunnerSettings:
-    enabled = [s for s in (settings.local, settings.openai) if s.enabled]
+    enabled = [s for s in (settings.local, settings.openai, settings.remote) if s.enabled]
     return RunnerSettings(
         job_deadline_s=settings.routing.job_deadline_s,
         max_parallel_jobs=max(1, sum(s.concurrency for s in enabled)),
@@ -113,10 +118,25 @@ def build_slots(settings: Settings, paths: AppPaths, keys: KeyStore,
             stream_previews=settings.openai.stream_previews),
             lambda: _key(keys, "openai")), settings.openai),
     ]
+    remote = settings.remote
+    if remote.enabled:  # bullmq and redis load only for users who run workers
+        providers.append((registry.create_remote(registry.RemoteConfig(
+            redis_url=remote.redis_url, queue=remote.queue,
+            transport=registry.Transport(remote.transport), shared_folder=remote.shared_folder,
+            no_worker_grace_s=remote.no_worker_grace_s), lambda: _key(keys, "remote")), remote))
     routing = settings.routing
     retry = RetryPolicy(max_attempts=routing.retry_max_attempts, base_s=routing.retry_base_s,
                         max_s=routing.retry_max_s)
-    return [_slot(provider, section, paths, clock, retry) for provider, section in providers]
+    slots = [_slot(provider, section, paths, clock, retry) for provider, section in providers]
+    for slot in slots:
+        if slot.name == "remote":
+            if remote.placement == "before_local":
+                slot.priority = min(remote.priority, local.priority - 1)
+            else:
+                slot.priority = max(remote.priority, local.priority + 1)
+            if remote.placement == "when_local_busy":
+                slot.standby_for = ProviderKind.LOCAL
+    return slots
 
 
 def _slot(provider: ImageProvider, section: ProviderSettings, paths: AppPaths, clock: Clock,

@@ -110,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("provider", choices=["openai", "remote"])
 
     sub.add_parser("doctor", help="check GPU, torch, keyring, model cache and paths")
+
+    worker = sub.add_parser("worker", help="serve a remote queue with this machine's GPU")
+    worker.add_argument("--redis", required=True, metavar="URL",
+                        help="redis://host:6379/0 (the password comes from the keyring or "
+                             "IMAGEDESK_REMOTE_PASSWORD, never the URL)")
+    worker.add_argument("--queue", default="imagedesk", metavar="NAME")
+    worker.add_argument("--name", default="", help="shown on the desktop (default host-pid)")
+    worker.add_argument("--results-folder", type=Path,
+                        help="a folder shared with the desktops, for the folder transport")
     return parser
 
 
@@ -139,6 +148,8 @@ def main(argv: Sequence[str]) -> int:
         return EXIT_OK if exit_.code in (0, None) else EXIT_BAD_INPUT
     _configure_logging(args.verbose)
     try:
+        if args.command == "worker":  # runs its own event loop
+            return _run_worker(args)
         return asyncio.run(_dispatch(args))
     except CliError as error:
         print(f"imagedesk: {error}", file=sys.stderr)
@@ -186,6 +197,30 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "providers":
         return await commands.providers(args)
     raise CliError(f"unknown command {args.command}", EXIT_BAD_INPUT)
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    from desktop_app.config import load_settings
+    from desktop_app.paths import AppPaths
+    from desktop_app.providers.local_diffusion import LocalDiffusionConfig
+    from desktop_app.providers.remote_bullmq import WorkerConfig
+    from desktop_app.providers.remote_bullmq.worker import run_worker
+    from desktop_app.secrets import KeyringUnavailable, KeyStore
+
+    paths = AppPaths.discover().ensure()
+    local = load_settings(paths.settings_path).settings.local
+    try:
+        password = KeyStore().get("remote")  # IMAGEDESK_REMOTE_PASSWORD wins
+    except KeyringUnavailable:
+        password = None
+    config = LocalDiffusionConfig(
+        data_dir=paths.data_dir, model=local.model, device=local.device,
+        allow_cpu=local.allow_cpu, attention_slicing=local.attention_slicing,
+        vae_tiling=local.vae_tiling, cpu_offload=local.cpu_offload, scheduler=local.scheduler,
+        allow_download=local.allow_download, idle_shutdown_s=10**9, preview_every=0)
+    code = run_worker(args.redis, args.queue, local_config=config, password=password,
+                      config=WorkerConfig(name=args.name, results_folder=args.results_folder))
+    return EXIT_OK if code == 0 else EXIT_SETUP
 
 
 def _read_secret(prompt: str) -> str:

@@ -226,6 +226,46 @@ class UiSettings(_Section):
     recent_prompts_max: int = Field(default=50, ge=0, le=1000)
 
 
+def _remote_breaker() -> BreakerSettings:
+    return BreakerSettings(window="time", window_size=120, min_calls=3, failure_rate=0.5,
+                           slow_call_s=600, open_base_s=30, open_max_s=300,
+                           half_open_calls=1, trial_timeout_s=600)
+
+
+class RemoteSettings(ProviderSettings):
+    """GPU machines serving a BullMQ queue on Redis. Password: `imagedesk keys set remote`."""
+
+    enabled: bool = False
+    priority: int = 5  # relative to the cloud (10); placement decides relative to local
+    redis_url: str = ""
+    queue: str = "imagedesk"
+    placement: Literal["before_local", "after_local", "when_local_busy"] = "after_local"
+    concurrency: int = Field(default=2, ge=1, le=64)  # jobs in flight to the queue
+    transport: Literal["redis", "folder"] = "redis"
+    shared_folder: Path | None = None  # this machine's mount of the workers' results folder
+    no_worker_grace_s: float = Field(default=30.0, gt=0)
+    breaker: BreakerSettings = Field(default_factory=_remote_breaker)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("the Redis URL must start with redis://, rediss:// or unix://")
+        if "@" in value.split("://", 1)[-1].split("/", 1)[0]:
+            raise ValueError("keep the password out of the URL: store it with "
+                             "`imagedesk keys set remote`")
+        return value
+
+    @model_validator(mode="after")
+    def _usable(self) -> RemoteSettings:
+        if self.enabled and not self.redis_url:
+            raise ValueError("set redis_url before enabling remote workers")
+        if self.transport == "folder" and self.shared_folder is None:
+            raise ValueError("the folder transport needs shared_folder")
+        return self
+
+
 class Settings(BaseModel):
     """Everything the user can set. Immutable: change it with ``updated``."""
 
@@ -234,6 +274,7 @@ class Settings(BaseModel):
     schema_version: int = SCHEMA_VERSION
     local: LocalSettings = Field(default_factory=lambda: LocalSettings())
     openai: OpenAISettings = Field(default_factory=lambda: OpenAISettings())
+    remote: RemoteSettings = Field(default_factory=lambda: RemoteSettings())
     routing: RoutingSettings = Field(default_factory=lambda: RoutingSettings())
     budget: BudgetSettings = Field(default_factory=lambda: BudgetSettings())
     content: ContentSettings = Field(default_factory=lambda: ContentSettings())

@@ -90,6 +90,25 @@ def _rank(slot: ProviderSlot, health: Health, cpu_after_cloud: bool) -> int:
     return slot.priority + (CPU_PENALTY if cpu_after_cloud and on_cpu else 0)
 
 
+def _place_standbys(ranked: list[tuple[int, int, Candidate]],
+                    skipped: list[Skip]) -> list[tuple[int, int, Candidate]]:
+    """A standby slot stands aside while a candidate of the kind it backs is free;
+    when every one is busy (or none made the route), it goes first."""
+    out = []
+    for rank, index, candidate in ranked:
+        kind = candidate.slot.standby_for
+        if kind is None:
+            out.append((rank, index, candidate))
+            continue
+        free = [c.slot.name for _, _, c in ranked
+                if c.slot.kind is kind and c.slot.standby_for is None and not c.slot.full]
+        if free:
+            skipped.append(Skip(candidate.slot.name, f"standing by while {free[0]} is free"))
+            continue
+        out.append((min(r for r, _, _ in ranked) - 1, index, candidate))
+    return out
+
+
 async def plan_route(
     request: GenerationRequest,
     slots: Sequence[ProviderSlot],
@@ -124,5 +143,6 @@ async def plan_route(
             skipped.append(Skip(slot.name, reason or "not available"))
             continue
         ranked.append((_rank(slot, health, cpu_after_cloud), index, Candidate(slot, fit)))
+    ranked = _place_standbys(ranked, skipped)
     ranked.sort(key=lambda item: (item[0], item[1]))
     return RoutePlan(tuple(c for _, _, c in ranked), tuple(skipped))

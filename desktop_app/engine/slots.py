@@ -23,6 +23,9 @@ class ProviderSlot:
     priority: int = 0  # lower runs first
     enabled: bool = True
     concurrency: int = 1
+    # Serve only while no free candidate of this kind is in the route (remote
+    # workers placed "when the local GPU is busy or unavailable").
+    standby_for: ProviderKind | None = None
     in_flight: int = 0
     # Runs a RateLimited call again on the same provider only when the server
     # asks for a wait this short and the deadline allows it.

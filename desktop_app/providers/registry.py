@@ -9,6 +9,7 @@ from collections.abc import Callable
 from desktop_app.providers.base import ImageProvider, ProviderKind
 from desktop_app.providers.local_diffusion import LocalDiffusionConfig, LocalDiffusionProvider
 from desktop_app.providers.openai_images import OpenAIImagesConfig, OpenAIImagesProvider
+from desktop_app.providers.remote_bullmq import RemoteConfig, Transport
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +22,7 @@ class ProviderInfo:
 KNOWN = (
     ProviderInfo("local", "Local GPU (Stable Diffusion)", ProviderKind.LOCAL),
     ProviderInfo("openai", "OpenAI Images", ProviderKind.CLOUD),
+    ProviderInfo("remote", "Remote GPU workers (BullMQ)", ProviderKind.REMOTE),
 )
 
 
@@ -36,5 +38,12 @@ def create_openai(config: OpenAIImagesConfig, key: Callable[[], str | None]) -> 
     return OpenAIImagesProvider(config, key)
 
 
+def create_remote(config: RemoteConfig, password: Callable[[], str | None]) -> ImageProvider:
+    from desktop_app.providers.remote_bullmq.provider import RemoteProvider  # bullmq: on use
+
+    return RemoteProvider(config, password)
+
+
 __all__ = ["KNOWN", "LocalDiffusionConfig", "OpenAIImagesConfig", "ProviderInfo",
-           "create_local", "create_openai", "label_of"]
+           "RemoteConfig", "Transport", "create_local", "create_openai", "create_remote",
+           "label_of"]
