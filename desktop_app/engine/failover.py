@@ -20,6 +20,7 @@ from desktop_app.domain.errors import (
     ContentRejected,
     Failover,
     JobFailed,
+    Misconfigured,
     ProviderError,
     RateLimited,
     Transient,
@@ -237,7 +238,12 @@ async def _call_once(
         log.exception("%s raised an unclassified error", slot.name)
         error = Transient(f"{slot.name} failed unexpectedly: {type(exc).__name__}: {exc}")
     duration = ctx.clock.monotonic() - started
-    permit.record(error, duration)
+    if isinstance(error, Misconfigured) and request.model is not None:
+        # The job's own model choice failed, not the provider's setup: other jobs
+        # (with the configured model) must not find the provider forced open.
+        permit.ignore()
+    else:
+        permit.record(error, duration)
     if error is not None:
         if isinstance(error, RateLimited) and error.retry_after:
             slot.gate.cool_down(error.retry_after, error.message)

@@ -259,3 +259,13 @@ async def test_a_provider_at_its_rate_limit_is_skipped_without_a_call(
     assert "rate limit reached (2/min)" in out.attempts[0].message
     clock.advance(61)
     assert (await run_job(REQ, slots, make_ctx())).provider == "openai"
+
+
+async def test_a_jobs_own_model_choice_failing_does_not_force_the_provider_open(
+        make_slot: SlotMaker, make_ctx: CtxMaker) -> None:
+    local = ScriptedProvider("local", script=[Misconfigured("model /nope.safetensors is missing")])
+    slot = make_slot(local, 0)
+    out = await run_job(REQ.replace(model="/nope.safetensors"), [slot, make_slot(cloud(), 10)],
+                        make_ctx())
+    assert out.provider == "openai"
+    assert slot.breaker.state is BreakerState.CLOSED  # the next job, default model, may run
