@@ -21,6 +21,7 @@ from desktop_app.domain.errors import ContentRejected, ImageDeskError, JobFailed
 from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.job import Job, JobState
 from desktop_app.domain.request import GenerationRequest
+from desktop_app.engine.budget import Budget, SpendTracker
 from desktop_app.engine.events import (
     EventHub,
     JobAdded,
@@ -44,12 +45,6 @@ from desktop_app.store.jobs import JobQueue
 from desktop_app.store.metrics import MetricsStore, ProviderTotals
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class Budget:
-    daily_usd: float | None = None
-    monthly_usd: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +113,7 @@ class Engine:
         self._waiters: dict[int, list[asyncio.Future[Job]]] = {}
         self._background: set[asyncio.Future[None]] = set()
         self._closed = False
-        self._spend: dict[str, tuple[float, float]] = {}  # provider -> (today, month), cached
+        self._spend = SpendTracker(self.clock)
         self.hub.subscribe(self._on_event)
         for slot in self.slots:
             slot.breaker.on_transition = self._on_breaker_transition
@@ -358,32 +353,21 @@ class Engine:
             1 if record.error_class == "RateLimited" else 0, record.images, record.cost_usd,
             record.latency_s)
         if record.cost_usd:
-            self._add_spend(record.provider, record.cost_usd)
+            self._spend.add(record.provider, record.cost_usd)
 
     def _over_budget(self, slot: ProviderSlot) -> str | None:
-        if slot.kind is not ProviderKind.CLOUD:
-            return None
-        today = sum(v[0] for v in self._spend.values())
-        month = sum(v[1] for v in self._spend.values())
-        if self.budget.daily_usd is not None and today >= self.budget.daily_usd:
-            return (f"over budget: ${today:.2f} spent today of a "
-                    f"${self.budget.daily_usd:.2f} daily cap")
-        if self.budget.monthly_usd is not None and month >= self.budget.monthly_usd:
-            return (f"over budget: ${month:.2f} spent this month of a "
-                    f"${self.budget.monthly_usd:.2f} monthly cap")
-        return None
+        return self._spend.over(self.budget) if slot.kind is ProviderKind.CLOUD else None
 
     async def _refresh_spend(self) -> None:
-        today = dt.date.fromtimestamp(self.clock.time())
-        first = today.replace(day=1).isoformat()
+        day = self._spend.today()
+        first = day.replace(day=1).isoformat()
+        today: dict[str, float] = {}
+        month: dict[str, float] = {}
         for slot in self.slots:
-            day = await self._store.run(self._metrics_store.spend, slot.name, today.isoformat())
-            month = await self._store.run(self._metrics_store.spend, slot.name, first)
-            self._spend[slot.name] = (day, month)
-
-    def _add_spend(self, provider: str, cost: float) -> None:
-        day, month = self._spend.get(provider, (0.0, 0.0))
-        self._spend[provider] = (day + cost, month + cost)
+            today[slot.name] = await self._store.run(self._metrics_store.spend, slot.name,
+                                                     day.isoformat())
+            month[slot.name] = await self._store.run(self._metrics_store.spend, slot.name, first)
+        self._spend.load(day, today, month)
 
     def _on_breaker_transition(self, transition: BreakerTransition) -> None:
         self.hub.emit(ProviderStateChanged(transition.provider, transition.new.value,
