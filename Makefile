@@ -23,7 +23,7 @@ run: $(STAMP)
 test: $(STAMP) lint typecheck pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check desktop_app tests bench
+	$(VENV)/bin/ruff check --no-cache desktop_app tests bench
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -21,11 +21,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _harness import median, percentile, record
-from desktop_app.store.gallery import ImageRecord
 from PySide6.QtCore import QEvent, QObject, QThreadPool
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QApplication
 
+from desktop_app.store.gallery import ImageRecord
 from desktop_app.ui.gallery_model import GalleryModel
 from desktop_app.ui.gallery_view import make_list_view
 
