@@ -82,15 +82,6 @@ CLOCK = SystemClock()
 # -- helpers ---------------------------------------------------------------------------
 
 
-def tune_fake_server() -> None:
-    """Two settings every real HTTP server has and the fake lacks (reported upstream):
-    TCP_NODELAY, or each answer written in two sends waits ~40 ms for a delayed ACK
-    (Nagle), and a listen backlog above the stdlib's 5, or 16+ clients connecting at
-    once get their connections reset."""
-    fake_openai._Handler.disable_nagle_algorithm = True
-    fake_openai._Server.request_queue_size = 1024
-
-
 def make_openai(base_url: str) -> OpenAIImagesProvider:
     return OpenAIImagesProvider(OpenAIImagesConfig(model=MODEL, base_url=base_url,
                                                    timeout_s=30.0, deadline_s=60.0,
@@ -173,7 +164,6 @@ async def failover_latency() -> list[str]:
         sent.append(time.perf_counter())
 
     fake_openai._Handler._fault_server_error = timed  # type: ignore[method-assign,assignment]
-    tune_fake_server()
     try:
         with FakeOpenAI(api_key=KEY) as server:
             server.default = Reply(Fault.SERVER_ERROR, status=503)
@@ -217,7 +207,6 @@ async def failover_latency() -> list[str]:
 
 def serve(conn: Connection) -> None:
     """Child process: a fake server answering every request with an image."""
-    tune_fake_server()
     with FakeOpenAI(api_key=KEY) as server:
         conn.send(server.base_url)
         conn.recv()

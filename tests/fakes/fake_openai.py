@@ -201,11 +201,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    request_queue_size = 128  # the stdlib's 5 resets clients when 16+ connect at once
     fake: FakeOpenAI
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else every reply waits ~40 ms for a delayed ACK
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet test output
