@@ -30,7 +30,7 @@ from desktop_app.domain.job import Attempt, Outcome
 from desktop_app.domain.request import MAX_SEED, GenerationRequest
 from desktop_app.engine.events import EventHub, JobAttempted, JobProgress, JobRouted, MetricsUpdated
 from desktop_app.engine.metrics import Metrics
-from desktop_app.engine.router import BudgetCheck, Candidate, RoutePlan, plan_route
+from desktop_app.engine.router import BudgetCheck, Candidate, plan_route
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers.base import CancelToken, Progress
 from desktop_app.providers.fitting import fit_request
@@ -68,8 +68,9 @@ class JobContext:
     on_attempt: Callable[[Attempt], None] | None = None
 
 
-class _DeadlineReached(Exception):
-    pass
+# A 429 that names no wait still cools the provider down this long, so the next
+# job does not hit the same limit at once.
+DEFAULT_RATE_LIMIT_COOLDOWN_S = 10.0
 
 
 def with_seed(request: GenerationRequest, rng: random.Random) -> GenerationRequest:
@@ -116,16 +117,20 @@ async def run_job(
         except _SkippedError as skip:
             note(Attempt(slot.name, Outcome.SKIPPED, message=skip.reason, started_at=started_wall))
             continue
-        except ProviderError as error:
+        except _CallsFailed as failed:
+            error = failed.error
             error.provider = error.provider or slot.name
             last_error = error
+            images.extend(failed.images)  # paid-for images from the calls that did succeed
+            kept = f" ({len(failed.images)} image(s) kept)" if failed.images else ""
             previous_failure = Attempt(
-                slot.name, Outcome.FAILED, error=error.kind, message=error.message,
-                duration_s=ctx.clock.monotonic() - started, started_at=started_wall,
+                slot.name, Outcome.FAILED, error=error.kind, message=error.message + kept,
+                duration_s=ctx.clock.monotonic() - started, adaptations=failed.adaptations,
+                cost_usd=sum(i.cost_usd for i in failed.images), started_at=started_wall,
             )
             note(previous_failure)
             if isinstance(error, Cancelled):
-                raise
+                raise error from None
             if not _may_fail_over(error, request):
                 break
             continue
@@ -137,7 +142,9 @@ async def run_job(
         ))
         return JobOutcome(tuple(images), tuple(attempts), slot.name, request)
 
-    raise JobFailed(_failure_message(plan, attempts, last_error),
+    if images:  # some calls succeeded before every provider failed: keep what was made
+        return JobOutcome(tuple(images), tuple(attempts), images[-1].provider, request)
+    raise JobFailed(_failure_message(attempts, last_error, request),
                     final=type(last_error) if last_error else None)
 
 
@@ -155,6 +162,17 @@ class _SkippedError(Exception):
         self.reason = reason
 
 
+class _CallsFailed(Exception):
+    """A provider's call failed; ``images`` holds what its earlier calls made."""
+
+    def __init__(self, error: ProviderError, images: list[GeneratedImage],
+                 adaptations: tuple[str, ...]) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.images = images
+        self.adaptations = adaptations
+
+
 async def _run_on(
     slot: ProviderSlot, candidate: Candidate, request: GenerationRequest, ctx: JobContext
 ) -> tuple[list[GeneratedImage], tuple[str, ...]]:
@@ -169,12 +187,18 @@ async def _run_on(
         raise _SkippedError(f"rate limit reached ({slot.limiter.describe()}){when}")
     images: list[GeneratedImage] = []
     async with slot.semaphore:
+        if slot.retired:
+            raise _SkippedError("its settings changed while this job waited")
         slot.in_flight += 1
         try:
             for call in fit.calls:
                 images.extend(await _call_with_retries(slot, call, ctx))
+        except ProviderError as error:
+            raise _CallsFailed(error, images, fit.adaptations) from error
         finally:
             slot.in_flight -= 1
+            if slot.retired and slot.in_flight == 0 and slot.on_idle is not None:
+                slot.on_idle()
     return images, fit.adaptations
 
 
@@ -193,10 +217,11 @@ async def _call_with_retries(
             raise Cancelled(ctx.cancel.reason)
         wait = slot.gate.remaining()
         if wait > 0:
-            if ctx.clock.monotonic() + wait >= ctx.deadline:
-                raise RateLimited(f"cooling down for {wait:.0f} s, past the job's deadline",
-                                  retry_after=wait)
-            await ctx.clock.sleep(wait)
+            # Only a short wait is worth it; a long one fails over (ARCHITECTURE: RateLimited).
+            if wait > slot.max_rate_limit_wait_s or ctx.clock.monotonic() + wait >= ctx.deadline:
+                raise RateLimited(f"{slot.name} is cooling down for {wait:.0f} s after a rate "
+                                  "limit", retry_after=wait)
+            await _sleep_unless_cancelled(ctx, wait)
         return await _call_once(slot, request, ctx)
 
     try:
@@ -210,6 +235,18 @@ async def _call_with_retries(
         raise _SkippedError(f"breaker open: {error.message}") from error
 
 
+async def _sleep_unless_cancelled(ctx: JobContext, seconds: float) -> None:
+    sleeper = asyncio.ensure_future(ctx.clock.sleep(seconds))
+    canceller = asyncio.ensure_future(ctx.cancel.wait())
+    try:
+        await asyncio.wait({sleeper, canceller}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeper.cancel()
+        canceller.cancel()
+    if ctx.cancel.cancelled:
+        raise Cancelled(ctx.cancel.reason)
+
+
 async def _call_once(
     slot: ProviderSlot, request: GenerationRequest, ctx: JobContext
 ) -> list[GeneratedImage]:
@@ -221,13 +258,15 @@ async def _call_once(
                                  update.message, update.preview_png))
 
     error: ProviderError | None = None
+    images: list[GeneratedImage] = []
+    remaining = ctx.deadline - ctx.clock.monotonic()
+    if remaining <= 0:  # waited out the deadline (e.g. for the GPU): not the provider's fault
+        permit.ignore()
+        raise Transient(f"the job's deadline passed before {slot.name} could start")
     try:
-        remaining = ctx.deadline - ctx.clock.monotonic()
-        if remaining <= 0:
-            raise _DeadlineReached
         async with asyncio.timeout(remaining):
             images = await slot.provider.generate(request, progress, ctx.cancel)
-    except (TimeoutError, _DeadlineReached):
+    except TimeoutError:
         error = Transient(f"{slot.name} did not finish before the job's deadline")
     except asyncio.CancelledError:
         permit.ignore()
@@ -235,8 +274,13 @@ async def _call_once(
     except ProviderError as exc:
         error = exc
     except Exception as exc:  # a provider bug must not take the engine down
+        # The exception's text may hold anything (even a key): it goes to the
+        # redacted log only, never into the job's record or image metadata.
         log.exception("%s raised an unclassified error", slot.name)
-        error = Transient(f"{slot.name} failed unexpectedly: {type(exc).__name__}: {exc}")
+        error = Transient(f"{slot.name} failed unexpectedly ({type(exc).__name__}); "
+                          "details are in the log")
+    if error is None and not images:
+        error = Transient(f"{slot.name} returned no images")
     duration = ctx.clock.monotonic() - started
     if isinstance(error, Misconfigured) and request.model is not None:
         # The job's own model choice failed, not the provider's setup: other jobs
@@ -245,15 +289,13 @@ async def _call_once(
     else:
         permit.record(error, duration)
     if error is not None:
-        if isinstance(error, RateLimited) and error.retry_after:
-            slot.gate.cool_down(error.retry_after, error.message)
+        if isinstance(error, RateLimited):
+            slot.gate.cool_down(error.retry_after or DEFAULT_RATE_LIMIT_COOLDOWN_S,
+                                error.message)
         ctx.metrics.record_failure(slot.name, error.kind, duration)
         ctx.hub.emit(MetricsUpdated(slot.name))
         error.provider = slot.name
         raise error
-    if not images:
-        ctx.metrics.record_failure(slot.name, "Transient", duration)
-        raise Transient(f"{slot.name} returned no images", provider=slot.name)
     ctx.metrics.record_success(slot.name, duration, len(images), sum(i.cost_usd for i in images))
     ctx.hub.emit(MetricsUpdated(slot.name))
     return images
@@ -264,12 +306,16 @@ def _short(attempt: Attempt) -> str:
 
 
 def _failure_message(
-    plan: RoutePlan, attempts: Sequence[Attempt], last_error: ProviderError | None
+    attempts: Sequence[Attempt], last_error: ProviderError | None, request: GenerationRequest
 ) -> str:
     if not attempts:
         return ("No provider is set up to serve this job: "
                 "add an OpenAI key or a local model in Settings.")
-    head = ("No provider could serve this job" if last_error is None
-            or not isinstance(last_error, ContentRejected)
-            else "The prompt was refused and failover after a refusal is off")
+    refused = isinstance(last_error, ContentRejected)
+    if refused and not request.policy.allow_failover_after_refusal:
+        head = "The prompt was refused and failover after a refusal is off"
+    elif refused:
+        head = "The prompt was refused by every provider that was tried"
+    else:
+        head = "No provider could serve this job"
     return head + ":\n" + "\n".join(f"- {a.describe()}" for a in attempts)

@@ -69,6 +69,7 @@ class QueueRunner:
         self._on_attempt = on_attempt
         self._wake = asyncio.Event()
         self._running: dict[int, tuple[asyncio.Task[None], CancelToken]] = {}
+        self._starting: dict[int, str | None] = {}  # job id -> cancel reason, if cancelled
         self._stopping = False
 
     # -- control -----------------------------------------------------------------
@@ -82,6 +83,9 @@ class QueueRunner:
         return list(self._running)
 
     def cancel_running(self, job_id: int, reason: str = "cancelled by the user") -> bool:
+        if job_id in self._starting:  # between the store's start and its task: cancel at launch
+            self._starting[job_id] = reason
+            return True
         entry = self._running.get(job_id)
         if entry is None:
             return False
@@ -92,8 +96,8 @@ class QueueRunner:
 
     async def run_now(self, job_id: int) -> None:
         """Run one queued job at once, whatever its place in the queue (CLI ``generate``)."""
-        job = await self._store.run(self._queue.start, job_id)
-        await asyncio.gather(self._launch(job), return_exceptions=True)
+        task = await self._start_and_launch(job_id)
+        await asyncio.gather(task, return_exceptions=True)
 
     async def run(self, *, until_idle: bool = False) -> None:
         """Start jobs as capacity allows; with ``until_idle``, return once the queue is empty."""
@@ -120,8 +124,9 @@ class QueueRunner:
         if not finish_running:
             for task in tasks:
                 task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        while self._running:  # includes any job launched while we waited
+            await asyncio.gather(*(t for t, _ in tuple(self._running.values())),
+                                 return_exceptions=True)
 
     # -- internals ---------------------------------------------------------------
 
@@ -136,11 +141,21 @@ class QueueRunner:
         if len(self._running) >= self.settings.max_parallel_jobs:
             return False
         job = await self._store.run(self._queue.next_runnable, tuple(self._running))
-        if job is None:
+        if job is None or self._stopping:
             return False
-        job = await self._store.run(self._queue.start, job.id)
-        self._launch(job)
+        await self._start_and_launch(job.id)
         return True
+
+    async def _start_and_launch(self, job_id: int) -> asyncio.Task[None]:
+        self._starting[job_id] = None
+        try:
+            job = await self._store.run(self._queue.start, job_id)
+        finally:
+            cancelled = self._starting.pop(job_id, None)
+        task = self._launch(job)
+        if cancelled is not None:
+            self.cancel_running(job_id, cancelled)
+        return task
 
     def _launch(self, job: Job) -> asyncio.Task[None]:
         token = CancelToken()
@@ -191,8 +206,15 @@ class QueueRunner:
                                        tuple(image_ids)))
 
     async def _finish(self, job: Job, state: JobState, *, error: str, message: str) -> None:
-        await self._store.run(self._queue.finish, job.id, state, error=error,
-                              error_message=message)
+        """Record the end; if even that fails (disk full, database locked), say so in the
+        event and the log, so no view waits forever on a job that is over for this run."""
+        try:
+            await self._store.run(self._queue.finish, job.id, state, error=error,
+                                  error_message=message)
+        except Exception as store_error:
+            log.exception("job %d: could not record it as %s", job.id, state.value)
+            message = (f"{message} (ImageDesk could not record this: {store_error}; the job "
+                       "will be retried on the next start)")
         self._hub.emit(JobFinished(job.id, state, None, (), error, message))
 
 

@@ -112,6 +112,13 @@ class ImageSaver:
         return queue.finish_with_images(job.id, gallery, records, provider=outcome.provider,
                                         seed=request.seed)
 
+    def remove_saved(self, saved: list[SavedFile]) -> None:
+        for item in saved:
+            try:
+                item.path.unlink(missing_ok=True)
+            except OSError as error:
+                log.warning("could not delete %s: %s", item.path, error)
+
     def remove_files(self, record: ImageRecord) -> None:
         for path in (record.path, record.thumb_path):
             if path is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import random
 from collections.abc import Collection, Sequence
@@ -276,12 +277,26 @@ class Engine:
         for slot in slots:
             slot.breaker.on_transition = self._on_breaker_transition
         for slot in old:
+            slot.retired = True
             self.hub.emit(ProviderStateChanged(slot.name, "closed", "settings changed"))
             if slot.in_flight == 0:
-                await slot.provider.close()
+                await self._close_slot(slot)
+            else:  # a job is still running on it: close it once that job lets go
+                slot.on_idle = functools.partial(self._close_later, slot)
+        self._runner.wake()
+
+    async def _close_slot(self, slot: ProviderSlot) -> None:
+        try:
+            await slot.provider.close()
             if slot.limiter is not None:
                 await slot.limiter.close()
-        self._runner.wake()
+        except Exception:
+            log.exception("closing the replaced %s provider failed", slot.name)
+
+    def _close_later(self, slot: ProviderSlot) -> None:
+        task = asyncio.ensure_future(self._close_slot(slot))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def slot(self, name: str) -> ProviderSlot:
         for slot in self.slots:
@@ -294,6 +309,7 @@ class Engine:
         """Close a provider's breaker (after a settings change fixed it, or on request)."""
         slot = self.slot(name)
         slot.breaker.reset(reason)
+        slot.gate.clear()
 
     async def provider_statuses(self) -> list[ProviderStatus]:
         await self._store.run(lambda: None)  # let this session's pending metrics land first
@@ -326,8 +342,12 @@ class Engine:
             self._store.call_sync(self._queue.note_pending_files, job.id, [path])
 
         saved = await asyncio.to_thread(self.saver.write_files, job, outcome, journal)
-        return await self._store.run(self.saver.index_and_finish, self._queue, self._gallery,
-                                     job, outcome, saved)
+        try:
+            return await self._store.run(self.saver.index_and_finish, self._queue,
+                                         self._gallery, job, outcome, saved)
+        except BaseException:  # not indexed: the files must go too, so folder and index agree
+            await asyncio.shield(asyncio.to_thread(self.saver.remove_saved, saved))
+            raise
 
     def _screen(self, outcome: JobOutcome) -> JobOutcome:
         """The optional NSFW check, on every provider's images (file thread)."""

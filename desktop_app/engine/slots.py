@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 
 from desktop_app.providers.base import ImageProvider, ProviderKind
 from desktop_app.resilience.breaker import CircuitBreaker
@@ -30,6 +31,10 @@ class ProviderSlot:
     # Runs a RateLimited call again on the same provider only when the server
     # asks for a wait this short and the deadline allows it.
     max_rate_limit_wait_s: float = 5.0
+    # Set when new settings replaced this slot: no new calls start on it, and
+    # ``on_idle`` runs once its last running call has finished (to close it).
+    retired: bool = False
+    on_idle: Callable[[], None] | None = None
     _semaphore: asyncio.Semaphore | None = dataclasses.field(default=None, repr=False)
 
     @property

@@ -269,3 +269,44 @@ async def test_a_jobs_own_model_choice_failing_does_not_force_the_provider_open(
                         make_ctx())
     assert out.provider == "openai"
     assert slot.breaker.state is BreakerState.CLOSED  # the next job, default model, may run
+
+
+async def test_images_from_calls_that_succeeded_are_kept_when_a_later_call_fails(
+        make_slot: SlotMaker, make_ctx: CtxMaker) -> None:
+    two_per_call = Capabilities(sizes=SizeRule(), max_images_per_call=2, supports_seed=True,
+                                cost_per_image_usd=0.04)
+    remote = cloud(["ok", QuotaExhausted("You exceeded your current quota")],
+                   caps=two_per_call, cost_per_image=0.04)
+    local = ScriptedProvider("local")
+    out = await run_job(REQ.replace(n=4), [make_slot(remote, 0), make_slot(local, 10)],
+                        make_ctx())
+    assert [i.provider for i in out.images] == ["openai", "openai", "local", "local"]
+    assert [c.n for c in local.calls] == [2]  # only what was still missing
+    failed = out.attempts[0]
+    assert failed.error == "QuotaExhausted" and "2 image(s) kept" in failed.message
+    assert out.cost_usd == pytest.approx(0.08)  # the paid images are on the record
+
+
+async def test_a_job_keeps_its_partial_images_when_no_provider_can_finish_it(
+        make_slot: SlotMaker, make_ctx: CtxMaker) -> None:
+    two_per_call = Capabilities(sizes=SizeRule(), max_images_per_call=2, supports_seed=True)
+    remote = cloud(["ok", QuotaExhausted("You exceeded your current quota")], caps=two_per_call)
+    out = await run_job(REQ.replace(n=4), [make_slot(remote, 0)], make_ctx())
+    assert len(out.images) == 2 and out.provider == "openai"
+
+
+async def test_a_long_cooldown_fails_over_instead_of_waiting(
+        make_slot: SlotMaker, make_ctx: CtxMaker, clock: FakeClock) -> None:
+    remote, local = cloud(), ScriptedProvider("local")
+    slot = make_slot(remote, 0)
+    slot.gate.cool_down(300, "429 from another job")
+    ctx = make_ctx()
+    ctx.deadline = clock.monotonic() + 900
+    # the router would skip it; a job that planned before the 429 must not sleep 300 s
+    from desktop_app.engine.failover import _call_with_retries
+
+    with pytest.raises(RateLimited, match="cooling down for 300 s"):
+        await _call_with_retries(slot, REQ, ctx)
+    assert sum(clock.slept) < 5 and remote.calls == []
+    out = await run_job(REQ, [slot, make_slot(local, 10)], make_ctx())
+    assert out.provider == "local"
