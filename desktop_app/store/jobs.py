@@ -228,12 +228,24 @@ class JobQueue:
         return [r.id for r in image_ids]
 
     def cancel(self, job_id: int) -> Job:
-        """queued -> cancelled. A running job is cancelled by the runner, which then
-        calls ``finish(job_id, JobState.CANCELLED)``."""
-        with transaction(self.conn):
+        """queued -> cancelled, and nothing else.
+
+        A running job raises ``IllegalTransition``: the process running it (this
+        one's runner, or another window or CLI on the same profile) holds its
+        provider call, so only that process can stop it — its runner cancels the
+        call, then records ``finish(job_id, JobState.CANCELLED)``. Marking the row
+        cancelled from here would leave the call running, paying for images
+        whose job then refuses to finish.
+        """
+        with transaction(self.conn) as conn:
+            row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is not None and row[0] == JobState.RUNNING.value:
+                raise IllegalTransition(f"Job {job_id} is running; cancel it in the window "
+                                        "or process that runs it.")
             self._move_state(job_id, JobState.CANCELLED,
                              "finished_at = ?, error = 'Cancelled', error_message = ?",
-                             (self.clock(), "cancelled by the user"))
+                             (self.clock(), "cancelled by the user"),
+                             only_from=(JobState.QUEUED,))
         return self._must_get(job_id)
 
     def retry(self, job_id: int) -> Job:
