@@ -75,13 +75,29 @@ class RoutingPolicy:
         return cls(**fields)
 
 
+# Format characters that are spelling, not formatting: ZWNJ (Persian and Indic
+# words are written with it) and ZWJ (joins emoji sequences such as a family, and
+# Indic conjuncts). Every other format character (zero-width space, bidi overrides
+# and isolates, soft hyphen...) is invisible noise or a way to hide text, and goes.
+_JOINERS = "\u200c\u200d"
+
+
 def normalise_prompt(text: str) -> str:
-    """NFC, control characters other than newline and tab removed, trimmed."""
+    """NFC; control, surrogate and format characters removed except newline, tab,
+    ZWNJ and ZWJ; trimmed of whitespace and of joiners left at either end (they
+    join nothing there)."""
     text = unicodedata.normalize("NFC", text)
     text = "".join(
-        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs")
+        ch for ch in text
+        if ch in "\n\t" or ch in _JOINERS
+        or unicodedata.category(ch) not in ("Cc", "Cf", "Cs")
     )
-    return text.strip()
+    start, end = 0, len(text)
+    while start < end and (text[start].isspace() or text[start] in _JOINERS):
+        start += 1
+    while end > start and (text[end - 1].isspace() or text[end - 1] in _JOINERS):
+        end -= 1
+    return text[start:end]
 
 
 @dataclasses.dataclass(frozen=True)

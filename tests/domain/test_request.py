@@ -19,7 +19,34 @@ def test_prompt_is_normalised_nfc_without_control_characters_and_trimmed() -> No
     assert req.prompt == "café at night\n\twith rain"
 
 
-@pytest.mark.parametrize("prompt", ["", "   ", "\x00\x01", "\u200b"])
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "می\u200cخواهم",  # Persian "I want": ZWNJ keeps the two parts of the word apart
+        "\U0001F468\u200d\U0001F469\u200d\U0001F467 at the beach",  # one family emoji
+        "क्\u200dष",  # Devanagari half-form conjunct asked for with ZWJ
+    ],
+)
+def test_joiners_that_are_spelling_survive_normalisation_unchanged(prompt: str) -> None:
+    req = GenerationRequest(prompt=prompt, negative_prompt=prompt)
+    assert req.prompt == prompt and req.negative_prompt == prompt
+    assert GenerationRequest.from_dict(req.to_dict()).prompt == prompt
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("a\u200bcat", "acat"),  # zero-width space
+        ("\u202ecat a\u202c", "cat a"),  # right-to-left override ... pop
+        ("\u2066a cat\u2069 \u202a\u202b\u202d", "a cat"),  # isolates and embeddings
+        ("\u200d\u200c a cat \u200c", "a cat"),  # joiners at the ends join nothing
+    ],
+)
+def test_other_invisible_format_characters_are_removed(prompt: str, expected: str) -> None:
+    assert GenerationRequest(prompt=prompt).prompt == expected
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", "\x00\x01", "\u200b", "\u200d", " \u200c\u200d "])
 def test_empty_prompt_is_rejected_with_a_clear_message(prompt: str) -> None:
     with pytest.raises(InvalidRequest, match="Enter a prompt") as info:
         GenerationRequest(prompt=prompt)
