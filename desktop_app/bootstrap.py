@@ -4,10 +4,12 @@ same engine with the same rules."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
 
 from desktop_app.config import AppPaths, Settings, gallery_folder, load_settings, save_settings
 from desktop_app.config.model import ProviderSettings
@@ -33,6 +35,57 @@ from desktop_app.store.metrics import MetricsStore
 log = logging.getLogger(__name__)
 
 
+class KeyCache:
+    """Provider keys as the providers see them, read from ``KeyStore`` at most once
+    per provider until ``clear()``.
+
+    ``OpenAIImagesProvider.health()`` asks for its key before every job and status
+    refresh, on the event loop (Qt's thread in the window); a keyring read is a
+    D-Bus round trip, or an unlock prompt, each time. A missing key and an
+    unusable keyring are cached too (as ``None``): asking again finds the same.
+    Whoever stores or deletes a key calls ``clear()`` (``apply_settings`` does).
+    ``warm_keys`` fills the cache off the loop at start.
+
+    Thread-safe: ``warm_keys`` reads in a worker thread while the loop may ask;
+    a provider's key is read once even then, and a read that was under way when
+    ``clear()`` ran is returned to its caller but not kept.
+    """
+
+    def __init__(self, keys: KeyStore) -> None:
+        self.keys = keys
+        self._lock = threading.Lock()
+        self._values: dict[str, str | None] = {}
+        self._reading: dict[str, threading.Lock] = {}
+        self._generation = 0
+
+    def get(self, provider: str) -> str | None:
+        with self._lock:
+            if provider in self._values:
+                return self._values[provider]
+            reading = self._reading.setdefault(provider, threading.Lock())
+        with reading:  # a second asker waits for the first read instead of repeating it
+            with self._lock:
+                if provider in self._values:
+                    return self._values[provider]
+                generation = self._generation
+            value = _key(self.keys, provider)
+            with self._lock:
+                if generation == self._generation:
+                    self._values[provider] = value
+            return value
+
+    def warm(self, providers: Iterable[str]) -> None:
+        """Read these providers' keys now (blocking: call it in a thread)."""
+        for provider in providers:
+            self.get(provider)
+
+    def clear(self) -> None:
+        """Forget every key: the next ``get`` reads the store again."""
+        with self._lock:
+            self._values.clear()
+            self._generation += 1
+
+
 @dataclasses.dataclass
 class AppContext:
     settings: Settings
@@ -40,6 +93,7 @@ class AppContext:
     keys: KeyStore
     engine: Engine
     warnings: list[str]  # to show the user once (e.g. a corrupt settings file was set aside)
+    key_cache: KeyCache  # what the providers read; clear it after storing or deleting a key
 
 
 def open_app(env: Mapping[str, str] = os.environ, *, clock: Clock | None = None) -> AppContext:
@@ -49,26 +103,36 @@ def open_app(env: Mapping[str, str] = os.environ, *, clock: Clock | None = None)
     settings = loaded.settings
     keys = KeyStore(env=env)
     clock = clock or SystemClock()
+    key_cache = KeyCache(keys)
     conn = open_database(paths.db_path)
     saver = ImageSaver(gallery_folder(settings, paths), paths.thumbs_dir)
     engine = Engine(
         queue=JobQueue(conn), gallery=Gallery(conn), metrics_store=MetricsStore(conn),
-        saver=saver, slots=build_slots(settings, paths, keys, clock), clock=clock,
+        saver=saver, slots=build_slots(settings, paths, key_cache, clock), clock=clock,
         runner_settings=runner_settings(settings), budget=budget(settings),
         blocked_terms=settings.content.blocked_terms, nsfw=nsfw_settings(settings),
     )
-    return AppContext(settings, paths, keys, engine, list(loaded.warnings))
+    return AppContext(settings, paths, keys, engine, list(loaded.warnings), key_cache)
+
+
+async def warm_keys(ctx: AppContext) -> None:
+    """Read the enabled providers' keys into ``ctx.key_cache`` in a worker thread,
+    so the first job or status refresh does not wait on the keyring on the loop.
+    Call it once the context is open (before ``engine.start()`` is best)."""
+    wanted = [name for name in ("openai", "remote") if getattr(ctx.settings, name).enabled]
+    await asyncio.to_thread(ctx.key_cache.warm, wanted)
 
 
 async def apply_settings(ctx: AppContext, new: Settings) -> None:
     """Save new settings and rebuild what they shape. A provider whose settings
     changed gets a fresh slot, so a forced-open breaker from a misconfiguration
     closes again and the next job tries it."""
+    ctx.key_cache.clear()  # first: the dialog stores a key before it calls us
     save_settings(new, ctx.paths.settings_path)
     old, ctx.settings = ctx.settings, new
     changed = {name for name in ("local", "openai", "remote")
                if getattr(old, name) != getattr(new, name)}
-    fresh = build_slots(new, ctx.paths, ctx.keys, ctx.engine.clock)
+    fresh = build_slots(new, ctx.paths, ctx.key_cache, ctx.engine.clock)
     current = {s.name: s for s in ctx.engine.slots}
     slots = [f if f.name in changed or f.name not in current else current[f.name]
              for f in fresh]
@@ -102,8 +166,11 @@ def budget(settings: Settings) -> Budget:
     return Budget(daily_usd=settings.budget.daily_usd, monthly_usd=settings.budget.monthly_usd)
 
 
-def build_slots(settings: Settings, paths: AppPaths, keys: KeyStore,
+def build_slots(settings: Settings, paths: AppPaths, keys: KeyCache | KeyStore,
                 clock: Clock) -> list[ProviderSlot]:
+    """The provider slots for ``settings``. Given a bare ``KeyStore`` (a settings
+    dialog's connection test), the slots get a cache of their own."""
+    cache = keys if isinstance(keys, KeyCache) else KeyCache(keys)
     local = settings.local
     providers: list[tuple[ImageProvider, ProviderSettings]] = [
         (registry.create_local(registry.LocalDiffusionConfig(
@@ -117,14 +184,14 @@ def build_slots(settings: Settings, paths: AppPaths, keys: KeyStore,
             organization=settings.openai.organization, project=settings.openai.project,
             timeout_s=settings.openai.timeout_s, deadline_s=settings.openai.deadline_s,
             stream_previews=settings.openai.stream_previews),
-            lambda: _key(keys, "openai")), settings.openai),
+            lambda: cache.get("openai")), settings.openai),
     ]
     remote = settings.remote
     if remote.enabled:  # bullmq and redis load only for users who run workers
         providers.append((registry.create_remote(registry.RemoteConfig(
             redis_url=remote.redis_url, queue=remote.queue,
             transport=registry.Transport(remote.transport), shared_folder=remote.shared_folder,
-            no_worker_grace_s=remote.no_worker_grace_s), lambda: _key(keys, "remote")), remote))
+            no_worker_grace_s=remote.no_worker_grace_s), lambda: cache.get("remote")), remote))
     routing = settings.routing
     retry = RetryPolicy(max_attempts=routing.retry_max_attempts, base_s=routing.retry_base_s,
                         max_s=routing.retry_max_s)
