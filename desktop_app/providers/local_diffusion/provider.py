@@ -36,8 +36,14 @@ from desktop_app.providers.local_diffusion.config import (
     guess_architecture,
     model_label,
 )
+from desktop_app.providers.local_diffusion.device_guess import (
+    MachineProbes,
+    guess_device,
+    machine_probes,
+)
 from desktop_app.providers.local_diffusion.failures import PROVIDER, to_error, worker_died
 from desktop_app.providers.local_diffusion.messages import (
+    DeviceInfo,
     ImageDone,
     JobDone,
     JobFailed,
@@ -56,14 +62,23 @@ LATENCY_WEIGHT = 0.3  # of the newest job in the moving average
 
 
 class LocalDiffusionProvider:
-    """``ImageProvider`` for Stable Diffusion on this machine (see ARCHITECTURE.md)."""
+    """``ImageProvider`` for Stable Diffusion on this machine (see ARCHITECTURE.md).
+
+    ``health().details["device"]`` is always there ("cuda", "mps" or "cpu"), so
+    the router can rank a CPU-only provider after the cloud before the first job:
+    the device the worker last reported (kept after it shut down), else a guess
+    made without torch (``details["device_source"]`` says which).
+    """
 
     def __init__(self, config: LocalDiffusionConfig, *,
                  clock: Callable[[], float] = time.monotonic,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 probes: Callable[[], MachineProbes] = machine_probes) -> None:
         self.config = config
         self._clock = clock
         self._rng = rng or random.SystemRandom()
+        self._probes = probes
+        self._device: DeviceInfo | None = None  # as the worker last reported it
         self._lock = asyncio.Lock()
         self._worker: WorkerProcess | None = None
         self._job_ids = itertools.count(1)
@@ -110,19 +125,23 @@ class LocalDiffusionProvider:
     async def health(self) -> Health:
         label = model_label(self.config.model)
         if self._misconfigured:
-            return Health(HealthState.NOT_CONFIGURED, self._misconfigured, {"model": label})
+            return Health(HealthState.NOT_CONFIGURED, self._misconfigured,
+                          {"model": label, **self._device_details()})
         worker = self._worker
+        if worker is not None and worker.device_info is not None:
+            self._device = worker.device_info
         if worker is None or not worker.alive:
+            details = {"worker": "not started", "model": label, "model_loaded": "no",
+                       **self._device_details()}
             return Health(HealthState.READY,
-                          "GPU worker not started; it starts with the first local job",
-                          {"worker": "not started", "model": label, "model_loaded": "no"})
+                          "GPU worker not started; it starts with the first local job "
+                          f"({self._device_text()})", details)
         details = {"worker": f"running (pid {worker.pid})", "model": label,
-                   "model_loaded": "yes" if self._loaded_model else "no"}
+                   "model_loaded": "yes" if self._loaded_model else "no",
+                   **self._device_details()}
         info = worker.device_info
         text = "GPU worker running"
         if info is not None:
-            details.update(device=info.device, device_name=info.device_name, dtype=info.dtype,
-                           torch=info.torch_version)
             text = f"{info.device_name} ({info.dtype})"
             if info.memory_bytes:
                 details["memory"] = f"{info.memory_bytes / 2**30:.1f} GiB"
@@ -132,6 +151,25 @@ class LocalDiffusionProvider:
         text += f"; model {label} " + ("loaded" if self._loaded_model else "not loaded yet")
         state = HealthState.BUSY if self._lock.locked() else HealthState.READY
         return Health(state, text, details)
+
+    def _device_details(self) -> dict[str, str]:
+        info = self._device
+        if info is not None:
+            return {"device": info.device, "device_source": "worker",
+                    "device_name": info.device_name, "dtype": info.dtype,
+                    "torch": info.torch_version}
+        return {"device": guess_device(self.config.device, self._probes()),
+                "device_source": "guess"}
+
+    def _device_text(self) -> str:
+        info = self._device
+        if info is not None:
+            return f"it last ran on {info.device_name}"
+        device = guess_device(self.config.device, self._probes())
+        if device == "cpu" and not self.config.allow_cpu:
+            return ("no GPU detected and CPU generation is off; "
+                    "the first local job will check")
+        return f"expected device: {device}, a guess until it runs"
 
     async def generate(self, request: GenerationRequest, progress: ProgressCallback,
                        cancel: CancelToken) -> list[GeneratedImage]:
@@ -191,6 +229,7 @@ class LocalDiffusionProvider:
         worker, self._worker = self._worker, None
         self._loaded_model = None
         if worker is not None:
+            self._device = worker.device_info or self._device
             await asyncio.get_running_loop().run_in_executor(None, worker.stop)
 
     def _cancel_idle_timer(self) -> None:
@@ -265,6 +304,9 @@ class LocalDiffusionProvider:
         last = Progress(Phase.STARTING)
         while True:
             message = await inbox.get()
+            if isinstance(message, DeviceInfo):
+                self._device = message
+                continue
             if isinstance(message, WorkerDied):
                 if self._worker is worker:
                     self._worker = None
