@@ -122,13 +122,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+ROUTE_CHOICES = ("auto", "local", "cloud")
+
+
+def check_provider(name: str) -> str:
+    """``name`` when it is a routing mode or a provider ImageDesk knows, else
+    ``InvalidRequest`` listing what is allowed — before anything is queued, so a
+    typo never becomes a job that fails later on every provider."""
+    from desktop_app.providers import registry  # the provider SDKs load only here
+
+    allowed = [*ROUTE_CHOICES, *(p.name for p in registry.KNOWN if p.name not in ROUTE_CHOICES)]
+    if name in allowed:
+        return name
+    listed = ", ".join(allowed[:-1]) + f" or {allowed[-1]}"
+    raise InvalidRequest(f"Unknown provider {name!r}: use {listed}.", field="provider")
+
+
 def build_request(args: argparse.Namespace) -> GenerationRequest:
+    provider = check_provider(args.provider)
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     width, height = parse_size(args.size)
-    provider = args.provider
     mode = {"auto": RouteMode.AUTO, "local": RouteMode.LOCAL_ONLY,
             "cloud": RouteMode.CLOUD_ONLY}.get(provider, RouteMode.AUTO)
-    pinned = None if provider in ("auto", "local", "cloud") else provider
+    pinned = None if provider in ROUTE_CHOICES else provider
     policy = RoutingPolicy(mode=mode, allow_cloud_fallback=not args.no_fallback,
                            allow_adaptation=not args.no_adapt,
                            allow_failover_after_refusal=args.allow_refusal_failover,
@@ -146,8 +162,8 @@ def main(argv: Sequence[str]) -> int:
         args = parser.parse_args(list(argv))
     except SystemExit as exit_:  # argparse prints its own usage line
         return EXIT_OK if exit_.code in (0, None) else EXIT_BAD_INPUT
-    _configure_logging(args.verbose)
     try:
+        _configure_logging(args.verbose)  # an unusable log folder falls back to stderr
         if args.command == "worker":  # runs its own event loop
             return _run_worker(args)
         return asyncio.run(_dispatch(args))
@@ -165,6 +181,13 @@ def main(argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         print("imagedesk: interrupted", file=sys.stderr)
         return EXIT_CANCELLED
+    except OSError as error:  # a profile folder or file that cannot be used
+        if args.verbose:
+            traceback.print_exc()
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"imagedesk: cannot use the ImageDesk folders: {error.strerror or error}{where}",
+              file=sys.stderr)
+        return EXIT_SETUP
     except Exception as error:
         if args.verbose:
             traceback.print_exc()

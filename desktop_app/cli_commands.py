@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -13,10 +14,14 @@ from typing import Any
 
 from desktop_app.bootstrap import AppContext, open_app
 from desktop_app.cli_output import ProgressPrinter, job_json, job_row, print_table
-from desktop_app.domain.job import JobState
+from desktop_app.domain.job import IllegalTransition, JobState
 from desktop_app.domain.request import GenerationRequest
+from desktop_app.engine.service import Engine
+from desktop_app.store.profile_lock import ProfileBusy
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_CANCELLED, EXIT_SETUP = 0, 2, 3, 4, 5
+
+log = logging.getLogger("desktop_app.cli")
 
 
 @contextlib.asynccontextmanager
@@ -47,12 +52,26 @@ async def submit(args: argparse.Namespace, request: GenerationRequest, *, run: b
         printer = ProgressPrinter(job.id)
         unsubscribe = engine.hub.subscribe(printer)
         loop = asyncio.get_running_loop()
+        cancels: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+
+        def cancelled(task: asyncio.Task[None]) -> None:
+            cancels.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("could not cancel job %s: %s", job.id, task.exception())
+
+        def on_interrupt() -> None:
+            task = loop.create_task(engine.cancel(job.id))
+            cancels.add(task)
+            task.add_done_callback(cancelled)
+
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signal.SIGINT,
-                                    lambda: asyncio.ensure_future(engine.cancel(job.id)))
+            loop.add_signal_handler(signal.SIGINT, on_interrupt)
         try:
             await engine.run_job_now(job.id)
             finished = await engine.wait_for(job.id)
+        except ProfileBusy:
+            await _withdraw(engine, job.id)
+            raise
         finally:
             printer.done()
             unsubscribe()
@@ -72,6 +91,17 @@ async def submit(args: argparse.Namespace, request: GenerationRequest, *, run: b
                   f"{finished.error_message}", file=sys.stderr)
         return {JobState.SUCCEEDED: EXIT_OK, JobState.CANCELLED: EXIT_CANCELLED}.get(
             finished.state, EXIT_FAILED)
+
+
+async def _withdraw(engine: Engine, job_id: int) -> None:
+    """``generate`` queued a job, then found another process running the queue:
+    take the job back, so exit 5 means it will not run. If that process has
+    already started it, it finishes there."""
+    try:
+        await engine.cancel(job_id)
+    except IllegalTransition:
+        log.warning("job %s was already taken by the process running the queue; "
+                    "it will finish there", job_id)
 
 
 async def queue(args: argparse.Namespace) -> int:
@@ -147,12 +177,16 @@ async def providers(args: argparse.Namespace) -> int:
 
 
 async def keys(args: argparse.Namespace, read_secret: Callable[[str], str]) -> int:
-    from desktop_app.secrets import KeyStore
+    from desktop_app.cli import CliError
+    from desktop_app.secrets import InvalidKey, KeyStore
 
     store = KeyStore()
     if args.action == "set":
         key = read_secret(f"{args.provider} API key (input hidden): ")
-        store.set(args.provider, key)
+        try:
+            store.set(args.provider, key)
+        except InvalidKey as error:  # bad input, not a setup problem; never echoes the key
+            raise CliError(error.message, EXIT_BAD_INPUT) from error
         print(f"saved the {args.provider} key in {store.backend_name()}")
     elif args.action == "delete":
         store.delete(args.provider)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,95 @@ def test_providers_json_reports_health_breaker_and_spend(tmp_path: Path) -> None
     assert rows["openai"]["health"] == "not_configured"
     assert rows["local"]["breaker"] == "closed"
     assert rows["openai"]["rate_limits"] == "5/min, 200/day"
+
+
+@pytest.mark.parametrize("command", ["generate", "queue add"])
+def test_an_unknown_provider_is_bad_input_naming_the_choices_and_queues_nothing(
+        tmp_path: Path, command: str) -> None:
+    result = run(tmp_path, *command.split(), "a cat", "--provider", "opnai")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        "imagedesk: Unknown provider 'opnai': use auto, local, cloud, openai or remote.")
+    assert job_count(tmp_path) == 0
+
+
+def test_a_provider_name_from_the_registry_is_accepted(tmp_path: Path) -> None:
+    result = run(tmp_path, "queue", "add", "a cat", "--provider", "openai", "--json")
+    assert result.returncode == 0, result.stderr
+    assert job_count(tmp_path) == 1
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("not-a-key-" + "z" * 30, "An OpenAI API key starts with 'sk-'"),
+        ("", "The openai key is empty"),
+        ("sk-abc def" + "z" * 30, "contains a space"),
+    ],
+)
+def test_a_malformed_key_is_bad_input_exit_2_and_never_echoed(
+        tmp_path: Path, typed: str, message: str) -> None:
+    result = run(tmp_path, "keys", "set", "openai", stdin=f"{typed}\n".encode())
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    if typed:
+        assert typed not in result.stderr + result.stdout
+
+
+def test_an_unwritable_log_file_falls_back_to_stderr_and_the_command_still_runs(
+        tmp_path: Path) -> None:
+    (tmp_path / "logs" / "imagedesk.log").mkdir(parents=True)  # cannot be opened as a file
+    result = run(tmp_path, "queue", "add", "a cat")
+    assert result.returncode == 0, result.stderr
+    assert "cannot write logs in" in result.stderr and "Traceback" not in result.stderr
+    assert job_count(tmp_path) == 1
+
+
+def test_an_unusable_profile_folder_is_a_setup_error_on_one_line(tmp_path: Path) -> None:
+    (tmp_path / "logs").write_text("a file where the log folder should be")
+    result = run(tmp_path, "queue", "list")
+    assert result.returncode == 5, result.stderr
+    assert "Traceback" not in result.stderr
+    [last] = result.stderr.strip().splitlines()[-1:]
+    assert last.startswith("imagedesk: cannot use the ImageDesk folders:")
+    assert str(tmp_path / "logs") in last
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_generate_cancels_the_job_and_exits_4(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGEDESK_", "OPENAI_"))}
+    env.update(IMAGEDESK_HOME=str(tmp_path), TRANSFORMERS_VERBOSITY="error",
+               PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")
+    process = subprocess.Popen(
+        [*CLI, "generate", "a slow lighthouse", "--provider", "local", "--size", "64x64",
+         "--steps", "150", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while job_state(tmp_path) != "running":
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 4, err
+    assert json.loads(out)["state"] == "cancelled"
+    assert job_state(tmp_path) == "cancelled"
+    assert "Traceback" not in err and "could not cancel" not in err
+
+
+def job_state(home: Path) -> str | None:
+    db = home / "data" / "imagedesk.sqlite3"
+    if not db.exists():
+        return None
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            row = conn.execute("SELECT state FROM jobs ORDER BY id LIMIT 1").fetchone()
+    except sqlite3.OperationalError:  # the schema is still being created
+        return None
+    return str(row[0]) if row else None
