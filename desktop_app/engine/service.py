@@ -44,8 +44,11 @@ from desktop_app.store.files import ImportReport, import_folder
 from desktop_app.store.gallery import Gallery, ImageRecord
 from desktop_app.store.jobs import JobQueue
 from desktop_app.store.metrics import MetricsStore, ProviderTotals
+from desktop_app.store.profile_lock import ProfileBusy, ProfileLock
 
 log = logging.getLogger(__name__)
+
+LOCK_RETRY_S = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +94,7 @@ class Engine:
         blocked_terms: Sequence[str] = (),
         nsfw: NsfwSettings | None = None,
         nsfw_scorer: Scorer | None = None,
+        lock: ProfileLock | None = None,
     ) -> None:
         self.hub = hub or EventHub()
         self.clock = clock or SystemClock()
@@ -100,6 +104,9 @@ class Engine:
         self.blocked_terms = list(blocked_terms)
         self.nsfw = nsfw or NsfwSettings()
         self._nsfw_scorer = nsfw_scorer
+        # Only the process holding the profile's lock recovers and runs its queue:
+        # a CLI beside the window must not requeue the window's running jobs.
+        self._lock = lock
         self._queue = queue
         self._gallery = gallery
         self._metrics_store = metrics_store
@@ -122,15 +129,38 @@ class Engine:
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> list[int]:
-        """Recover jobs a crash left running, then run the queue in the background."""
-        recovered = await self._recover()
-        self._runner_task = asyncio.create_task(self._runner.run(), name="imagedesk-runner")
-        return recovered
+        """Recover jobs a crash left running, then run the queue in the background.
+
+        If another process runs this profile's queue, jobs added here wait for it
+        (it picks them up), and this engine takes over once that process exits."""
+        if self._owns_queue():
+            recovered = await self._recover()
+            self._runner_task = asyncio.create_task(self._runner.run(), name="imagedesk-runner")
+            return recovered
+        log.warning("another ImageDesk process (pid %s) runs this profile's queue; "
+                    "waiting for it", self._lock.holder_pid() if self._lock else None)
+        self._runner_task = asyncio.create_task(self._run_once_owner(), name="imagedesk-runner")
+        return []
 
     async def run_until_idle(self) -> None:
         """Process queued jobs until none are left (CLI ``queue run`` and ``generate``)."""
+        self._claim_queue()
         await self._recover()
         await self._runner.run(until_idle=True)
+
+    def _owns_queue(self) -> bool:
+        return self._lock is None or self._lock.held or self._lock.try_acquire()
+
+    def _claim_queue(self) -> None:
+        if not self._owns_queue():
+            assert self._lock is not None
+            raise ProfileBusy(self._lock.holder_pid())
+
+    async def _run_once_owner(self) -> None:
+        while not self._owns_queue():
+            await asyncio.sleep(LOCK_RETRY_S)
+        await self._recover()
+        await self._runner.run()
 
     async def _recover(self) -> list[int]:
         """Requeue what a crash left running, drop its unindexed files and temp files."""
@@ -158,6 +188,8 @@ class Engine:
                 await slot.limiter.close()
         await self._store.run(lambda: None)  # let pending writes land
         self._store.close()
+        if self._lock is not None:
+            self._lock.release()
 
     # -- jobs --------------------------------------------------------------------
 
@@ -211,6 +243,8 @@ class Engine:
 
     async def run_job_now(self, job_id: int) -> None:
         """Run this queued job at once and return when it has finished."""
+        self._claim_queue()
+        await self._recover()
         await self._runner.run_now(job_id)
 
     async def job_counts(self) -> dict[JobState, int]:

@@ -115,11 +115,12 @@ async def _run(window: MainWindow) -> None:
     window.shutdown_finished.connect(finished.set)
     await asyncio.sleep(0.03)  # let the window paint before the engine's imports run
     if window.isVisible():
-        from desktop_app.bootstrap import open_app  # the heavy imports (SDKs, SQLite, ...)
+        from desktop_app.bootstrap import open_app, warm_keys  # the heavy imports
 
         ctx = open_app(os.environ)
         build_window(ctx, window)
         QTimer.singleShot(0, lambda: show_warnings(window, ctx.warnings))
+        await warm_keys(ctx)  # keyring reads off the UI thread, once
         await ctx.engine.start()
         window.load()
     await finished.wait()

@@ -259,3 +259,36 @@ async def test_a_job_whose_every_image_is_blocked_fails_saying_why(
     assert done.error == "ContentRejected" and "NSFW check scored it 0.90" in str(
         done.error_message)
     assert await engine.search_images("") == []
+
+
+async def test_only_the_process_holding_the_profile_lock_runs_the_queue(
+        make_engine: EngineMaker, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from desktop_app.store.profile_lock import ProfileBusy, ProfileLock
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; "
+         "from desktop_app.store.profile_lock import ProfileLock; "
+         f"lock = ProfileLock(Path({str(tmp_path / 'runner.lock')!r})); "
+         "assert lock.try_acquire(); print('held', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        local = ScriptedProvider("local")
+        engine = make_engine(local, lock=ProfileLock(tmp_path / "runner.lock"))
+        job = await engine.submit(REQ)
+        with pytest.raises(ProfileBusy, match=f"pid {holder.pid}"):
+            await engine.run_until_idle()
+        await engine.start()  # a window beside it waits for the other process
+        await asyncio.sleep(0.3)
+        assert local.calls == []
+        holder.kill()
+        holder.wait()
+        done = await asyncio.wait_for(engine.wait_for(job.id), 10)
+        assert done.state is JobState.SUCCEEDED  # took over once the other one exited
+    finally:
+        holder.kill()
+        holder.wait()
