@@ -14,14 +14,21 @@ from pathlib import Path
 import pytest
 from sd_parsers import ParserManager
 
+from desktop_app.store.profile_lock import ProfileBusy
+
 CLI = [sys.executable, "-m", "desktop_app"]
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGEDESK_", "OPENAI_"))}
+    env.update(IMAGEDESK_HOME=str(home), TRANSFORMERS_VERBOSITY="error",
+               PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring", **extra)
+    return env
 
 
 def run(home: Path, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None,
         timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGEDESK_", "OPENAI_"))}
-    full_env.update(IMAGEDESK_HOME=str(home), TRANSFORMERS_VERBOSITY="error",
-                    PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring", **(env or {}))
+    full_env = cli_env(home, **(env or {}))
     return subprocess.run([*CLI, *args], input=stdin.decode("utf-8", "surrogateescape")
                           if stdin is not None else None, capture_output=True, text=True,
                           env=full_env, timeout=timeout, check=False,
@@ -197,21 +204,26 @@ def test_an_unusable_profile_folder_is_a_setup_error_on_one_line(tmp_path: Path)
     assert str(tmp_path / "logs") in last
 
 
-@pytest.mark.slow
-def test_ctrl_c_during_generate_cancels_the_job_and_exits_4(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGEDESK_", "OPENAI_"))}
-    env.update(IMAGEDESK_HOME=str(tmp_path), TRANSFORMERS_VERBOSITY="error",
-               PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")
+def start_slow_generate(home: Path) -> subprocess.Popen[str]:
+    """``imagedesk generate`` on the local tiny model with many steps, returned
+    once its job is running (so it holds the profile's queue)."""
     process = subprocess.Popen(
         [*CLI, "generate", "a slow lighthouse", "--provider", "local", "--size", "64x64",
          "--steps", "150", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=env)
+        text=True, env=cli_env(home))
+    deadline = time.monotonic() + 120
+    while job_state(home) != "running":
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"the job never started: {process.communicate()}")
+        time.sleep(0.05)
+    return process
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_generate_cancels_the_job_and_exits_4(tmp_path: Path) -> None:
+    process = start_slow_generate(tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while job_state(tmp_path) != "running":
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the job never started"
-            time.sleep(0.05)
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=120)
     finally:
@@ -224,13 +236,40 @@ def test_ctrl_c_during_generate_cancels_the_job_and_exits_4(tmp_path: Path) -> N
     assert "Traceback" not in err and "could not cancel" not in err
 
 
-def job_state(home: Path) -> str | None:
+def job_state(home: Path, job_id: int = 1) -> str | None:
     db = home / "data" / "imagedesk.sqlite3"
     if not db.exists():
         return None
     try:
         with sqlite3.connect(db, timeout=5) as conn:
-            row = conn.execute("SELECT state FROM jobs ORDER BY id LIMIT 1").fetchone()
+            row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
     except sqlite3.OperationalError:  # the schema is still being created
         return None
     return str(row[0]) if row else None
+
+
+@pytest.mark.slow
+def test_a_second_process_on_a_busy_profile_exits_5_naming_the_first(tmp_path: Path) -> None:
+    holder = start_slow_generate(tmp_path)  # job 1, running in the holder
+    try:
+        busy = f"imagedesk: {ProfileBusy(holder.pid).message}"
+        queue_run = run(tmp_path, "queue", "run")
+        assert queue_run.returncode == 5, queue_run.stderr
+        assert queue_run.stderr.strip() == busy  # one line, no trace
+        assert job_state(tmp_path, 1) == "running"  # not "recovered" under the holder
+
+        generate = run(tmp_path, "generate", "a second cat", "--provider", "local")
+        assert generate.returncode == 5, generate.stderr
+        assert generate.stderr.strip() == busy
+        assert job_state(tmp_path, 2) == "cancelled"  # taken back: exit 5 means it won't run
+
+        added = run(tmp_path, "queue", "add", "a third cat", "--json")  # what the message offers
+        assert added.returncode == 0, added.stderr
+        assert job_state(tmp_path, 3) == "queued"
+        holder.send_signal(signal.SIGINT)
+        holder.communicate(timeout=120)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    assert holder.returncode == 4
