@@ -14,10 +14,8 @@ from typing import Any
 
 from desktop_app.bootstrap import AppContext, open_app
 from desktop_app.cli_output import ProgressPrinter, job_json, job_row, print_table
-from desktop_app.domain.job import IllegalTransition, JobState
+from desktop_app.domain.job import JobState
 from desktop_app.domain.request import GenerationRequest
-from desktop_app.engine.service import Engine
-from desktop_app.store.profile_lock import ProfileBusy
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_CANCELLED, EXIT_SETUP = 0, 2, 3, 4, 5
 
@@ -45,6 +43,8 @@ def _emit(args: argparse.Namespace, data: Any, table: Callable[[], None]) -> Non
 async def submit(args: argparse.Namespace, request: GenerationRequest, *, run: bool) -> int:
     async with _app() as ctx:
         engine = ctx.engine
+        if run:
+            engine.claim_queue()  # refuse before queueing anything if another process runs it
         job = await engine.submit(request, priority=args.priority)
         if not run:
             _emit(args, job_row(job), lambda: print(f"queued job {job.id}"))
@@ -69,9 +69,6 @@ async def submit(args: argparse.Namespace, request: GenerationRequest, *, run: b
         try:
             await engine.run_job_now(job.id)
             finished = await engine.wait_for(job.id)
-        except ProfileBusy:
-            await _withdraw(engine, job.id)
-            raise
         finally:
             printer.done()
             unsubscribe()
@@ -91,17 +88,6 @@ async def submit(args: argparse.Namespace, request: GenerationRequest, *, run: b
                   f"{finished.error_message}", file=sys.stderr)
         return {JobState.SUCCEEDED: EXIT_OK, JobState.CANCELLED: EXIT_CANCELLED}.get(
             finished.state, EXIT_FAILED)
-
-
-async def _withdraw(engine: Engine, job_id: int) -> None:
-    """``generate`` queued a job, then found another process running the queue:
-    take the job back, so exit 5 means it will not run. If that process has
-    already started it, it finishes there."""
-    try:
-        await engine.cancel(job_id)
-    except IllegalTransition:
-        log.warning("job %s was already taken by the process running the queue; "
-                    "it will finish there", job_id)
 
 
 async def queue(args: argparse.Namespace) -> int:

@@ -261,11 +261,11 @@ def test_a_second_process_on_a_busy_profile_exits_5_naming_the_first(tmp_path: P
         generate = run(tmp_path, "generate", "a second cat", "--provider", "local")
         assert generate.returncode == 5, generate.stderr
         assert generate.stderr.strip() == busy
-        assert job_state(tmp_path, 2) == "cancelled"  # taken back: exit 5 means it won't run
+        assert job_state(tmp_path, 2) is None  # refused before anything was queued
 
         added = run(tmp_path, "queue", "add", "a third cat", "--json")  # what the message offers
         assert added.returncode == 0, added.stderr
-        assert job_state(tmp_path, 3) == "queued"
+        assert job_state(tmp_path, json.loads(added.stdout)["id"]) == "queued"
         holder.send_signal(signal.SIGINT)
         holder.communicate(timeout=120)
     finally:

@@ -144,14 +144,15 @@ class Engine:
 
     async def run_until_idle(self) -> None:
         """Process queued jobs until none are left (CLI ``queue run`` and ``generate``)."""
-        self._claim_queue()
+        self.claim_queue()
         await self._recover()
         await self._runner.run(until_idle=True)
 
     def _owns_queue(self) -> bool:
         return self._lock is None or self._lock.held or self._lock.try_acquire()
 
-    def _claim_queue(self) -> None:
+    def claim_queue(self) -> None:
+        """Become the process that runs this profile's queue, or raise ``ProfileBusy``."""
         if not self._owns_queue():
             assert self._lock is not None
             raise ProfileBusy(self._lock.holder_pid())
@@ -243,7 +244,7 @@ class Engine:
 
     async def run_job_now(self, job_id: int) -> None:
         """Run this queued job at once and return when it has finished."""
-        self._claim_queue()
+        self.claim_queue()
         await self._recover()
         await self._runner.run_now(job_id)
 

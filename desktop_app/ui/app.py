@@ -59,6 +59,7 @@ def build_window(ctx: AppContext, window: MainWindow | None = None) -> MainWindo
 
         dialog = SettingsDialog(
             ctx.settings, ctx.keys, save=save, parent=parent,
+            on_key_changed=ctx.key_cache.clear,
             test_connection=lambda name, s, key: test_connection(ctx, name, s, key))
         dialog.open()
 

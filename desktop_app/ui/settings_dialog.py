@@ -47,6 +47,7 @@ class SettingsDialog(QDialog):
 
     def __init__(self, settings: Settings, keys: KeyStore, *, save: SaveSettings,
                  test_connection: TestConnection | None = None,
+                 on_key_changed: Callable[[], None] | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
@@ -55,6 +56,7 @@ class SettingsDialog(QDialog):
         self.keys = keys
         self._save = save
         self._test = test_connection
+        self._key_changed = on_key_changed or (lambda: None)
         self.local_page = LocalPage(self)
         self.openai_page = OpenAIPage(self)
         self.pages: dict[str, ProviderPage] = {"local": self.local_page,
@@ -184,6 +186,7 @@ class SettingsDialog(QDialog):
         except ImageDeskError as error:
             self.openai_page.key_status.setText(error.message)
             return
+        self._key_changed()  # providers must stop using the deleted key now
         self.refresh_key_status()
 
     # -- building, testing, saving -----------------------------------------------
@@ -243,6 +246,7 @@ class SettingsDialog(QDialog):
         if key:
             try:
                 self.keys.set("openai", key)
+                self._key_changed()
             except ImageDeskError as error:  # InvalidKey or KeyringUnavailable
                 self.openai_page.key_status.setText(error.message)
                 self.openai_page.key_status.setStyleSheet("color: #d1242f;")

@@ -362,6 +362,7 @@ async def test_the_api_key_is_in_no_message_file_log_or_image(
         ctx.keys.set("openai", WRONG_KEY)  # the server echoes a rejected key in its 401
         jobs = [await _run(ctx.engine)]
         ctx.keys.set("openai", KEY)
+        ctx.key_cache.clear()  # as the settings dialog does after storing a key
         ctx.engine.reset_provider("openai", "settings changed")
         for fault in (Fault.MODERATION, Fault.BAD_REQUEST, Fault.SERVER_ERROR):
             server.enqueue(fault, message=f"echoing the caller's key {KEY} back")
