@@ -22,24 +22,15 @@ import qasync
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
+from tests.ui.qt_loop import qasync_loop
+
 T = TypeVar("T")
 
 
 @pytest.fixture
 def loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    event_loop = qasync.QEventLoop(qapp, already_running=False)
-    asyncio.set_event_loop(event_loop)
-    asyncio.events._set_running_loop(event_loop)
-    try:
+    with qasync_loop(qapp) as event_loop:
         yield event_loop
-    finally:
-        for task in asyncio.all_tasks(event_loop):
-            task.cancel()
-        for _ in range(5):
-            qapp.processEvents()
-        asyncio.events._set_running_loop(None)
-        event_loop.close()
-        asyncio.set_event_loop(None)
 
 
 def drive(qtbot: QtBot, coro: Coroutine[Any, Any, T], timeout_ms: int = 10_000) -> T:

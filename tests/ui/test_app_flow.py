@@ -25,6 +25,7 @@ from desktop_app.ui.main_window import MainWindow
 from desktop_app.ui.queue_model import Column
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring
+from tests.ui.qt_loop import qasync_loop
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")
@@ -53,19 +54,8 @@ def spin(app: QApplication, coro: Coroutine[Any, Any, T], timeout_s: float = 60)
 @pytest.fixture(scope="module")
 def module_loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
     # same pattern as conftest's ``loop`` (never loop.stop()), for the whole module
-    event_loop = qasync.QEventLoop(qapp, already_running=False)
-    asyncio.set_event_loop(event_loop)
-    asyncio.events._set_running_loop(event_loop)
-    try:
+    with qasync_loop(qapp) as event_loop:
         yield event_loop
-    finally:
-        for task in asyncio.all_tasks(event_loop):
-            task.cancel()
-        for _ in range(5):
-            qapp.processEvents()
-        asyncio.events._set_running_loop(None)
-        event_loop.close()
-        asyncio.set_event_loop(None)
 
 
 def start_window(qapp: QApplication, home: Path, **env: str) -> tuple[AppContext, MainWindow]:
