@@ -22,6 +22,8 @@ from bullmq import QueueEvents
 
 log = logging.getLogger(__name__)
 
+CLOSE_TIMEOUT_S = 5.0
+
 # The events a job watcher cares about; every listened event also moves the
 # resume point forward.
 EVENTS = ("waiting", "active", "progress", "completed", "failed", "delayed", "stalled",
@@ -71,8 +73,11 @@ class EventFollower:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            # bounded: a library call inside may swallow the cancellation and carry on
+            done, _ = await asyncio.wait({task}, timeout=CLOSE_TIMEOUT_S)
+            if not done:
+                log.warning("the remote event reader did not stop within %.0f s; left behind",
+                            CLOSE_TIMEOUT_S)
 
     def _dispatch(self, kind: str) -> Callable[..., None]:
         def listener(args: dict[str, Any], entry_id: str) -> None:

@@ -169,11 +169,11 @@ class RemoteProvider:
         queue, self._queue = self._queue, None
         if queue is not None:
             with contextlib.suppress(Exception):
-                await queue.close()  # closes self._client too
+                await asyncio.wait_for(queue.close(), CLEANUP_TIMEOUT_S)  # closes the client
         blobs, self._blobs, self._client = self._blobs, None, None
         if blobs is not None:
             with contextlib.suppress(Exception):
-                await blobs.aclose()
+                await asyncio.wait_for(blobs.aclose(), CLEANUP_TIMEOUT_S)
 
     # -- connections -------------------------------------------------------------
 
@@ -367,10 +367,15 @@ class RemoteProvider:
         if self._client is None or self._queue is None:
             return
         with contextlib.suppress(Exception):
-            await self._client.set(self._keys.cancel(job_id), "1",
-                                   ex=max(60, self.config.keep_finished_s))
-        with contextlib.suppress(Exception):
-            await self._queue.remove(job_id)  # refused (0) while a worker holds its lock
+            await asyncio.wait_for(self._client.set(self._keys.cancel(job_id), "1",
+                                                    ex=max(60, self.config.keep_finished_s)),
+                                   CLEANUP_TIMEOUT_S)
+        with contextlib.suppress(Exception):  # refused (0) while a worker holds its lock
+            await asyncio.wait_for(self._queue.remove(job_id), CLEANUP_TIMEOUT_S)
+
+
+# Clean-up calls (cancel flags, closing connections) never hold a job up longer.
+CLEANUP_TIMEOUT_S = 5.0
 
 
 class _Watch:
