@@ -12,9 +12,9 @@ import dataclasses
 import enum
 import functools
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from desktop_app.domain.errors import ImageDeskError
+from desktop_app.domain.errors import ContentRejected, ImageDeskError, JobFailed
 from desktop_app.domain.images import GeneratedImage
 
 Scorer = Callable[[bytes], float]  # encoded image -> probability it is NSFW (0..1)
@@ -110,3 +110,21 @@ def opennsfw_scorer() -> Scorer:
         return float(classifier.classify(data).nsfw)
 
     return score
+
+
+def screen_images(images: Sequence[GeneratedImage], settings: NsfwSettings,
+                  scorer: Scorer | None = None) -> tuple[GeneratedImage, ...]:
+    """Every image through the check (blocking: run it off the loop). Raises
+    ``JobFailed`` as a content refusal when nothing is left, saying why."""
+    kept: list[GeneratedImage] = []
+    notes: list[str] = []
+    for image in images:
+        checked = check_image(image, settings, scorer)
+        if checked.image is not None:
+            kept.append(checked.image)
+        if checked.message:
+            notes.append(checked.message)
+    if not kept:
+        raise JobFailed("Every image of this job was blocked. " + " ".join(notes),
+                        final=ContentRejected)
+    return tuple(kept)

@@ -18,8 +18,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from desktop_app.domain.content_filter import check_blocked_terms
-from desktop_app.domain.errors import ContentRejected, ImageDeskError, JobFailed
-from desktop_app.domain.images import GeneratedImage
+from desktop_app.domain.errors import ImageDeskError
 from desktop_app.domain.job import Job, JobState
 from desktop_app.domain.request import GenerationRequest
 from desktop_app.engine.budget import Budget, SpendTracker
@@ -31,49 +30,25 @@ from desktop_app.engine.events import (
     QueueChanged,
 )
 from desktop_app.engine.failover import JobOutcome
-from desktop_app.engine.metrics import CallRecord, Metrics, MetricsSnapshot
-from desktop_app.engine.nsfw import NsfwMode, NsfwSettings, Scorer, check_image
+from desktop_app.engine.metrics import CallRecord, Metrics
+from desktop_app.engine.nsfw import NsfwMode, NsfwSettings, Scorer, screen_images
 from desktop_app.engine.runner import QueueRunner, RunnerSettings
 from desktop_app.engine.saving import ImageSaver
 from desktop_app.engine.slots import ProviderSlot
+from desktop_app.engine.status import ProviderStatus, gather_statuses
 from desktop_app.engine.store_thread import StoreThread
-from desktop_app.providers.base import Health, ProviderKind
-from desktop_app.resilience.breaker import BreakerSnapshot, BreakerTransition
+from desktop_app.providers.base import ProviderKind
+from desktop_app.resilience.breaker import BreakerTransition
 from desktop_app.resilience.clock import Clock, SystemClock
 from desktop_app.store.files import ImportReport, import_folder
 from desktop_app.store.gallery import Gallery, ImageRecord
 from desktop_app.store.jobs import JobQueue
-from desktop_app.store.metrics import MetricsStore, ProviderTotals
+from desktop_app.store.metrics import MetricsStore
 from desktop_app.store.profile_lock import ProfileBusy, ProfileLock
 
 log = logging.getLogger(__name__)
 
 LOCK_RETRY_S = 2.0
-
-
-@dataclasses.dataclass(frozen=True)
-class ProviderStatus:
-    """Everything the status bar, the metrics panel and ``imagedesk providers`` show."""
-
-    name: str
-    kind: ProviderKind
-    enabled: bool
-    health: Health
-    breaker: BreakerSnapshot
-    cooldown_s: float
-    rate_limits: str
-    metrics: MetricsSnapshot  # this session
-    today: ProviderTotals  # persisted, survive restarts
-    month: ProviderTotals
-    busy: bool
-
-    @property
-    def spend_today_usd(self) -> float:
-        return self.today.cost_usd
-
-    @property
-    def spend_month_usd(self) -> float:
-        return self.month.cost_usd
 
 
 class Engine:
@@ -348,31 +323,17 @@ class Engine:
 
     async def provider_statuses(self) -> list[ProviderStatus]:
         await self._store.run(lambda: None)  # let this session's pending metrics land first
-        today = dt.date.fromtimestamp(self.clock.time())
-        first = today.replace(day=1).isoformat()
-        healths = await asyncio.gather(*(s.provider.health() for s in self.slots))
-        totals = {}
-        for slot in self.slots:
-            totals[slot.name] = (
-                await self._store.run(self._metrics_store.totals, slot.name, today.isoformat()),
-                await self._store.run(self._metrics_store.totals, slot.name, first))
-        return [
-            ProviderStatus(
-                name=slot.name, kind=slot.kind, enabled=slot.enabled, health=health,
-                breaker=slot.breaker.snapshot(), cooldown_s=slot.gate.remaining(),
-                rate_limits=slot.limiter.describe() if slot.limiter else "none",
-                metrics=self.metrics.snapshot(slot.name),
-                today=totals[slot.name][0], month=totals[slot.name][1],
-                busy=slot.in_flight > 0,
-            )
-            for slot, health in zip(self.slots, healths, strict=True)
-        ]
+        return await gather_statuses(self.slots, self.metrics, self._store,
+                                     self._metrics_store, self._spend.today())
 
     # -- internals ---------------------------------------------------------------
 
     async def _save_images(self, job: Job, outcome: JobOutcome) -> list[int]:
         if self.nsfw.mode is not NsfwMode.OFF:
-            outcome = await asyncio.to_thread(self._screen, outcome)
+            kept = await asyncio.to_thread(screen_images, outcome.images, self.nsfw,
+                                           self._nsfw_scorer)
+            outcome = dataclasses.replace(outcome, images=kept)
+
         def journal(path: Path) -> None:  # runs on the file thread; waits for the commit
             self._store.call_sync(self._queue.note_pending_files, job.id, [path])
 
@@ -383,21 +344,6 @@ class Engine:
         except BaseException:  # not indexed: the files must go too, so folder and index agree
             await asyncio.shield(asyncio.to_thread(self.saver.remove_saved, saved))
             raise
-
-    def _screen(self, outcome: JobOutcome) -> JobOutcome:
-        """The optional NSFW check, on every provider's images (file thread)."""
-        kept: list[GeneratedImage] = []
-        notes: list[str] = []
-        for image in outcome.images:
-            checked = check_image(image, self.nsfw, self._nsfw_scorer)
-            if checked.image is not None:
-                kept.append(checked.image)
-            if checked.message:
-                notes.append(checked.message)
-        if not kept:
-            raise JobFailed("Every image of this job was blocked. " + " ".join(notes),
-                            final=ContentRejected)
-        return dataclasses.replace(outcome, images=tuple(kept))
 
     def _persist_call(self, record: CallRecord) -> None:
         day = dt.date.fromtimestamp(self.clock.time()).isoformat()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 if TYPE_CHECKING:
-    from desktop_app.engine.service import ProviderStatus
+    from desktop_app.engine.status import ProviderStatus
 
 COLUMNS = ["Provider", "Calls today", "Success", "Errors by class", "429s", "p50", "p95",
            "Images today", "Spend today", "Images month", "Spend month"]

@@ -22,7 +22,8 @@ from desktop_app.ui.qt_events import EngineSignals
 from desktop_app.ui.tasks import spawn
 
 if TYPE_CHECKING:
-    from desktop_app.engine.service import Engine, ProviderStatus
+    from desktop_app.engine.service import Engine
+    from desktop_app.engine.status import ProviderStatus
 
 
 class Light(enum.Enum):
