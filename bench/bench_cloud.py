@@ -36,12 +36,12 @@ from _harness import median, percentile, record
 from desktop_app.domain.errors import JobFailed, ProviderError
 from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.request import GenerationRequest
+from desktop_app.engine.engine import Engine
 from desktop_app.engine.events import EventHub
 from desktop_app.engine.failover import JobContext, run_job
 from desktop_app.engine.metrics import Metrics
 from desktop_app.engine.runner import RunnerSettings
 from desktop_app.engine.saving import ImageSaver
-from desktop_app.engine.service import Engine
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers.base import (
     CancelToken,

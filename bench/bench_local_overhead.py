@@ -26,7 +26,7 @@ from _harness import median, record
 from desktop_app.bootstrap import open_app
 from desktop_app.domain.job import JobState
 from desktop_app.domain.request import GenerationRequest
-from desktop_app.engine.service import Engine
+from desktop_app.engine.engine import Engine
 from desktop_app.providers.base import CancelToken, Phase, Progress
 from desktop_app.providers.local_diffusion import LocalDiffusionConfig, LocalDiffusionProvider
 

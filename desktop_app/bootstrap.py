@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping
 from desktop_app.config import AppPaths, Settings, gallery_folder, load_settings, save_settings
 from desktop_app.config.model import ProviderSettings
 from desktop_app.engine.budget import Budget
+from desktop_app.engine.engine import Engine
 from desktop_app.engine.nsfw import NsfwMode, NsfwSettings
 from desktop_app.engine.runner import RunnerSettings
 from desktop_app.engine.saving import ImageSaver
-from desktop_app.engine.service import Engine
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers import registry
 from desktop_app.providers.base import ImageProvider, ProviderKind

@@ -28,7 +28,7 @@ from desktop_app.ui.gallery_model import GalleryModel, SortOrder
 from desktop_app.ui.tasks import spawn
 
 if TYPE_CHECKING:
-    from desktop_app.engine.service import Engine
+    from desktop_app.engine.engine import Engine
     from desktop_app.store.gallery import ImageRecord
 
 ICON = 160

@@ -40,7 +40,7 @@ from desktop_app.ui.qt_events import EngineSignals
 from desktop_app.ui.queue_view import QueueView
 
 if TYPE_CHECKING:
-    from desktop_app.engine.service import Engine
+    from desktop_app.engine.engine import Engine
     from desktop_app.store.gallery import ImageRecord
 
 NOTIFY_AFTER_S = 10.0  # a job that ran at least this long is worth a notification

@@ -22,7 +22,7 @@ from desktop_app.ui.qt_events import EngineSignals
 from desktop_app.ui.tasks import spawn
 
 if TYPE_CHECKING:
-    from desktop_app.engine.service import Engine
+    from desktop_app.engine.engine import Engine
     from desktop_app.engine.status import ProviderStatus
 
 

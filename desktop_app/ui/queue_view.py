@@ -30,7 +30,7 @@ from desktop_app.ui.queue_model import FRACTION_ROLE, Column, JobRow, QueueModel
 from desktop_app.ui.tasks import spawn
 
 if TYPE_CHECKING:
-    from desktop_app.engine.service import Engine
+    from desktop_app.engine.engine import Engine
 
 
 class ProgressDelegate(QStyledItemDelegate):

@@ -24,10 +24,10 @@ from desktop_app.config import AppPaths, Settings, save_settings
 from desktop_app.domain.errors import Misconfigured, OutOfMemory, ProviderError
 from desktop_app.domain.job import Job, JobState, Outcome
 from desktop_app.domain.request import GenerationRequest, RoutingPolicy
+from desktop_app.engine.engine import Engine
 from desktop_app.engine.events import Event
 from desktop_app.engine.runner import RunnerSettings
 from desktop_app.engine.saving import ImageSaver
-from desktop_app.engine.service import Engine
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers.openai_images import OpenAIImagesConfig, OpenAIImagesProvider
 from desktop_app.resilience.breaker import BreakerConfig, BreakerState, CircuitBreaker

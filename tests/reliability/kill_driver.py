@@ -9,8 +9,8 @@ import random
 import sys
 from pathlib import Path
 
+from desktop_app.engine.engine import Engine
 from desktop_app.engine.saving import ImageSaver
-from desktop_app.engine.service import Engine
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.resilience.breaker import BreakerConfig, CircuitBreaker
 from desktop_app.resilience.clock import SystemClock

@@ -6,9 +6,9 @@ import pytest
 import qasync
 from pytestqt.qtbot import QtBot
 
+from desktop_app.engine.engine import ProviderStatus
 from desktop_app.engine.events import ProviderStateChanged
 from desktop_app.engine.metrics import MetricsSnapshot
-from desktop_app.engine.service import ProviderStatus
 from desktop_app.providers.base import Health, HealthState, ProviderKind
 from desktop_app.resilience.breaker import BreakerSnapshot, BreakerState
 from desktop_app.store.metrics import ProviderTotals

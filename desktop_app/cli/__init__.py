@@ -1,8 +1,8 @@
 """Headless commands over the same engine the window drives. No Qt is imported here.
 
-Exit codes scripts can rely on: 0 success, 2 bad input, 3 no provider could
-serve the job, 4 cancelled, 5 setup problem (settings, keyring, store), 70
-internal error. Errors are one clear line on stderr; ``--verbose`` adds the trace.
+Exit codes are defined once, in ``cli.errors``. Errors are one clear line on
+stderr; ``--verbose`` adds the trace. ``commands`` runs each command,
+``output`` prints tables and JSON.
 """
 
 from __future__ import annotations
@@ -17,6 +17,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from desktop_app import __version__
+from desktop_app.cli.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_SETUP,
+    CliError,
+)
 from desktop_app.domain.errors import ImageDeskError, InvalidRequest
 from desktop_app.domain.job import IllegalTransition
 from desktop_app.domain.request import (
@@ -29,20 +38,7 @@ from desktop_app.domain.request import (
 from desktop_app.store.gallery import ImageNotFound
 from desktop_app.store.jobs import JobNotFound
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 3
-EXIT_CANCELLED = 4
-EXIT_SETUP = 5
-EXIT_INTERNAL = 70
-
 log = logging.getLogger("desktop_app.cli")
-
-
-class CliError(Exception):
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def _request_options(p: argparse.ArgumentParser) -> None:
@@ -204,7 +200,7 @@ def _configure_logging(verbose: bool) -> None:
 
 
 async def _dispatch(args: argparse.Namespace) -> int:
-    from desktop_app import cli_commands as commands
+    from desktop_app.cli import commands
 
     if args.command == "keys":
         return await commands.keys(args, _read_secret)

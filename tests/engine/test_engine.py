@@ -14,9 +14,9 @@ from desktop_app.domain.errors import InvalidRequest, OutOfMemory
 from desktop_app.domain.job import JobState, Outcome
 from desktop_app.domain.request import GenerationRequest
 from desktop_app.engine.budget import Budget
+from desktop_app.engine.engine import Engine
 from desktop_app.engine.events import Event, JobFinished, JobRouted
 from desktop_app.engine.saving import ImageSaver
-from desktop_app.engine.service import Engine
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers.base import ProviderKind
 from desktop_app.resilience.breaker import BreakerConfig, CircuitBreaker

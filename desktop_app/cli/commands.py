@@ -13,11 +13,17 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from desktop_app.bootstrap import AppContext, open_app
-from desktop_app.cli_output import ProgressPrinter, job_json, job_row, print_table
+from desktop_app.cli.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_SETUP,
+    CliError,
+)
+from desktop_app.cli.output import ProgressPrinter, job_json, job_row, print_table
 from desktop_app.domain.job import JobState
 from desktop_app.domain.request import GenerationRequest
-
-EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_CANCELLED, EXIT_SETUP = 0, 2, 3, 4, 5
 
 log = logging.getLogger("desktop_app.cli")
 
@@ -163,7 +169,6 @@ async def providers(args: argparse.Namespace) -> int:
 
 
 async def keys(args: argparse.Namespace, read_secret: Callable[[str], str]) -> int:
-    from desktop_app.cli import CliError
     from desktop_app.secrets import InvalidKey, KeyStore
 
     store = KeyStore()
