@@ -119,6 +119,35 @@ class Health:
         return self.state in (HealthState.READY, HealthState.BUSY)
 
 
+class ConnectionOutcome(enum.Enum):
+    """Why a connection test passed or failed, so a face can say what to fix."""
+
+    PASSED = "passed"
+    NOT_CONFIGURED = "not_configured"  # no key, no model, no URL: nothing to test yet
+    KEY_REJECTED = "key_rejected"  # the server refused the key or password
+    UNREACHABLE = "unreachable"  # no network, wrong base URL or host, refused connection
+    MODEL_UNAVAILABLE = "model_unavailable"  # the model is missing or not open to this key
+    SERVER_ERROR = "server_error"  # the far side answered, but with an error of its own
+    FAILED = "failed"  # anything else, said in ``message``
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionReport:
+    """The result of actually trying a provider (Settings → Test, ``providers --test``).
+
+    Unlike ``Health`` this may cost a network round trip or a model load; it is
+    only run when the user asks for it."""
+
+    provider: str
+    outcome: ConnectionOutcome
+    message: str  # one sentence: what was tried and, on failure, what to fix
+    details: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome is ConnectionOutcome.PASSED
+
+
 class Phase(enum.Enum):
     STARTING = "starting"  # worker starting, model loading
     GENERATING = "generating"
