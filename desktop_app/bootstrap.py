@@ -11,7 +11,14 @@ import os
 import threading
 from collections.abc import Iterable, Mapping
 
-from desktop_app.config import AppPaths, Settings, gallery_folder, load_settings, save_settings
+from desktop_app.config import (
+    AppPaths,
+    Settings,
+    SettingsProblem,
+    gallery_folder,
+    load_settings,
+    save_settings,
+)
 from desktop_app.config.model import ProviderSettings
 from desktop_app.engine.budget import Budget
 from desktop_app.engine.engine import Engine
@@ -93,8 +100,13 @@ class AppContext:
     paths: AppPaths
     keys: KeyStore
     engine: Engine
-    warnings: list[str]  # to show the user once (e.g. a corrupt settings file was set aside)
+    warnings: list[str]  # to show the user once (the settings problems, as sentences)
     key_cache: KeyCache  # what the providers read; clear it after storing or deleting a key
+
+    @property
+    def settings_problems(self) -> list[SettingsProblem]:
+        """What is wrong with the settings in use, typed; shown on every start until fixed."""
+        return self.settings.problems()
 
 
 def open_app(env: Mapping[str, str] = os.environ, *, clock: Clock | None = None) -> AppContext:
@@ -134,6 +146,8 @@ async def apply_settings(ctx: AppContext, new: Settings) -> None:
     old, ctx.settings = ctx.settings, new
     changed = {name for name in ("local", "openai", "remote")
                if getattr(old, name) != getattr(new, name)}
+    if old.cloud_off_reason() != new.cloud_off_reason():
+        changed |= {"openai", "remote"}
     fresh = build_slots(new, ctx.paths, ctx.key_cache, ctx.engine.clock)
     current = {s.name: s for s in ctx.engine.slots}
     slots = [f if f.name in changed or f.name not in current else current[f.name]
@@ -206,6 +220,10 @@ def build_slots(settings: Settings, paths: AppPaths, keys: KeyCache | KeyStore,
                 slot.priority = max(remote.priority, local.priority + 1)
             if remote.placement == "when_local_busy":
                 slot.standby_for = ProviderKind.LOCAL
+    held = settings.cloud_off_reason()  # a money or privacy guard could not be read
+    for slot in slots:
+        if held is not None and slot.kind is not ProviderKind.LOCAL:
+            slot.enabled, slot.off_reason = False, held
     return slots
 
 

@@ -12,7 +12,10 @@ import importlib.util
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+
+from desktop_app.config.problems import ProblemSource, SettingsProblem
 
 TORCH_PROBE = """
 import json
@@ -92,9 +95,7 @@ async def run_checks() -> list[Check]:
 
     paths = AppPaths.discover()
     result = load_settings(paths.settings_path)
-    for warning in result.warnings:
-        checks.append(Check("settings", False, warning))
-    checks.append(Check("settings file", True, str(paths.settings_path)))
+    checks += settings_checks(paths.settings_path, result.problems)
     for label, folder in (("data folder", paths.data_dir), ("gallery folder",
                           result.settings.output.folder or paths.gallery_dir),
                           ("cache folder", paths.cache_dir)):
@@ -110,6 +111,16 @@ async def run_checks() -> list[Check]:
     checks.append(Check("OpenAI key", status.source != "none",
                         f"from {status.source} ({status.masked})" if status.masked else
                         "none: run `imagedesk keys set openai` or set OPENAI_API_KEY"))
+    return checks
+
+
+def settings_checks(path: Path, problems: Sequence[SettingsProblem]) -> list[Check]:
+    """One failed check per settings problem, by name, then the file itself: fine
+    only when nothing in it is wrong (an environment variable is not the file's fault)."""
+    checks = [Check("settings", False, problem.line()) for problem in problems]
+    in_file = sum(problem.source is ProblemSource.FILE for problem in problems)
+    checks.append(Check("settings file", in_file == 0, str(path) if in_file == 0 else
+                        f"{path}: {in_file} problem(s), listed above"))
     return checks
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from desktop_app.config import (
     AppPaths,
+    ProblemKind,
+    ProblemSource,
     Settings,
     SettingsError,
     env_override_names,
@@ -38,7 +40,7 @@ def settings_path(tmp_path: Path) -> Path:
 def test_missing_file_gives_the_documented_defaults(settings_path: Path) -> None:
     result = load_settings(settings_path, env={})
     s = result.settings
-    assert result.warnings == []
+    assert result.problems == []
     assert s.schema_version == 1
     assert (s.local.enabled, s.local.priority, s.local.model, s.local.device) == (
         True, 0, "builtin:tiny", "auto")
@@ -87,7 +89,7 @@ def test_saved_settings_load_back_equal(settings_path: Path, tmp_path: Path) -> 
     })
     save_settings(changed, settings_path)
     loaded = load_settings(settings_path, env={})
-    assert loaded.warnings == []
+    assert loaded.problems == []
     assert loaded.settings == changed
     assert loaded.settings.content.blocked_terms == ["gore", "spiders"]
     assert loaded.settings.local.breaker.window_size == 6  # the rest of the group kept
@@ -138,40 +140,50 @@ def test_saved_file_holds_no_secret_field(settings_path: Path) -> None:
     (b"", "not valid JSON"),
     (b"[1, 2]", "does not hold a JSON object"),
     (b"\xff\xfe\x00garbage", "not UTF-8"),
-    (b'{"openai": {"timeout_s": -5}}', "openai.timeout_s"),
+    (b"[" * 100_000, "not usable JSON"),
+    (b'{"a": ' + b"9" * 5000 + b"}", "not usable JSON"),
 ])
-def test_corrupt_file_starts_with_defaults_and_keeps_the_file_aside(
+def test_unreadable_file_is_left_untouched_reported_and_keeps_the_cloud_off(
     settings_path: Path, content: bytes, reason: str
 ) -> None:
     settings_path.parent.mkdir(parents=True)
     settings_path.write_bytes(content)
-    result = load_settings(settings_path, env={}, now=fixed_now)
-    assert result.settings == Settings()
-    kept = settings_path.with_name("settings.json.bad-20250304-050607")
-    assert kept.read_bytes() == content
-    assert not settings_path.exists()
-    (warning,) = result.warnings
-    assert warning.startswith("settings.json could not be read (")
-    assert reason in warning
-    assert f"started with defaults; your old file is kept at {kept}" in warning
+    for _ in range(2):  # on every start, not only the first
+        result = load_settings(settings_path, env={})
+        assert result.settings.model_dump() == Settings().model_dump()
+        (problem,) = result.problems
+        assert problem.kind is ProblemKind.UNREADABLE_FILE and problem.cloud_off
+        assert problem.setting == "settings.json" and reason in problem.message
+        assert result.settings.cloud_off_reason() is not None
+    assert settings_path.read_bytes() == content  # never renamed nor rewritten by reading
+    assert sorted(p.name for p in settings_path.parent.iterdir()) == ["settings.json"]
 
 
-def test_a_second_bad_file_in_the_same_second_does_not_overwrite_the_first(
-    settings_path: Path
-) -> None:
+def test_saving_over_an_unreadable_file_keeps_a_copy_of_each_one(settings_path: Path) -> None:
     settings_path.parent.mkdir(parents=True)
     for content in (b"{first", b"{second"):
         settings_path.write_bytes(content)
-        load_settings(settings_path, env={}, now=fixed_now)
+        loaded = load_settings(settings_path, env={}).settings
+        save_settings(loaded.updated({"ui": {"theme": "dark"}}), settings_path, now=fixed_now)
     kept = sorted(p.read_bytes() for p in settings_path.parent.glob("settings.json.bad-*"))
     assert kept == [b"{first", b"{second"]
+    result = load_settings(settings_path, env={})
+    assert result.problems == [] and result.settings.ui.theme == "dark"
 
 
-def test_unknown_field_is_rejected_with_its_name(settings_path: Path) -> None:
+def test_unknown_field_is_reported_by_name_and_every_other_value_is_kept(
+    settings_path: Path
+) -> None:
     settings_path.parent.mkdir(parents=True)
-    settings_path.write_text(json.dumps({"openai": {"modle": "dall-e-3"}}))
-    (warning,) = load_settings(settings_path, env={}).warnings
-    assert "openai.modle: unknown setting" in warning
+    settings_path.write_text(json.dumps({"openai": {"modle": "dall-e-3", "timeout_s": 60},
+                                         "budget": {"daily_usd": 0}}))
+    result = load_settings(settings_path, env={})
+    (problem,) = result.problems
+    assert problem.setting == "openai.modle" and problem.kind is ProblemKind.UNKNOWN_SETTING
+    assert "openai.modle: unknown setting" in problem.line() and not problem.cloud_off
+    assert result.settings.openai.timeout_s == 60
+    assert result.settings.budget.daily_usd == 0  # a $0 cap survives a typo elsewhere
+    assert result.settings.cloud_off_reason() is None
 
 
 def test_a_key_in_the_settings_file_is_refused_without_echoing_it(settings_path: Path) -> None:
@@ -179,10 +191,11 @@ def test_a_key_in_the_settings_file_is_refused_without_echoing_it(settings_path:
     settings_path.parent.mkdir(parents=True)
     settings_path.write_text(json.dumps({"openai": {"api_key": key}}))
     result = load_settings(settings_path, env={})
-    (warning,) = result.warnings
-    assert "openai.api_key: keys and passwords are never kept in settings" in warning
-    assert "imagedesk keys set" in warning
-    assert key not in warning
+    (problem,) = result.problems
+    assert problem.kind is ProblemKind.SECRET_IN_FILE
+    assert "openai.api_key: keys and passwords are never kept in settings" in problem.line()
+    assert "imagedesk keys set" in problem.line()
+    assert key not in problem.line()
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -231,19 +244,32 @@ def test_older_schema_is_migrated_forward_step_by_step() -> None:
                         "budget": {"daily_usd": 1.0}}
 
 
-def test_file_from_a_newer_version_is_set_aside_with_a_reason(settings_path: Path) -> None:
+def test_file_from_a_newer_version_is_read_as_far_as_understood_and_kept(
+    settings_path: Path
+) -> None:
+    newer = {"schema_version": 7, "budget": {"daily_usd": 2.5},
+             "openai": {"model": "dall-e-3", "vision": {"mode": "fast"}}, "plugins": ["x"]}
     settings_path.parent.mkdir(parents=True)
-    settings_path.write_text(json.dumps({"schema_version": 7}))
-    (warning,) = load_settings(settings_path, env={}, now=fixed_now).warnings
-    assert "written by a newer ImageDesk (settings version 7" in warning
-    assert settings_path.with_name("settings.json.bad-20250304-050607").exists()
+    settings_path.write_text(json.dumps(newer))
+    result = load_settings(settings_path, env={})
+    kinds = {p.setting: p.kind for p in result.problems}
+    assert kinds == {"schema_version": ProblemKind.NEWER_VERSION,
+                     "openai.vision": ProblemKind.UNKNOWN_SETTING,
+                     "plugins": ProblemKind.UNKNOWN_SETTING}
+    assert "written by a newer ImageDesk (settings version 7" in result.warnings[0]
+    assert result.settings.budget.daily_usd == 2.5 and result.settings.openai.model == "dall-e-3"
+    assert json.loads(settings_path.read_text()) == newer  # untouched by reading
+    save_settings(result.settings.updated({"ui": {"theme": "dark"}}), settings_path)
+    saved = json.loads(settings_path.read_text())
+    assert saved["schema_version"] == 7 and saved["plugins"] == ["x"]
+    assert saved["openai"]["vision"] == {"mode": "fast"} and saved["ui"]["theme"] == "dark"
 
 
 def test_file_without_a_schema_version_is_read_as_version_one(settings_path: Path) -> None:
     settings_path.parent.mkdir(parents=True)
     settings_path.write_text(json.dumps({"ui": {"theme": "light"}}))
     result = load_settings(settings_path, env={})
-    assert result.warnings == [] and result.settings.ui.theme == "light"
+    assert result.problems == [] and result.settings.ui.theme == "light"
 
 
 # --- environment overrides ------------------------------------------------------------
@@ -271,7 +297,7 @@ def test_environment_overrides_each_kind_of_value(settings_path: Path) -> None:
     assert [(r.limit, r.period_s) for r in s.openai.rate_limits] == [(1, 10)]
     assert s.routing.mode is RouteMode.LOCAL_ONLY
     assert result.overrides["IMAGEDESK_OPENAI__MODEL"] == "openai.model"
-    assert result.warnings == []
+    assert result.problems == []
 
 
 def test_none_clears_an_optional_setting(settings_path: Path) -> None:
@@ -281,34 +307,80 @@ def test_none_clears_an_optional_setting(settings_path: Path) -> None:
 
 
 @pytest.mark.parametrize("variable, value, message", [
-    ("IMAGEDESK_BUDGET__DAILY_USD", "lots", "budget.daily_usd: Input should be a valid number"),
-    ("IMAGEDESK_LOCAL__ALLOW_CPU", "maybe", "local.allow_cpu: Input should be a valid boolean"),
+    ("IMAGEDESK_BUDGET__DAILY_USD", "lots", "'lots' is not allowed (allowed: number, >= 0"),
+    ("IMAGEDESK_LOCAL__ALLOW_CPU", "maybe", "Input should be a valid boolean"),
     ("IMAGEDESK_LOCAL__DEVICE", "gpu", "Input should be 'auto', 'cuda', 'mps' or 'cpu'"),
-    ("IMAGEDESK_OPENAI__TIMEOUT_S", "0", "Input should be greater than 0"),
+    ("IMAGEDESK_OPENAI__TIMEOUT_S", "0", "'0' is not allowed (allowed: number, > 0, <= 3600)"),
+    ("IMAGEDESK_OPENAI__TIMEOUT_S", "inf", "'inf' is not allowed (allowed: number, > 0"),
     ("IMAGEDESK_CONTENT__BLOCKED_TERMS", "a,b", 'must be JSON, like ["a", "b"]'),
-    ("IMAGEDESK_OPENAI__RATE_LIMITS", '[{"limit": 0, "period_s": 1}]', "limit"),
+    ("IMAGEDESK_OPENAI__RATE_LIMITS", '[{"limit": 0, "period_s": 1}]', "0.limit"),
+    ("IMAGEDESK_LOCAL__BREAKER", "[1]", 'must be a JSON object, like {"window": ...}'),
 ])
-def test_bad_override_is_an_error_naming_the_variable(
+def test_bad_override_is_a_problem_naming_the_variable_and_the_file_value_stays(
     settings_path: Path, variable: str, value: str, message: str
 ) -> None:
-    with pytest.raises(SettingsError) as caught:
-        load_settings(settings_path, env={variable: value})
-    text = str(caught.value)
-    assert variable in text and message in text
-    assert "Fix or unset it." in text
+    save_settings(Settings().updated({"budget": {"daily_usd": 4}, "openai": {"timeout_s": 90}}),
+                  settings_path)
+    result = load_settings(settings_path, env={variable: value})
+    (problem,) = result.problems
+    assert problem.variable == variable and problem.source is ProblemSource.ENVIRONMENT
+    assert message in problem.line() and f"fix or unset {variable}" in problem.line()
+    assert variable not in result.overrides
+    s = result.settings
+    assert (s.budget.daily_usd, s.openai.timeout_s, s.local.device) == (4, 90, "auto")
+    guards = variable in ("IMAGEDESK_BUDGET__DAILY_USD", "IMAGEDESK_CONTENT__BLOCKED_TERMS",
+                          "IMAGEDESK_OPENAI__RATE_LIMITS")
+    assert problem.cloud_off is guards
+    assert (s.cloud_off_reason() is not None) is guards
 
 
 def test_override_conflicting_with_the_file_names_the_variable(settings_path: Path) -> None:
     save_settings(Settings().updated({"openai": {"deadline_s": 200}}), settings_path)
-    with pytest.raises(SettingsError, match="IMAGEDESK_OPENAI__TIMEOUT_S.*deadline_s"):
-        load_settings(settings_path, env={"IMAGEDESK_OPENAI__TIMEOUT_S": "300"})
+    result = load_settings(settings_path, env={"IMAGEDESK_OPENAI__TIMEOUT_S": "300"})
+    (problem,) = result.problems
+    assert problem.variable == "IMAGEDESK_OPENAI__TIMEOUT_S"
+    assert "deadline_s (200) must be at least timeout_s (300)" in problem.message
+    assert (result.settings.openai.timeout_s, result.settings.openai.deadline_s) == (120, 200)
 
 
-def test_misspelt_override_is_a_warning_with_a_suggestion(settings_path: Path) -> None:
+def test_overrides_that_are_valid_together_are_applied_together(settings_path: Path) -> None:
+    # issue 11.13: they used to be validated one at a time, in alphabetical order
+    env = {"IMAGEDESK_REMOTE__ENABLED": "true",
+           "IMAGEDESK_REMOTE__REDIS_URL": "redis://render-box:6379/0",
+           "IMAGEDESK_OPENAI__DEADLINE_S": "700", "IMAGEDESK_OPENAI__TIMEOUT_S": "600"}
+    result = load_settings(settings_path, env=env)
+    assert result.problems == []
+    s = result.settings
+    assert s.remote.enabled and s.remote.redis_url == "redis://render-box:6379/0"
+    assert (s.openai.timeout_s, s.openai.deadline_s) == (600, 700)
+    assert set(result.overrides) == set(env)
+
+
+def test_enabling_remote_without_a_url_is_a_problem_and_remote_stays_off(
+    settings_path: Path
+) -> None:
+    result = load_settings(settings_path, env={"IMAGEDESK_REMOTE__ENABLED": "true"})
+    (problem,) = result.problems
+    assert problem.variable == "IMAGEDESK_REMOTE__ENABLED"
+    assert "set redis_url before enabling remote workers" in problem.message
+    assert result.settings.remote.enabled is False
+
+
+def test_misspelt_override_is_a_problem_with_a_suggestion(settings_path: Path) -> None:
     result = load_settings(settings_path, env={"IMAGEDESK_OPENAI__MODLE": "dall-e-3"})
     assert result.settings.openai.model == "gpt-image-2"
-    assert result.warnings == ["IMAGEDESK_OPENAI__MODLE is not an ImageDesk setting and was "
-                               "ignored; did you mean IMAGEDESK_OPENAI__MODEL?"]
+    (problem,) = result.problems
+    assert problem.kind is ProblemKind.UNKNOWN_VARIABLE and not problem.cloud_off
+    assert problem.line() == ("IMAGEDESK_OPENAI__MODLE (openai.modle): is not an ImageDesk "
+                              "setting and was ignored; did you mean IMAGEDESK_OPENAI__MODEL? "
+                              "fix or unset IMAGEDESK_OPENAI__MODLE")
+
+
+def test_misspelt_spending_cap_variable_keeps_the_cloud_off(settings_path: Path) -> None:
+    result = load_settings(settings_path, env={"IMAGEDESK_BUDGET__DAILY_USDD": "0"})
+    (problem,) = result.problems
+    assert problem.cloud_off and "IMAGEDESK_BUDGET__DAILY_USD?" in problem.fix
+    assert result.settings.cloud_off_reason() is not None
 
 
 def test_overrides_are_not_written_back_when_saving(settings_path: Path) -> None:
@@ -333,7 +405,7 @@ def test_override_list_names_every_leaf_setting_with_type_and_default() -> None:
     rows = {name: (kind, default) for name, kind, default in env_override_names()}
     assert rows["IMAGEDESK_OPENAI__MODEL"] == ("text", "gpt-image-2")
     assert rows["IMAGEDESK_LOCAL__ALLOW_CPU"] == ("true/false", "true")
-    assert rows["IMAGEDESK_BUDGET__DAILY_USD"] == ("number, >= 0, or none", "none")
+    assert rows["IMAGEDESK_BUDGET__DAILY_USD"] == ("number, >= 0, <= 1000000, or none", "none")
     assert rows["IMAGEDESK_ROUTING__MODE"] == ("auto | local | cloud", "auto")
     assert rows["IMAGEDESK_CONTENT__BLOCKED_TERMS"] == ("JSON list of text", "[]")
     assert "IMAGEDESK_LOCAL__BREAKER__MIN_CALLS" in rows
@@ -350,7 +422,7 @@ def test_override_list_names_every_leaf_setting_with_type_and_default() -> None:
 def test_every_listed_variable_is_accepted_with_its_default(settings_path: Path) -> None:
     env = {name: default for name, _, default in env_override_names()}
     result = load_settings(settings_path, env=env)
-    assert result.warnings == []
+    assert result.problems == []
     assert result.settings.model_dump() == Settings().model_dump()
     assert len(result.overrides) == len(env)
 

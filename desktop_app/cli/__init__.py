@@ -219,7 +219,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _run_worker(args: argparse.Namespace) -> int:
-    from desktop_app.config import load_settings
+    from desktop_app.config import load_settings, problem_lines
     from desktop_app.paths import AppPaths
     from desktop_app.providers.local_diffusion import LocalDiffusionConfig
     from desktop_app.providers.remote_bullmq import WorkerConfig
@@ -227,7 +227,10 @@ def _run_worker(args: argparse.Namespace) -> int:
     from desktop_app.secrets import KeyringUnavailable, KeyStore
 
     paths = AppPaths.discover().ensure()
-    local = load_settings(paths.settings_path).settings.local
+    loaded = load_settings(paths.settings_path)
+    for line in problem_lines(loaded.problems):
+        print(f"imagedesk: settings: {line}", file=sys.stderr)
+    local = loaded.settings.local
     try:
         password = KeyStore().get("remote")  # IMAGEDESK_REMOTE_PASSWORD wins
     except KeyringUnavailable:

@@ -22,6 +22,7 @@ from desktop_app.cli.errors import (
     CliError,
 )
 from desktop_app.cli.output import ProgressPrinter, job_json, job_row, print_table
+from desktop_app.config import problem_lines
 from desktop_app.domain.job import JobState
 from desktop_app.domain.request import GenerationRequest
 
@@ -31,8 +32,8 @@ log = logging.getLogger("desktop_app.cli")
 @contextlib.asynccontextmanager
 async def _app() -> AsyncIterator[AppContext]:
     ctx = open_app()
-    for warning in ctx.warnings:
-        print(f"imagedesk: warning: {warning}", file=sys.stderr)
+    for line in problem_lines(ctx.settings_problems):  # on every start until fixed
+        print(f"imagedesk: settings: {line}", file=sys.stderr)
     try:
         yield ctx
     finally:

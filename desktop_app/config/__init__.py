@@ -34,6 +34,12 @@ from desktop_app.config.model import (
     SettingsError,
     UiSettings,
 )
+from desktop_app.config.problems import (
+    ProblemKind,
+    ProblemSource,
+    SettingsProblem,
+    problem_lines,
+)
 from desktop_app.paths import AppPaths
 
 __all__ = [
@@ -47,16 +53,20 @@ __all__ = [
     "LocalSettings",
     "OpenAISettings",
     "OutputSettings",
+    "ProblemKind",
+    "ProblemSource",
     "ProviderSettings",
     "RateLimitSettings",
     "RemoteSettings",
     "RoutingSettings",
     "Settings",
     "SettingsError",
+    "SettingsProblem",
     "UiSettings",
     "env_override_names",
     "gallery_folder",
     "load_settings",
     "migrate",
+    "problem_lines",
     "save_settings",
 ]

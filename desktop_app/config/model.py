@@ -23,6 +23,12 @@ from pydantic import (
     model_validator,
 )
 
+from desktop_app.config.problems import (
+    ProblemKind,
+    ProblemSource,
+    SettingsProblem,
+    cloud_off_reason,
+)
 from desktop_app.domain.errors import ImageDeskError
 from desktop_app.domain.request import OutputFormat, RouteMode
 
@@ -34,36 +40,54 @@ class SettingsError(ImageDeskError):
     """Settings that cannot be used; the message names the setting and what to change."""
 
 
+class Conflict(ValueError):
+    """Two or more settings that are valid alone but not together; ``fields`` are
+    the ones involved, in the order a reader should undo them."""
+
+    def __init__(self, message: str, *fields: str) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+# Every number has a finite range (issue 12.6: ``1e400`` or ``inf`` in a window or a
+# period used to pass validation and crash every command later).
+MINUTE = 60.0
+HOUR = 3600.0
+DAY = 86400.0
+MAX_USD = 1_000_000.0
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class BreakerSettings(_Section):
     """A provider's circuit breaker (see ARCHITECTURE.md, "Circuit breaker")."""
 
     window: Literal["count", "time"] = "count"
-    window_size: float = Field(default=6, gt=0)  # calls for "count", seconds for "time"
-    min_calls: int = Field(default=3, ge=1)
+    # calls for "count", seconds for "time"
+    window_size: float = Field(default=6, gt=0, le=DAY)
+    min_calls: int = Field(default=3, ge=1, le=10_000)
     failure_rate: float = Field(default=0.5, gt=0, le=1)
     slow_rate: float = Field(default=1.0, gt=0, le=1)
-    slow_call_s: float = Field(default=600.0, gt=0)
-    open_base_s: float = Field(default=30.0, gt=0)
-    open_max_s: float = Field(default=300.0, gt=0)
-    half_open_calls: int = Field(default=1, ge=1)
-    trial_timeout_s: float = Field(default=300.0, gt=0)
+    slow_call_s: float = Field(default=600.0, gt=0, le=DAY)
+    open_base_s: float = Field(default=30.0, gt=0, le=DAY)
+    open_max_s: float = Field(default=300.0, gt=0, le=DAY)
+    half_open_calls: int = Field(default=1, ge=1, le=100)
+    trial_timeout_s: float = Field(default=300.0, gt=0, le=DAY)
 
     @model_validator(mode="after")
     def _consistent(self) -> BreakerSettings:
         if self.window == "count" and self.min_calls > self.window_size:
-            raise ValueError(
+            raise Conflict(
                 f"min_calls ({self.min_calls}) cannot exceed a count window of "
                 f"{self.window_size:g} calls, or the breaker could never open; "
-                "lower min_calls or raise window_size"
+                "lower min_calls or raise window_size", "min_calls", "window_size", "window"
             )
         if self.open_max_s < self.open_base_s:
-            raise ValueError(
+            raise Conflict(
                 f"open_max_s ({self.open_max_s:g}) must be at least open_base_s "
-                f"({self.open_base_s:g})"
+                f"({self.open_base_s:g})", "open_max_s", "open_base_s"
             )
         return self
 
@@ -77,15 +101,15 @@ def _cloud_breaker() -> BreakerSettings:
 class RateLimitSettings(_Section):
     """At most ``limit`` calls in any ``period_s`` seconds."""
 
-    limit: int = Field(ge=1)
-    period_s: float = Field(gt=0)
+    limit: int = Field(ge=1, le=1_000_000)
+    period_s: float = Field(gt=0, le=366 * DAY)
 
 
 class ProviderSettings(_Section):
     """What every provider section has: on/off, rank, parallel calls, breaker, limits."""
 
     enabled: bool = True
-    priority: int = 0  # lower runs first
+    priority: int = Field(default=0, ge=-1000, le=1000)  # lower runs first
     concurrency: int = Field(default=1, ge=1, le=16)
     breaker: BreakerSettings = Field(default_factory=lambda: BreakerSettings())
     rate_limits: list[RateLimitSettings] = Field(default_factory=list)
@@ -102,7 +126,7 @@ class LocalSettings(ProviderSettings):
     vae_tiling: bool = False
     cpu_offload: bool = False
     scheduler: Literal["default", "ddim", "euler", "euler_a", "dpmpp_2m", "pndm"] = "default"
-    idle_shutdown_s: float = Field(default=600.0, gt=0)
+    idle_shutdown_s: float = Field(default=600.0, gt=0, le=7 * DAY)
     allow_download: bool = False
     warm_on_start: bool = False
     concurrency: int = Field(default=1, ge=1, le=4)
@@ -120,13 +144,13 @@ class LocalSettings(ProviderSettings):
 class OpenAISettings(ProviderSettings):
     """OpenAI Images, or an OpenAI-compatible endpoint when ``base_url`` is set."""
 
-    priority: int = 10
+    priority: int = Field(default=10, ge=-1000, le=1000)
     model: str = "gpt-image-2"
     base_url: str | None = None
     organization: str | None = None
     project: str | None = None
-    timeout_s: float = Field(default=120.0, gt=0)
-    deadline_s: float = Field(default=180.0, gt=0)
+    timeout_s: float = Field(default=120.0, gt=0, le=HOUR)
+    deadline_s: float = Field(default=180.0, gt=0, le=DAY)
     concurrency: int = Field(default=2, ge=1, le=16)
     stream_previews: bool = True
     breaker: BreakerSettings = Field(default_factory=_cloud_breaker)
@@ -158,8 +182,9 @@ class OpenAISettings(ProviderSettings):
     @model_validator(mode="after")
     def _deadline_covers_timeout(self) -> OpenAISettings:
         if self.deadline_s < self.timeout_s:
-            raise ValueError(f"deadline_s ({self.deadline_s:g}) must be at least timeout_s "
-                             f"({self.timeout_s:g}), or every slow call would miss it")
+            raise Conflict(f"deadline_s ({self.deadline_s:g}) must be at least timeout_s "
+                           f"({self.timeout_s:g}), or every slow call would miss it",
+                           "timeout_s", "deadline_s")
         return self
 
 
@@ -171,16 +196,16 @@ class RoutingSettings(_Section):
     allow_adaptation: bool = True
     allow_failover_after_refusal: bool = False
     cpu_after_cloud: bool = True  # CPU-only local ranks after the cloud
-    job_deadline_s: float = Field(default=900.0, gt=0)
+    job_deadline_s: float = Field(default=900.0, gt=0, le=7 * DAY)
     retry_max_attempts: int = Field(default=3, ge=1, le=20)
-    retry_base_s: float = Field(default=1.0, gt=0)
-    retry_max_s: float = Field(default=30.0, gt=0)
+    retry_base_s: float = Field(default=1.0, gt=0, le=HOUR)
+    retry_max_s: float = Field(default=30.0, gt=0, le=DAY)
 
     @model_validator(mode="after")
     def _backoff_order(self) -> RoutingSettings:
         if self.retry_max_s < self.retry_base_s:
-            raise ValueError(f"retry_max_s ({self.retry_max_s:g}) must be at least "
-                             f"retry_base_s ({self.retry_base_s:g})")
+            raise Conflict(f"retry_max_s ({self.retry_max_s:g}) must be at least "
+                           f"retry_base_s ({self.retry_base_s:g})", "retry_max_s", "retry_base_s")
         return self
 
 
@@ -188,8 +213,8 @@ class BudgetSettings(_Section):
     """Cloud spending caps in US dollars; none means no cap. Once reached, the
     router skips the cloud with "over budget"."""
 
-    daily_usd: float | None = Field(default=None, ge=0)
-    monthly_usd: float | None = Field(default=None, ge=0)
+    daily_usd: float | None = Field(default=None, ge=0, le=MAX_USD)
+    monthly_usd: float | None = Field(default=None, ge=0, le=MAX_USD)
 
 
 class ContentSettings(_Section):
@@ -236,14 +261,15 @@ class RemoteSettings(ProviderSettings):
     """GPU machines serving a BullMQ queue on Redis. Password: `imagedesk keys set remote`."""
 
     enabled: bool = False
-    priority: int = 5  # relative to the cloud (10); placement decides relative to local
+    # relative to the cloud (10); placement decides relative to local
+    priority: int = Field(default=5, ge=-1000, le=1000)
     redis_url: str = ""
     queue: str = "imagedesk"
     placement: Literal["before_local", "after_local", "when_local_busy"] = "after_local"
     concurrency: int = Field(default=2, ge=1, le=64)  # jobs in flight to the queue
     transport: Literal["redis", "folder"] = "redis"
     shared_folder: Path | None = None  # this machine's mount of the workers' results folder
-    no_worker_grace_s: float = Field(default=30.0, gt=0)
+    no_worker_grace_s: float = Field(default=30.0, gt=0, le=HOUR)
     breaker: BreakerSettings = Field(default_factory=_remote_breaker)
 
     @field_validator("redis_url")
@@ -260,16 +286,18 @@ class RemoteSettings(ProviderSettings):
     @model_validator(mode="after")
     def _usable(self) -> RemoteSettings:
         if self.enabled and not self.redis_url:
-            raise ValueError("set redis_url before enabling remote workers")
+            raise Conflict("set redis_url before enabling remote workers",
+                           "enabled", "redis_url")
         if self.transport == "folder" and self.shared_folder is None:
-            raise ValueError("the folder transport needs shared_folder")
+            raise Conflict("the folder transport needs shared_folder",
+                           "transport", "shared_folder")
         return self
 
 
 class Settings(BaseModel):
     """Everything the user can set. Immutable: change it with ``updated``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     schema_version: int = SCHEMA_VERSION
     local: LocalSettings = Field(default_factory=lambda: LocalSettings())
@@ -284,6 +312,15 @@ class Settings(BaseModel):
     # dotted field -> (value in the file, value from the environment), JSON form;
     # save_settings writes the file's value back for these.
     _env_overrides: dict[str, tuple[Any, Any]] = PrivateAttr(default_factory=dict)
+    # dotted field -> (the file's invalid value, the value used instead), JSON form;
+    # save_settings writes the file's value back while the one used is unchanged,
+    # so saving never turns a bad (say, a misspelt) cap into "no cap" on disk.
+    _fallbacks: dict[str, tuple[Any, Any]] = PrivateAttr(default_factory=dict)
+    # keys of the file this version does not know (a typo, or a newer version's),
+    # nested as in the file: saving writes them back unchanged.
+    _kept: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _file_version: int | None = PrivateAttr(default=None)  # a newer version's number
+    _problems: tuple[SettingsProblem, ...] = PrivateAttr(default=())
 
     @field_validator("schema_version")
     @classmethod
@@ -295,6 +332,30 @@ class Settings(BaseModel):
 
     def env_overrides(self) -> dict[str, tuple[Any, Any]]:
         return dict(self._env_overrides)
+
+    def problems(self) -> list[SettingsProblem]:
+        """What is wrong with the settings these were read from, as far as it still
+        matters: a bad file value the user has since changed is no longer listed."""
+        current = self.model_dump(mode="json")
+        out = []
+        for problem in self._problems:
+            fallback = self._fallbacks.get(problem.setting)
+            if (problem.kind is ProblemKind.INVALID_VALUE and problem.source is ProblemSource.FILE
+                    and fallback is not None
+                    and get_at(current, tuple(problem.setting.split("."))) != fallback[1]):
+                continue
+            out.append(problem)
+        return out
+
+    def cloud_off_reason(self) -> str | None:
+        """Why the cloud providers must stay off (a money or privacy guard could not be
+        read), or None."""
+        return cloud_off_reason(self.problems())
+
+    def file_extras(self) -> tuple[dict[str, Any], dict[str, tuple[Any, Any]], int | None]:
+        """(unknown keys, invalid values with what was used instead, a newer file's
+        version): what ``save_settings`` writes back so nothing the user wrote is lost."""
+        return self._kept, dict(self._fallbacks), self._file_version
 
     def updated(self, changes: Mapping[str, Mapping[str, Any]]) -> Settings:
         """A copy with ``changes`` ({"openai": {"model": "dall-e-3"}}) applied and
@@ -309,7 +370,40 @@ class Settings(BaseModel):
         except ValidationError as error:
             raise SettingsError(describe_validation_error(error)) from None
         new._env_overrides = dict(self._env_overrides)
+        new._fallbacks = dict(self._fallbacks)
+        new._kept = self._kept
+        new._file_version = self._file_version
+        # Saving these replaces an unreadable file (a copy of it is kept), so that
+        # problem ends here; every other one is still true of what will be saved.
+        new._problems = tuple(p for p in self._problems
+                              if p.kind is not ProblemKind.UNREADABLE_FILE)
         return new
+
+    def with_origin(self, *, problems: tuple[SettingsProblem, ...],
+                    fallbacks: dict[str, tuple[Any, Any]], kept: dict[str, Any],
+                    file_version: int | None,
+                    env_overrides: dict[str, tuple[Any, Any]]) -> Settings:
+        """These settings, remembering how they were read (for ``problems`` and saving)."""
+        new = self.model_copy()
+        new._problems = problems
+        new._fallbacks = fallbacks
+        new._kept = kept
+        new._file_version = file_version
+        new._env_overrides = env_overrides
+        return new
+
+
+def get_at(data: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = data
+    for part in path:
+        value = value[part]
+    return value
+
+
+def set_at(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for part in path[:-1]:
+        data = data.setdefault(part, {})
+    data[path[-1]] = value
 
 
 def _merged(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -336,15 +430,15 @@ def describe_validation_error(error: ValidationError, limit: int = 3) -> str:
                 lines.append(f"{where}: unknown setting (misspelt, or from another version)")
             continue
         message = problem["msg"].removeprefix("Value error, ")
-        shown = _shown(problem.get("input"))
-        lines.append(f"{where}: {message}" + (f" (got {shown})" if shown else ""))
+        got = shown(problem.get("input"))
+        lines.append(f"{where}: {message}" + (f" (got {got})" if got else ""))
     more = len(error.errors()) - limit
     if more > 0:
         lines.append(f"and {more} more")
     return "; ".join(lines)
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     """A short rendering of a bad value, never of anything shaped like a key."""
     if isinstance(value, bool | int | float):
         return repr(value)

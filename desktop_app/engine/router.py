@@ -50,7 +50,7 @@ class RoutePlan:
 def _policy_reason(slot: ProviderSlot, request: GenerationRequest) -> str | None:
     policy = request.policy
     if not slot.enabled:
-        return "disabled in Settings"
+        return slot.off_reason or "disabled in Settings"
     if policy.provider is not None and slot.name != policy.provider:
         return f"this job asked for {policy.provider} only"
     if policy.mode is RouteMode.LOCAL_ONLY and slot.kind is ProviderKind.CLOUD:

@@ -23,6 +23,9 @@ class ProviderSlot:
     retry: RetryPolicy = dataclasses.field(default_factory=RetryPolicy)
     priority: int = 0  # lower runs first
     enabled: bool = True
+    # Why a slot is off when the user did not turn it off (a setting that guards
+    # money could not be read); the router gives it as the reason to skip.
+    off_reason: str | None = None
     concurrency: int = 1
     # Serve only while no free candidate of this kind is in the route (remote
     # workers placed "when the local GPU is busy or unavailable").
