@@ -228,6 +228,17 @@ class ContentSettings(_Section):
         return [term.strip() for term in terms if term.strip()]
 
 
+def usable_folder(value: Path) -> Path:
+    """``value`` with ``~`` expanded; ``ValueError`` for what no file system accepts."""
+    if "\x00" in str(value):
+        raise ValueError("a folder name cannot hold a NUL character")
+    try:
+        return value.expanduser()
+    except RuntimeError:  # ~someone who is not a user here
+        raise ValueError(f"{str(value)[:40]!r} names a home folder that does not exist "
+                         "here") from None
+
+
 class OutputSettings(_Section):
     folder: Path | None = None  # None: the default gallery folder (AppPaths.gallery_dir)
     format: OutputFormat = OutputFormat.PNG
@@ -237,7 +248,7 @@ class OutputSettings(_Section):
     def _absolute(cls, value: Path | None) -> Path | None:
         if value is None or str(value).strip() in ("", "."):
             return None
-        value = value.expanduser()
+        value = usable_folder(value)
         if not value.is_absolute():
             raise ValueError(f"the output folder must be a full path (like ~/Pictures/out), "
                              f"not {str(value)!r}")
@@ -282,6 +293,11 @@ class RemoteSettings(ProviderSettings):
             raise ValueError("keep the password out of the URL: store it with "
                              "`imagedesk keys set remote`")
         return value
+
+    @field_validator("shared_folder")
+    @classmethod
+    def _folder(cls, value: Path | None) -> Path | None:
+        return None if value is None else usable_folder(value)
 
     @model_validator(mode="after")
     def _usable(self) -> RemoteSettings:
@@ -440,8 +456,10 @@ def describe_validation_error(error: ValidationError, limit: int = 3) -> str:
 
 def shown(value: Any) -> str:
     """A short rendering of a bad value, never of anything shaped like a key."""
-    if isinstance(value, bool | int | float):
+    if isinstance(value, bool | float):
         return repr(value)
+    if isinstance(value, int):
+        return repr(value) if abs(value) < 10**30 else "a number far too large"
     if isinstance(value, str) and len(value) <= 40 and not value.startswith("sk-"):
         return repr(value)
     return ""
