@@ -159,6 +159,17 @@ def test_unreadable_file_is_left_untouched_reported_and_keeps_the_cloud_off(
     assert sorted(p.name for p in settings_path.parent.iterdir()) == ["settings.json"]
 
 
+def test_a_settings_path_that_cannot_be_read_is_a_problem_that_keeps_the_cloud_off(
+    settings_path: Path
+) -> None:
+    settings_path.mkdir(parents=True)  # a folder where the file should be
+    result = load_settings(settings_path, env={})
+    (problem,) = result.problems
+    assert problem.kind is ProblemKind.UNREADABLE_FILE and problem.cloud_off
+    assert str(settings_path) in problem.fix
+    assert result.settings.cloud_off_reason() is not None
+
+
 def test_saving_over_an_unreadable_file_keeps_a_copy_of_each_one(settings_path: Path) -> None:
     settings_path.parent.mkdir(parents=True)
     for content in (b"{first", b"{second"):
@@ -364,6 +375,20 @@ def test_enabling_remote_without_a_url_is_a_problem_and_remote_stays_off(
     assert problem.variable == "IMAGEDESK_REMOTE__ENABLED"
     assert "set redis_url before enabling remote workers" in problem.message
     assert result.settings.remote.enabled is False
+
+
+def test_a_group_override_keeps_the_sections_own_defaults_and_reports_unknown_fields(
+    settings_path: Path
+) -> None:
+    result = load_settings(settings_path, env={
+        "IMAGEDESK_OPENAI__BREAKER": '{"min_calls": 5, "min_call": 2}',
+        "IMAGEDESK_OPENAI__BREAKER__OPEN_MAX_S": "900"})
+    breaker = result.settings.openai.breaker
+    assert (breaker.window, breaker.window_size, breaker.min_calls, breaker.open_max_s) == (
+        "time", 120, 5, 900)
+    (problem,) = result.problems
+    assert problem.variable == "IMAGEDESK_OPENAI__BREAKER"
+    assert problem.setting == "openai.breaker.min_call" and not problem.cloud_off
 
 
 def test_misspelt_override_is_a_problem_with_a_suggestion(settings_path: Path) -> None:

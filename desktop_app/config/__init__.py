@@ -2,9 +2,14 @@
 config folder, written atomically, versioned, and overridable per field from
 the environment (``IMAGEDESK_<SECTION>__<FIELD>``).
 
+Reading never fails: every valid value is used, each bad one falls back alone
+and becomes a typed ``SettingsProblem`` (``config.problems``), and when a setting
+that guards money or privacy cannot be read the cloud stays off until it is
+fixed. Nothing the user wrote is lost by reading or by saving.
+
 No secret ever lives here: API keys and passwords are kept by
-``desktop_app.secrets.KeyStore`` in the OS keyring, and a settings file that
-tries to hold one is refused.
+``desktop_app.secrets.KeyStore`` in the OS keyring; a key found in the settings
+file is reported and never used.
 """
 
 from __future__ import annotations
