@@ -162,3 +162,11 @@ async def test_fixing_the_cap_in_settings_lets_the_cloud_back(held_ctx: AppConte
     skips = await _skips(held_ctx)
     assert "openai" not in skips
     assert json.loads(held_ctx.paths.settings_path.read_text())["budget"]["daily_usd"] == 3
+
+
+def test_a_budget_that_is_not_a_group_keeps_the_cloud_off(settings_path: Path) -> None:
+    write(settings_path, {"budget": 5, "ui": {"theme": "dark"}})
+    result = load_settings(settings_path, env={})
+    (problem,) = result.problems
+    assert problem.setting == "budget" and problem.cloud_off
+    assert result.settings.ui.theme == "dark"

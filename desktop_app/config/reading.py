@@ -129,8 +129,11 @@ def resolve(reading: Reading) -> tuple[Settings, dict[str, tuple[Any, Any]],
             settings = Settings.model_validate(data)
             break
         except ValidationError as error:
-            if not _take_off(reading, error, refused):
-                reading.layers.clear()  # cannot happen while the defaults are valid
+            if not _take_off(reading, error, refused):  # nothing to blame: take off all
+                for path, stack in reading.layers.items():
+                    if stack:
+                        refused.append((path, stack.pop(), "not usable with the other "
+                                        "settings: " + str(error.errors()[0]["msg"])))
     final = settings.model_dump(mode="json")
     fallbacks: dict[str, tuple[Any, Any]] = {}
     for path, layer, message in refused:
@@ -180,12 +183,14 @@ def _blame(reading: Reading, loc: Path_, problem: Any) -> Path_ | None:
     if group is None:
         return None
     cause = (problem.get("ctx") or {}).get("error")
-    names = cause.fields if isinstance(cause, Conflict) else ()
-    involved = [(*group, name) for name in names] or [
-        path for path in reading.layers if path[:len(group)] == group]
-    ranked = [(_rank(reading.layers.get(path)), -i, path) for i, path in enumerate(involved)]
-    best = max(ranked, default=None)
-    return best[2] if best is not None and best[0] > 0 else None
+    named = [(*group, name) for name in cause.fields] if isinstance(cause, Conflict) else []
+    within = [path for path in reading.layers if path[:len(group)] == group]
+    for involved in (named, within):  # the fields the rule names first, then the group's
+        ranked = [(_rank(reading.layers.get(path)), -i, path) for i, path in enumerate(involved)]
+        best = max(ranked, default=None)
+        if best is not None and best[0] > 0:
+            return best[2]
+    return None
 
 
 def _rank(stack: list[Layer] | None) -> int:
