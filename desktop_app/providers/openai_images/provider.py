@@ -40,7 +40,7 @@ from desktop_app.providers.base import (
 from . import connection, models
 from .errors import PROVIDER, map_error, redact
 from .prices import PriceTable, default_prices_path
-from .response import Payload, collect_response, collect_stream
+from .response import Payload, collect_response, collect_stream, read_plain_body
 from .validate import ImageLimits
 
 log = logging.getLogger(__name__)
@@ -194,9 +194,16 @@ class OpenAIImagesProvider:
                     streaming: bool) -> Payload:
         if streaming:
             partials = max(0, min(3, self._config.partial_images))
-            stream = await client.images.generate(**params, stream=True,
-                                                  partial_images=partials)
-            return await collect_stream(stream, request=request, limits=self._limits,
+            answer = await client.images.with_raw_response.generate(
+                **params, stream=True, partial_images=partials)
+            request_id = answer.headers.get("x-request-id")
+            if not answer.headers.get("content-type", "").startswith("text/event-stream"):
+                # the server ignored ``stream`` (common on compatible servers): its
+                # plain answer holds the images, paid for; read it, don't retry
+                parsed = await read_plain_body(answer.http_response)
+                return await collect_response(parsed, request=request, limits=self._limits,
+                                              request_id=request_id)
+            return await collect_stream(answer.parse(), request=request, limits=self._limits,
                                         progress=progress, total_previews=partials)
         raw = await client.images.with_raw_response.generate(**params)
         return await collect_response(raw.parse(), request=request, limits=self._limits,
