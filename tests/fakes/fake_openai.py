@@ -11,8 +11,10 @@
 Each request takes the next scripted ``Reply`` (or ``server.default`` when the
 script is empty). Success answers with real images of the requested size and
 format; ``stream: true`` requests get server-sent events (partial images, then
-one completed event per image). Every request is recorded, including those
-refused for a wrong key, so tests can assert that no call was made.
+one completed event per image), unless ``Reply(ignore_stream=True)`` makes the
+server answer with a plain JSON body as many OpenAI-compatible servers do.
+Every request is recorded, including those refused for a wrong key, so tests
+can assert that no call was made.
 """
 
 from __future__ import annotations
