@@ -92,6 +92,7 @@ class Reply:
     partials: int | None = None  # streamed previews per image (default: as requested)
     error_in_envelope: bool = True  # STREAM_ERROR: {"error": {...}} or a bare error event
     ignore_stream: bool = False  # answer a ``stream: true`` request with a plain JSON body
+    error_after: int = 0  # STREAM_ERROR: images completed before the error event
     image_format: str | None = None  # WRONG_FORMAT: the format actually sent
 
 
@@ -388,7 +389,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._event("image_generation.partial_image",
                             {"type": "image_generation.partial_image", **common,
                              "partial_image_index": p, "b64_json": _b64(preview)})
-            if error:
+            if error and i >= reply.error_after:
                 self._stream_error_event(reply)
                 return
             self._event("image_generation.completed",

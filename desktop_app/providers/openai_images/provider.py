@@ -40,7 +40,13 @@ from desktop_app.providers.base import (
 from . import connection, models
 from .errors import PROVIDER, map_error, redact
 from .prices import PriceTable, default_prices_path
-from .response import Payload, collect_response, collect_stream, read_plain_body
+from .response import (
+    Payload,
+    StreamFailed,
+    collect_response,
+    collect_stream,
+    read_plain_body,
+)
 from .validate import ImageLimits
 
 log = logging.getLogger(__name__)
@@ -181,6 +187,12 @@ class OpenAIImagesProvider:
         except ProviderError as known:
             self._log_failure(known)
             raise
+        except StreamFailed as failed:  # images were billed before the stream failed
+            mapped = map_error(failed.error, model=model, secrets=(key,))
+            mapped.billed_usd = failed.billed.billed_usd(request=request, model=model,
+                                                         spec=spec, prices=prices)
+            self._log_failure(mapped)
+            raise mapped from None
         except Exception as exc:
             mapped = map_error(exc, model=model, secrets=(key,))
             self._log_failure(mapped)

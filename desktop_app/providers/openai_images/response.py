@@ -110,6 +110,16 @@ class Payload:
         return out
 
 
+    def billed_usd(self, *, request: GenerationRequest, model: str, spec: ModelSpec,
+                   prices: PriceTable) -> float:
+        """What the call cost, usable images or not."""
+        try:
+            images = self.to_images(request=request, model=model, spec=spec, prices=prices)
+        except Transient as nothing_usable:
+            return nothing_usable.billed_usd
+        return sum(i.cost_usd for i in images)
+
+
 def _bad_response(message: str) -> Transient:
     return Transient(f"OpenAI sent an unusable response: {message}", provider=PROVIDER)
 
@@ -187,6 +197,34 @@ async def collect_stream(stream: openai.AsyncStream[Any], *, request: Generation
     completed event an image; an error event raises (mapped by its code)."""
     images: list[ReceivedImage] = []
     unusable: list[UnusableImage] = []
+    try:
+        await _read_events(stream, images, unusable, request=request, limits=limits,
+                           progress=progress, total_previews=total_previews)
+    except openai.APIError as error:
+        if images or unusable:  # images completed (and billed) before the error
+            raise StreamFailed(error, Payload(images=(), unusable=tuple(
+                [UnusableImage("the stream failed after it", r.usage) for r in images]
+                + unusable))) from None
+        raise
+    if not images and not unusable:
+        raise _bad_response("the stream ended before any image arrived")
+    return Payload(images=tuple(images), unusable=tuple(unusable))
+
+
+class StreamFailed(Exception):
+    """An error event after some images were completed: ``billed`` holds them
+    (as unusable) so the error can carry what they cost."""
+
+    def __init__(self, error: openai.APIError, billed: Payload) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.billed = billed
+
+
+async def _read_events(stream: openai.AsyncStream[Any], images: list[ReceivedImage],
+                       unusable: list[UnusableImage], *, request: GenerationRequest,
+                       limits: ImageLimits, progress: ProgressCallback,
+                       total_previews: int) -> None:
     async with stream:
         async for event in stream:
             kind = _field(event, "type")
@@ -212,9 +250,6 @@ async def collect_stream(stream: openai.AsyncStream[Any], *, request: Generation
             elif (kind == "error" or _field(event, "error") is not None
                   or _field(event, "code") is not None):
                 raise _stream_error(event, stream)
-    if not images and not unusable:
-        raise _bad_response("the stream ended before any image arrived")
-    return Payload(images=tuple(images), unusable=tuple(unusable))
 
 
 def _stream_error(event: object, stream: openai.AsyncStream[Any]) -> openai.APIError:

@@ -10,7 +10,7 @@ import json
 import pytest
 from PIL import Image
 
-from desktop_app.domain.errors import Transient
+from desktop_app.domain.errors import ContentRejected, Transient
 from desktop_app.domain.request import OutputFormat, Quality
 from desktop_app.providers.openai_images import default_prices_path
 from tests.fakes.fake_openai import FakeOpenAI, Fault, Reply
@@ -93,4 +93,21 @@ async def test_a_response_with_no_images_bills_nothing(
     server.script([Reply(Fault.NO_DATA)])
     with pytest.raises(Transient) as caught:
         await generate(make_provider())
+    assert caught.value.billed_usd == 0.0
+
+
+@pytest.mark.parametrize("envelope", [True, False])
+async def test_a_stream_that_fails_after_an_image_carries_that_image_s_cost(
+        server: FakeOpenAI, make_provider: ProviderFactory, envelope: bool) -> None:
+    server.script([Reply(Fault.STREAM_ERROR, error_after=1, error_in_envelope=envelope)])
+    with pytest.raises(ContentRejected) as caught:
+        await generate(make_provider(stream_previews=True), request(n=2))
+    assert caught.value.billed_usd == pytest.approx(_token_cost(DEFAULT_USAGE), abs=1e-6)
+
+
+async def test_a_stream_that_fails_before_any_image_bills_nothing(
+        server: FakeOpenAI, make_provider: ProviderFactory) -> None:
+    server.script([Reply(Fault.STREAM_ERROR)])
+    with pytest.raises(ContentRejected) as caught:
+        await generate(make_provider(stream_previews=True), request(n=2))
     assert caught.value.billed_usd == 0.0
