@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 import openai
 
@@ -27,8 +28,8 @@ async def probe(make_client: ClientFactory, key: str, *, model: str, base_url: s
                 timeout_s: float) -> ConnectionReport:
     """Retrieve ``model`` with ``key`` through a client of its own (closed after),
     and say what the answer means."""
-    where = base_url or "api.openai.com"
-    details = {"model": model, "base_url": base_url or "default"}
+    where = _shown(base_url) if base_url else "api.openai.com"
+    details = {"model": model, "base_url": where if base_url else "default"}
 
     def report(outcome: Outcome, message: str) -> ConnectionReport:
         return ConnectionReport(PROVIDER, outcome, redact(message, (key,)), details)
@@ -82,6 +83,14 @@ def _status_outcome(exc: openai.APIStatusError, *, model: str,
         return Outcome.SERVER_ERROR, (f"{where} had a server error (HTTP {status}); "
                                       "try again later.")
     return Outcome.FAILED, f"{where} refused the test request (HTTP {status})."
+
+
+def _shown(url: str) -> str:
+    """The base URL without any user name or password written into it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _has_error_object(body: object) -> bool:

@@ -142,3 +142,12 @@ async def test_rotation_stores_a_new_key_the_server_accepts(
         assert rotated.requests[0].headers["authorization"] == f"Bearer {NEW_KEY}"
     assert keyring_store.get("openai") == NEW_KEY and check.report is not None
     assert check.report.passed
+
+
+async def test_a_password_in_the_base_url_never_reaches_the_report(
+        server: FakeOpenAI, make_provider: ProviderFactory) -> None:
+    url = server.base_url.replace("http://", "http://gateway:hunter2secret@")
+    report = await make_provider(base_url=url).test_connection()
+    assert not report.passed  # the URL's password replaced the key's bearer header
+    said = report.message + " ".join(report.details.values())
+    assert "hunter2secret" not in said and f"127.0.0.1:{server.port}/v1" in said
