@@ -209,7 +209,8 @@ class OpenAIImagesProvider:
             answer = await client.images.with_raw_response.generate(
                 **params, stream=True, partial_images=partials)
             request_id = answer.headers.get("x-request-id")
-            if not answer.headers.get("content-type", "").startswith("text/event-stream"):
+            content_type = answer.headers.get("content-type", "").lower()
+            if not content_type.startswith("text/event-stream"):
                 # the server ignored ``stream`` (common on compatible servers): its
                 # plain answer holds the images, paid for; read it, don't retry
                 parsed = await read_plain_body(answer.http_response)
