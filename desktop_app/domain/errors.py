@@ -42,15 +42,21 @@ class ImageDeskError(Exception):
 
 
 class ProviderError(ImageDeskError):
-    """A failure of one provider call, classified by the taxonomy."""
+    """A failure of one provider call, classified by the taxonomy.
+
+    ``billed_usd`` is what the call cost although it failed (a paid API billed
+    an image that then proved unusable): the engine records it as spent.
+    """
 
     breaker: ClassVar[BreakerEffect] = BreakerEffect.FAILURE
     retry_same: ClassVar[bool] = False
     failover: ClassVar[Failover] = Failover.YES
 
-    def __init__(self, message: str, *, provider: str | None = None) -> None:
+    def __init__(self, message: str, *, provider: str | None = None,
+                 billed_usd: float = 0.0) -> None:
         super().__init__(message)
         self.provider = provider
+        self.billed_usd = billed_usd
 
     @property
     def kind(self) -> str:

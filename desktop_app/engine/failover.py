@@ -66,6 +66,7 @@ class JobContext:
     budget: BudgetCheck | None = None
     cpu_after_cloud: bool = True
     on_attempt: Callable[[Attempt], None] | None = None
+    billed_unusable_usd: float = 0.0  # calls that failed after being billed (billed_usd)
 
 
 # A 429 that names no wait still cools the provider down this long, so the next
@@ -112,6 +113,7 @@ async def run_job(
         remaining = request.replace(n=request.n - len(images)) if images else request
         started = ctx.clock.monotonic()
         started_wall = ctx.clock.time()
+        billed_before = ctx.billed_unusable_usd
         try:
             got, adaptations = await _run_on(slot, candidate, remaining, ctx)
         except _SkippedError as skip:
@@ -126,7 +128,8 @@ async def run_job(
             previous_failure = Attempt(
                 slot.name, Outcome.FAILED, error=error.kind, message=error.message + kept,
                 duration_s=ctx.clock.monotonic() - started, adaptations=failed.adaptations,
-                cost_usd=sum(i.cost_usd for i in failed.images), started_at=started_wall,
+                cost_usd=sum(i.cost_usd for i in failed.images)
+                + ctx.billed_unusable_usd - billed_before, started_at=started_wall,
             )
             note(previous_failure)
             if isinstance(error, Cancelled):
@@ -138,7 +141,8 @@ async def run_job(
         note(Attempt(
             slot.name, Outcome.SUCCEEDED, message=f"{len(got)} image(s)",
             duration_s=ctx.clock.monotonic() - started, adaptations=adaptations,
-            cost_usd=sum(i.cost_usd for i in got), started_at=started_wall,
+            cost_usd=sum(i.cost_usd for i in got) + ctx.billed_unusable_usd - billed_before,
+            started_at=started_wall,
         ))
         return JobOutcome(tuple(images), tuple(attempts), slot.name, request)
 
@@ -292,7 +296,8 @@ async def _call_once(
         if isinstance(error, RateLimited):
             slot.gate.cool_down(error.retry_after or DEFAULT_RATE_LIMIT_COOLDOWN_S,
                                 error.message)
-        ctx.metrics.record_failure(slot.name, error.kind, duration)
+        ctx.metrics.record_failure(slot.name, error.kind, duration, error.billed_usd)
+        ctx.billed_unusable_usd += error.billed_usd  # paid for although it failed
         ctx.hub.emit(MetricsUpdated(slot.name))
         error.provider = slot.name
         raise error

@@ -84,13 +84,16 @@ class Metrics:
         if self.sink is not None:
             self.sink(CallRecord(provider, None, latency_s, images, cost_usd))
 
-    def record_failure(self, provider: str, error_class: str, latency_s: float) -> None:
+    def record_failure(self, provider: str, error_class: str, latency_s: float,
+                       cost_usd: float = 0.0) -> None:
+        """``cost_usd``: what the failed call was billed (an unusable paid image)."""
         c = self._get(provider)
         c.failures[error_class] += 1
+        c.cost_usd += cost_usd
         if error_class == "RateLimited":
             c.rate_limited += 1
         if self.sink is not None:
-            self.sink(CallRecord(provider, error_class, latency_s))
+            self.sink(CallRecord(provider, error_class, latency_s, cost_usd=cost_usd))
 
     def snapshot(self, provider: str) -> MetricsSnapshot:
         c = self._get(provider)

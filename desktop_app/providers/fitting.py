@@ -49,7 +49,10 @@ def fit_request(request: GenerationRequest, caps: Capabilities, *, allow_adaptat
 
     quality = request.quality.value
     if quality not in caps.qualities:
-        changes.append(f"quality {quality} -> {caps.qualities[0]}")
+        if caps.qualities == ("auto",):  # no quality control at all (local diffusion)
+            changes.append(f"quality {quality} not supported: ignored")
+        else:
+            changes.append(f"quality {quality} -> {caps.qualities[0]}")
         fitted = fitted.replace(quality=type(request.quality)(caps.qualities[0]))
 
     if request.seed is not None and not caps.supports_seed:

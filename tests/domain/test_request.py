@@ -8,6 +8,7 @@ from desktop_app.domain.request import (
     MAX_PROMPT_CHARS,
     GenerationRequest,
     OutputFormat,
+    Quality,
     RouteMode,
     RoutingPolicy,
     parse_size,
@@ -119,3 +120,24 @@ def test_blocked_term_is_named_and_matches_whole_words_ignoring_case_and_width()
         check_blocked_terms("ｎｓｆｗ art", ["nsfw"])
     check_blocked_terms("a classic gorilla", ["ass", "gore"])  # no partial-word matches
     check_blocked_terms("anything", ["", "  "])
+
+
+def test_quality_is_stored_with_the_request_and_read_back() -> None:
+    req = GenerationRequest(prompt="a cat", quality=Quality.HIGH)
+    assert req.to_dict()["quality"] == "high"
+    assert GenerationRequest.from_dict(req.to_dict()).quality is Quality.HIGH
+
+
+def test_a_row_stored_before_quality_existed_reads_as_auto() -> None:
+    old_row = GenerationRequest(prompt="a cat").to_dict()
+    del old_row["quality"]
+    assert GenerationRequest.from_dict(old_row).quality is Quality.AUTO
+
+
+def test_an_unknown_quality_says_which_ones_exist() -> None:
+    with pytest.raises(InvalidRequest, match="quality 'ultra': use one of auto, low, medium, "
+                                             "high") as info:
+        GenerationRequest.from_dict({"prompt": "a cat", "quality": "ultra"})
+    assert info.value.field == "quality"
+    with pytest.raises(InvalidRequest, match="Unknown quality"):
+        GenerationRequest(prompt="a cat", quality="high")  # type: ignore[arg-type]

@@ -11,8 +11,10 @@
 Each request takes the next scripted ``Reply`` (or ``server.default`` when the
 script is empty). Success answers with real images of the requested size and
 format; ``stream: true`` requests get server-sent events (partial images, then
-one completed event per image). Every request is recorded, including those
-refused for a wrong key, so tests can assert that no call was made.
+one completed event per image), unless ``Reply(ignore_stream=True)`` makes the
+server answer with a plain JSON body as many OpenAI-compatible servers do.
+Every request is recorded, including those refused for a wrong key, so tests
+can assert that no call was made.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class Fault(enum.Enum):
     INVALID_BASE64 = "invalid_base64"  # b64_json that is not base64
     OVERSIZED = "oversized"  # a PNG whose header claims 50000x50000 pixels
     WRONG_SIZE = "wrong_size"  # a real image of width x height (default 64x32)
-    WRONG_FORMAT = "wrong_format"  # a JPEG whatever the request asked
+    WRONG_FORMAT = "wrong_format"  # ``image_format`` (default: png for jpeg, else jpeg)
     STREAM_ERROR = "stream_error"  # SSE: partial images, then an error event
 
 
@@ -89,6 +91,9 @@ class Reply:
     revised_prompt: str | None = None
     partials: int | None = None  # streamed previews per image (default: as requested)
     error_in_envelope: bool = True  # STREAM_ERROR: {"error": {...}} or a bare error event
+    ignore_stream: bool = False  # answer a ``stream: true`` request with a plain JSON body
+    error_after: int = 0  # STREAM_ERROR: images completed before the error event
+    image_format: str | None = None  # WRONG_FORMAT: the format actually sent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,7 +272,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- faults ------------------------------------------------------------
 
     def _fault_ok(self, reply: Reply, body: dict[str, Any]) -> None:
-        if body.get("stream"):
+        if body.get("stream") and not reply.ignore_stream:
             self._stream(reply, body, error=False)
             return
         width, height, fmt, n = _wanted(body)
@@ -344,15 +349,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._images(reply, body, [{"b64_json": _b64(data)}])
 
     def _fault_wrong_format(self, reply: Reply, body: dict[str, Any]) -> None:
-        width, height, _, _ = _wanted(body)
-        self._images(reply, body, [{"b64_json": _b64(image_bytes(width, height, "jpeg"))}])
+        width, height, asked, _ = _wanted(body)
+        sent = reply.image_format or ("png" if asked == "jpeg" else "jpeg")
+        self._images(reply, body, [{"b64_json": _b64(image_bytes(width, height, sent))}])
 
     # -- writers -----------------------------------------------------------
 
     def _images(self, reply: Reply, body: dict[str, Any], data: list[dict[str, Any]]) -> None:
         """Answer with these image items: JSON, or completed events when streaming."""
         width, height, fmt, _ = _wanted(body)
-        if body.get("stream"):
+        if body.get("stream") and not reply.ignore_stream:
             self._start_events()
             for item in data:
                 self._event("image_generation.completed", {
@@ -383,7 +389,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._event("image_generation.partial_image",
                             {"type": "image_generation.partial_image", **common,
                              "partial_image_index": p, "b64_json": _b64(preview)})
-            if error:
+            if error and i >= reply.error_after:
                 self._stream_error_event(reply)
                 return
             self._event("image_generation.completed",

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from desktop_app.domain.request import GenerationRequest, OutputFormat
+from desktop_app.domain.request import GenerationRequest, OutputFormat, Quality
 from desktop_app.providers.base import Capabilities, SizeRule
 from desktop_app.providers.fitting import fit_request
 
@@ -62,3 +64,31 @@ def test_a_prompt_over_the_provider_limit_cannot_fit() -> None:
 def test_rule_sizes_always_adapt_to_an_accepted_size(w: int, h: int) -> None:
     nearest = RULE.sizes.nearest(w, h)
     assert nearest is not None and RULE.sizes.accepts(*nearest)
+
+
+def test_a_provider_without_quality_control_ignores_quality_and_says_so(
+        tmp_path: Path) -> None:
+    from desktop_app.providers.local_diffusion.config import LocalDiffusionConfig
+    from desktop_app.providers.local_diffusion.provider import LocalDiffusionProvider
+
+    local = LocalDiffusionProvider(LocalDiffusionConfig(data_dir=tmp_path)).capabilities()
+    req = GenerationRequest(prompt="a cat", width=512, height=512, quality=Quality.HIGH)
+    # "ignored" never blocks, even with adapting turned off
+    fit = fit_request(req, local, allow_adaptation=False)
+    assert fit.fits and "quality high not supported: ignored" in fit.adaptations
+    assert fit.calls[0].quality is Quality.AUTO
+
+
+def test_a_provider_with_other_qualities_adapts_and_needs_consent() -> None:
+    caps = Capabilities(qualities=("auto", "medium", "high"))  # dall-e-3: no "low"
+    req = GenerationRequest(prompt="a cat", quality=Quality.LOW)
+    assert fit_request(req, caps, allow_adaptation=True).adaptations == ("quality low -> auto",)
+    refused = fit_request(req, caps, allow_adaptation=False)
+    assert not refused.fits and "quality low -> auto" in (refused.reason or "")
+
+
+def test_a_quality_the_provider_has_is_left_alone() -> None:
+    caps = Capabilities(qualities=("auto", "low", "medium", "high"))
+    req = GenerationRequest(prompt="a cat", quality=Quality.LOW)
+    fit = fit_request(req, caps, allow_adaptation=False)
+    assert fit.adaptations == () and fit.calls[0].quality is Quality.LOW

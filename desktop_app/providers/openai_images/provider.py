@@ -17,7 +17,6 @@ from urllib.parse import urlparse
 import openai
 
 from desktop_app.domain.errors import (
-    BreakerEffect,
     Cancelled,
     Misconfigured,
     ProviderError,
@@ -28,6 +27,8 @@ from desktop_app.domain.request import GenerationRequest
 from desktop_app.providers.base import (
     CancelToken,
     Capabilities,
+    ConnectionOutcome,
+    ConnectionReport,
     Health,
     HealthState,
     Phase,
@@ -36,10 +37,16 @@ from desktop_app.providers.base import (
     ProviderKind,
 )
 
-from . import models
+from . import connection, models
 from .errors import PROVIDER, map_error, redact
 from .prices import PriceTable, default_prices_path
-from .response import Payload, collect_response, collect_stream
+from .response import (
+    Payload,
+    StreamFailed,
+    collect_response,
+    collect_stream,
+    read_plain_body,
+)
 from .validate import ImageLimits
 
 log = logging.getLogger(__name__)
@@ -66,6 +73,7 @@ class OpenAIImagesConfig:
     max_pixels: int = 16_777_216  # twice gpt-image-2's largest output
     stream_previews: bool = True
     partial_images: int = 2  # 0..3 previews per image when streaming
+    connection_test_timeout_s: float = 15.0  # "Test connection" gives up after this
 
 
 class OpenAIImagesProvider:
@@ -109,7 +117,8 @@ class OpenAIImagesProvider:
 
     async def health(self) -> Health:
         """Cheap and honest: a key is present, the base URL parses, prices load.
-        No network: "Test connection" (``test_connection``) is the user's call."""
+        No network: a revoked key still reads "ready" here; ``test_connection``
+        (the user's explicit call) is what finds out."""
         if not self._api_key():
             return Health(HealthState.NOT_CONFIGURED, NOT_CONFIGURED)
         url_problem = self._base_url_problem()
@@ -125,28 +134,29 @@ class OpenAIImagesProvider:
                                "gpt-image-1 sizes (1024x1024, 1536x1024, 1024x1536)")
         return Health(HealthState.READY, "ready", details)
 
-    async def test_connection(self) -> Health:
-        """One real, minimal and free request (retrieve the model): the key is
-        accepted and the model is available to it. An explicit user action."""
-        health = await self.health()
-        if not health.ready:
-            return health
-        key = self._api_key()
-        assert key is not None
-        try:
-            client = await self._client_for(key)
-            async with asyncio.timeout(min(self._config.deadline_s, 30.0)):
-                await client.models.retrieve(self._config.model)
-        except TimeoutError:
-            return Health(HealthState.UNAVAILABLE, "OpenAI did not answer within 30 s.")
-        except Exception as exc:
-            error = map_error(exc, model=self._config.model, secrets=(key,))
-            state = (HealthState.NOT_CONFIGURED if error.breaker is BreakerEffect.FORCE_OPEN
-                     else HealthState.UNAVAILABLE)
-            return Health(state, error.message)
-        return Health(HealthState.READY,
-                      f"connected: model {self._config.model} is available",
-                      {"model": self._config.model})
+    async def test_connection(self) -> ConnectionReport:
+        """Settings → "Test connection": one real, free request with the key in
+        use (``connection.probe``), bounded by ``connection_test_timeout_s``."""
+        return await self.test_key(self._api_key())
+
+    async def test_key(self, key: str | None) -> ConnectionReport:
+        """The same test with a key that need not be stored yet (key rotation)."""
+        key = key.strip() if isinstance(key, str) else None
+        details = {"model": self._config.model, "base_url": self._config.base_url or "default"}
+        if not key:
+            return ConnectionReport(PROVIDER, ConnectionOutcome.NOT_CONFIGURED,
+                                    "No OpenAI API key to test: add one in Settings.", details)
+        url_problem = self._base_url_problem()
+        if url_problem:
+            return ConnectionReport(PROVIDER, ConnectionOutcome.NOT_CONFIGURED,
+                                    url_problem, details)
+        timeout = min(self._config.deadline_s, self._config.connection_test_timeout_s)
+        return await connection.probe(self._new_client, key, model=self._config.model,
+                                      base_url=self._config.base_url, timeout_s=timeout)
+
+    def key_check(self) -> connection.KeyCheck:
+        """A check for ``KeyStore.rotate``: a new key is stored only if it passes."""
+        return connection.KeyCheck(self.test_key)
 
     # -- generate -----------------------------------------------------------
 
@@ -177,6 +187,12 @@ class OpenAIImagesProvider:
         except ProviderError as known:
             self._log_failure(known)
             raise
+        except StreamFailed as failed:  # images were billed before the stream failed
+            mapped = map_error(failed.error, model=model, secrets=(key,))
+            mapped.billed_usd = failed.billed.billed_usd(request=request, model=model,
+                                                         spec=spec, prices=prices)
+            self._log_failure(mapped)
+            raise mapped from None
         except Exception as exc:
             mapped = map_error(exc, model=model, secrets=(key,))
             self._log_failure(mapped)
@@ -190,9 +206,17 @@ class OpenAIImagesProvider:
                     streaming: bool) -> Payload:
         if streaming:
             partials = max(0, min(3, self._config.partial_images))
-            stream = await client.images.generate(**params, stream=True,
-                                                  partial_images=partials)
-            return await collect_stream(stream, request=request, limits=self._limits,
+            answer = await client.images.with_raw_response.generate(
+                **params, stream=True, partial_images=partials)
+            request_id = answer.headers.get("x-request-id")
+            content_type = answer.headers.get("content-type", "").lower()
+            if not content_type.startswith("text/event-stream"):
+                # the server ignored ``stream`` (common on compatible servers): its
+                # plain answer holds the images, paid for; read it, don't retry
+                parsed = await read_plain_body(answer.http_response)
+                return await collect_response(parsed, request=request, limits=self._limits,
+                                              request_id=request_id)
+            return await collect_stream(answer.parse(), request=request, limits=self._limits,
                                         progress=progress, total_previews=partials)
         raw = await client.images.with_raw_response.generate(**params)
         return await collect_response(raw.parse(), request=request, limits=self._limits,
@@ -260,20 +284,23 @@ class OpenAIImagesProvider:
         if old is not None:
             await old.close()
         try:
-            client = openai.AsyncOpenAI(
-                api_key=key,
-                base_url=self._config.base_url,
-                organization=self._config.organization,
-                project=self._config.project,
-                timeout=openai.Timeout(self._config.timeout_s,
-                                       connect=self._config.connect_timeout_s),
-                max_retries=0,  # one retry loop: the engine's
-            )
+            client = self._new_client(key)
         except openai.OpenAIError as exc:
             raise Misconfigured(redact(f"OpenAI client could not start: {exc}", (key,)),
                                 provider=PROVIDER) from None
         self._client, self._client_ident = client, ident
         return client
+
+    def _new_client(self, key: str) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            api_key=key,
+            base_url=self._config.base_url,
+            organization=self._config.organization,
+            project=self._config.project,
+            timeout=openai.Timeout(self._config.timeout_s,
+                                   connect=self._config.connect_timeout_s),
+            max_retries=0,  # one retry loop: the engine's
+        )
 
     def _log_failure(self, error: ProviderError) -> None:
         log.info("openai %s failed: %s: %s", self._config.model, error.kind,

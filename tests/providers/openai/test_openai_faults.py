@@ -47,12 +47,10 @@ MATRIX: list[tuple[Reply, type[ProviderError]]] = [
     (Reply(Fault.INVALID_BASE64), Transient),
     (Reply(Fault.OVERSIZED), Transient),
     (Reply(Fault.WRONG_SIZE), Transient),
-    (Reply(Fault.WRONG_FORMAT), Transient),
 ]
 
 # Faults in the image payload itself: they must fail the same way when streamed.
-BAD_PAYLOADS = [Fault.NOT_AN_IMAGE, Fault.INVALID_BASE64, Fault.OVERSIZED, Fault.WRONG_SIZE,
-                Fault.WRONG_FORMAT]
+BAD_PAYLOADS = [Fault.NOT_AN_IMAGE, Fault.INVALID_BASE64, Fault.OVERSIZED, Fault.WRONG_SIZE]
 
 
 @pytest.mark.parametrize(("reply", "expected"), MATRIX,

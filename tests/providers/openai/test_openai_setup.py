@@ -18,7 +18,7 @@ from desktop_app.providers.openai_images import (
     OpenAIImagesConfig,
     OpenAIImagesProvider,
 )
-from tests.fakes.fake_openai import FakeOpenAI, Fault, Reply
+from tests.fakes.fake_openai import FakeOpenAI
 from tests.providers.openai.conftest import ProviderFactory
 from tests.providers.openai.support import KEY, generate, request
 
@@ -81,35 +81,6 @@ async def test_health_makes_no_request(server: FakeOpenAI,
     health = await make_provider().health()
     assert health.state is HealthState.READY
     assert server.request_count == 0
-
-
-async def test_test_connection_makes_one_minimal_request(
-        server: FakeOpenAI, make_provider: ProviderFactory) -> None:
-    health = await make_provider().test_connection()
-    assert health.state is HealthState.READY and "gpt-image-2" in health.message
-    assert [r.path for r in server.requests] == ["/v1/models/gpt-image-2"]
-
-
-async def test_test_connection_reports_a_rejected_key(
-        server: FakeOpenAI, make_provider: ProviderFactory) -> None:
-    health = await make_provider(key="sk-test-not-the-right-one").test_connection()
-    assert health.state is HealthState.NOT_CONFIGURED
-    assert "the API key was rejected" in health.message
-
-
-async def test_test_connection_reports_a_missing_model(
-        server: FakeOpenAI, make_provider: ProviderFactory) -> None:
-    server.script([Reply(Fault.NOT_FOUND)])
-    health = await make_provider(model="gpt-image-2.6-nova").test_connection()
-    assert health.state is HealthState.NOT_CONFIGURED
-    assert "gpt-image-2.6-nova is not available" in health.message
-
-
-async def test_test_connection_reports_an_outage_as_unavailable(
-        server: FakeOpenAI, make_provider: ProviderFactory) -> None:
-    server.script([Reply(Fault.SERVER_ERROR, status=503)])
-    health = await make_provider().test_connection()
-    assert health.state is HealthState.UNAVAILABLE
 
 
 async def test_a_broken_price_table_is_reported_not_crashed(
