@@ -139,9 +139,16 @@ async def gallery(args: argparse.Namespace) -> int:
                 print(f"imagedesk: {args.folder} is not a folder", file=sys.stderr)
                 return EXIT_BAD_INPUT
             report = await ctx.engine.import_folder(args.folder)
-            data = {"imported": report.imported, "skipped": report.skipped}
-            _emit(args, data, lambda: print(f"imported {report.imported}, "
-                                            f"skipped {len(report.skipped)}"))
+
+            def table() -> None:
+                for path, why in report.skipped:
+                    print(f"skipped {path}: {why}")
+                by_reason = "".join(f"; {n} {why}" for why, n in
+                                    report.skipped_by_reason().items())
+                print(f"imported {report.imported}, already indexed "
+                      f"{report.already_indexed}, skipped {len(report.skipped)}{by_reason}")
+
+            _emit(args, report.to_dict(), table)
     return EXIT_OK
 
 
