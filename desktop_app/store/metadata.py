@@ -30,6 +30,12 @@ TAG_EXIF_IFD = 0x8769
 TAG_USER_COMMENT = 0x9286
 TAG_MAKER_NOTE = 0x927C
 JPEG_SEGMENT_MAX = 65_533  # payload of one APP1 segment (65535 minus the length field)
+WEBP_EXIF_MAX = 16 * 1024 * 1024  # a RIFF chunk could hold more; no real infotext comes close
+MAX_ENCODE_PIXELS = 8192 * 8192
+
+
+class MetadataTooLarge(StoreError):
+    """The parameters do not fit in this format's metadata (JPEG: one 64 KiB segment)."""
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -51,10 +57,47 @@ def embed(data: bytes, fmt: str, parameters: str, provenance: Mapping[str, Any])
     provenance_json = json.dumps(dict(provenance), ensure_ascii=False, separators=(",", ":"))
     if fmt == "png":
         return _png_embed(data, parameters, provenance_json)
-    exif = exif_block(parameters, provenance_json, limit=JPEG_SEGMENT_MAX)
+    exif = exif_block(parameters, provenance_json,
+                      limit=JPEG_SEGMENT_MAX if fmt == "jpeg" else WEBP_EXIF_MAX)
     if fmt == "jpeg":
         return _jpeg_embed(data, exif)
     return _webp_embed(data, exif)
+
+
+def transcode(data: bytes, fmt: str, quality: int) -> bytes:
+    """``data`` (PNG, JPEG or WebP) encoded as ``fmt``; ``quality`` (1-100) for JPEG
+    and WebP. JPEG has no alpha channel: transparent parts go onto white."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not 1 <= quality <= 100:
+        raise StoreError(f"Image quality must be from 1 to 100, not {quality}.")
+    try:
+        with Image.open(io.BytesIO(data), formats=("PNG", "JPEG", "WEBP")) as image:
+            if image.size[0] * image.size[1] > MAX_ENCODE_PIXELS:
+                raise StoreError(f"The image is {image.size[0]}x{image.size[1]} pixels, "
+                                 "too large to convert.")
+            image.load()
+            out = io.BytesIO()
+            if fmt == "jpeg":
+                rgb = image.convert("RGBA") if image.mode in ("RGBA", "LA", "P", "PA") else image
+                if rgb.mode == "RGBA":
+                    backdrop = Image.new("RGB", rgb.size, (255, 255, 255))
+                    backdrop.paste(rgb, mask=rgb.getchannel("A"))
+                    rgb = backdrop
+                rgb.convert("RGB").save(out, "JPEG", quality=quality)
+            elif fmt == "webp":
+                keep_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+                image.convert("RGBA" if keep_alpha else "RGB").save(
+                    out, "WEBP", quality=quality, method=4)
+            elif fmt == "png":
+                image.save(out, "PNG")
+            else:
+                raise StoreError(f"Cannot save images as {fmt!r}: use png, jpeg or webp.")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError) as error:
+        raise StoreError(f"The image data could not be converted to {fmt} ({error}).") \
+            from error
+    return out.getvalue()
 
 
 # -- PNG ---------------------------------------------------------------------------
@@ -150,8 +193,8 @@ def exif_block(parameters: str, provenance_json: str, *, limit: int) -> bytes:
     if len(block) + 6 > limit:
         block = _tiff([(TAG_USER_COMMENT, comment)])
     if len(block) + 6 > limit:
-        raise StoreError("The prompt is too long to fit in a JPEG's metadata (64 KB); "
-                         "save as PNG instead.")
+        raise MetadataTooLarge("The prompt is too long to fit in a JPEG's metadata (64 KB); "
+                               "save as PNG instead.")
     return b"Exif\x00\x00" + block
 
 
