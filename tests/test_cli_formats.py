@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from PIL import Image, PngImagePlugin
+from sd_parsers import ParserManager
 
 from tests.test_cli import run
 
@@ -41,3 +43,28 @@ def test_gallery_import_reports_counts_and_each_skipped_file_with_its_reason(
     assert any(line.startswith("skipped ") and "overflow.png: unusable metadata" in line
                for line in lines)
     assert lines[-1].startswith("imported 0, already indexed 1, skipped 2; ")
+
+
+@pytest.mark.slow
+def test_output_format_in_settings_is_the_default_and_format_flag_wins(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "settings.json").write_text(json.dumps(
+        {"output": {"format": "webp", "quality": 80}}))
+    result = run(home, "generate", "a lighthouse at dusk, 35mm: moody", "--provider", "local",
+                 "--size", "64x64", "--steps", "2", "--seed", "77", "--json")
+    assert result.returncode == 0, result.stderr
+    [image] = json.loads(result.stdout)["images"]
+    path = Path(image)
+    assert path.suffix == ".webp" and path.read_bytes()[8:12] == b"WEBP"
+    info = ParserManager().parse(image)
+    assert info is not None
+    [sampler] = info.samplers
+    assert [p.value for p in sampler.prompts] == ["a lighthouse at dusk, 35mm: moody"]
+    assert sampler.parameters["seed"] == "77"
+
+    flagged = run(home, "generate", "a red fox", "--provider", "local", "--size", "64x64",
+                  "--steps", "2", "--format", "jpeg", "--no-adapt", "--json")
+    assert flagged.returncode == 0, flagged.stderr
+    [jpeg] = json.loads(flagged.stdout)["images"]
+    assert jpeg.endswith(".jpg") and Path(jpeg).read_bytes()[:3] == b"\xff\xd8\xff"

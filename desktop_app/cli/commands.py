@@ -49,6 +49,8 @@ def _emit(args: argparse.Namespace, data: Any, table: Callable[[], None]) -> Non
 async def submit(args: argparse.Namespace, request: GenerationRequest, *, run: bool) -> int:
     async with _app() as ctx:
         engine = ctx.engine
+        if args.format is None:  # no --format: the settings' output.format
+            request = request.replace(output_format=ctx.settings.output.format)
         if run:
             engine.claim_queue()  # refuse before queueing anything if another process runs it
         job = await engine.submit(request, priority=args.priority)
