@@ -55,13 +55,18 @@ def embed(data: bytes, fmt: str, parameters: str, provenance: Mapping[str, Any])
         raise StoreError(f"The image data is {actual or 'not a known image format'}, "
                          f"not {fmt}; it was not saved.")
     provenance_json = json.dumps(dict(provenance), ensure_ascii=False, separators=(",", ":"))
-    if fmt == "png":
-        return _png_embed(data, parameters, provenance_json)
-    exif = exif_block(parameters, provenance_json,
-                      limit=JPEG_SEGMENT_MAX if fmt == "jpeg" else WEBP_EXIF_MAX)
-    if fmt == "jpeg":
-        return _jpeg_embed(data, exif)
-    return _webp_embed(data, exif)
+    try:
+        if fmt == "png":
+            return _png_embed(data, parameters, provenance_json)
+        exif = exif_block(parameters, provenance_json,
+                          limit=JPEG_SEGMENT_MAX if fmt == "jpeg" else WEBP_EXIF_MAX)
+        if fmt == "jpeg":
+            return _jpeg_embed(data, exif)
+        return _webp_embed(data, exif)
+    except (struct.error, ValueError, OSError, SyntaxError, IndexError) as error:
+        # Pillow (WebP size) and the segment walkers on damaged provider bytes.
+        raise StoreError(f"The {fmt} image data is damaged ({error}); it was not saved.") \
+            from error
 
 
 def transcode(data: bytes, fmt: str, quality: int) -> bytes:
@@ -114,7 +119,7 @@ def png_text_chunk(key: str, text: str, *, compress: bool = False) -> bytes:
             return _png_chunk(b"tEXt", key.encode("latin-1") + b"\x00" + text.encode("latin-1"))
         except UnicodeEncodeError:
             pass
-    body = text.encode("utf-8")
+    body = text.encode("utf-8", errors="replace")  # a lone surrogate becomes "?"
     flag = b"\x01\x00" if compress else b"\x00\x00"
     if compress:
         body = zlib.compress(body, 9)
@@ -164,7 +169,7 @@ def _png_embed(data: bytes, parameters: str, provenance_json: str) -> bytes:
 
 def user_comment(text: str) -> bytes:
     """EXIF UserComment as piexif's ``UserComment.dump(text, encoding="unicode")``."""
-    return UNICODE_PREFIX + text.encode("utf-16-be")
+    return UNICODE_PREFIX + text.encode("utf-16-be", errors="replace")
 
 
 def decode_user_comment(raw: bytes | str) -> str:
@@ -188,7 +193,7 @@ def decode_user_comment(raw: bytes | str) -> str:
 def exif_block(parameters: str, provenance_json: str, *, limit: int) -> bytes:
     """A big-endian TIFF block: IFD0 -> Exif IFD {UserComment[, MakerNote]}."""
     comment = user_comment(parameters)
-    note = MAKERNOTE_PREFIX + provenance_json.encode("utf-8")
+    note = MAKERNOTE_PREFIX + provenance_json.encode("utf-8", errors="replace")
     block = _tiff([(TAG_USER_COMMENT, comment), (TAG_MAKER_NOTE, note)])
     if len(block) + 6 > limit:
         block = _tiff([(TAG_USER_COMMENT, comment)])
