@@ -161,3 +161,29 @@ def test_a_png_only_provider_serves_a_webp_request_without_adapting(tmp_path: Pa
     assert fit.fits, fit.reason
     [call] = fit.calls
     assert call.output_format is OutputFormat.PNG
+
+
+async def test_output_quality_from_settings_reaches_the_saver_and_follows_changes(
+        tmp_path: Path) -> None:
+    from desktop_app.bootstrap import apply_settings, open_app
+    from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring
+
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "settings.json").write_text(
+        json.dumps({"output": {"format": "jpeg", "quality": 10}}))
+    request = GenerationRequest(prompt="p", output_format=OutputFormat.JPEG)
+    image = GeneratedImage(data=encoded("png"), format="png", width=64, height=64,
+                           provider="local", model="m")
+    outcome = JobOutcome(images=(image,), attempts=(), provider="local", request=request)
+    with installed_keyring(InMemoryKeyring()):
+        ctx = open_app({"IMAGEDESK_HOME": str(tmp_path)})
+        try:
+            [low] = ctx.engine.saver.write_files(Job(id=1, request=request), outcome,
+                                                 lambda path: None)
+            await apply_settings(ctx, ctx.settings.updated({"output": {"quality": 95}}))
+            [high] = ctx.engine.saver.write_files(Job(id=2, request=request), outcome,
+                                                  lambda path: None)
+        finally:
+            await ctx.engine.close()
+    assert low.path.suffix == high.path.suffix == ".jpg"
+    assert low.path.stat().st_size < high.path.stat().st_size * 0.6
