@@ -36,7 +36,8 @@ from desktop_app.store.metadata import (
 )
 
 MAX_PIXELS = 8192 * 8192  # larger than anything we generate; bigger files are refused
-MAX_FILE_BYTES = 256 * 1024 * 1024
+MAX_FILE_BYTES = 256 * 1024 * 1024  # PNG: walked chunk by chunk, pixel data never read
+MAX_EXIF_FILE_BYTES = 64 * 1024 * 1024  # JPEG / WebP: Pillow reads a WebP whole
 MAX_TEXT_BYTES = 1024 * 1024  # of one text chunk, before and after decompression
 MAX_PNG_CHUNKS = 100_000  # real files have tens; IDAT split in 8 KB pieces stays far below
 MAX_JSON_CHARS = MAX_TEXT_BYTES
@@ -106,6 +107,10 @@ def read_metadata(path: Path, budget: ReadBudget | None = None) -> ImageMetadata
             if head == PNG_SIGNATURE:
                 fmt = "png"
                 width, height, texts = _png_texts(handle, budget)
+            elif size > MAX_EXIF_FILE_BYTES:
+                raise MetadataError(f"it is {size / 2**20:,.0f} MB, larger than the "
+                                    f"{MAX_EXIF_FILE_BYTES // 2**20} MB read for JPEG or "
+                                    "WebP metadata")
             else:
                 fmt, width, height, texts = _pillow_texts(handle)
     except OSError as error:

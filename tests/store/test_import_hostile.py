@@ -175,3 +175,18 @@ def test_our_own_files_still_import_in_every_format(tmp_path: Path, gallery: Gal
     assert (report.imported, report.skipped) == (3, [])
     assert {r.seed for r in gallery.search("owl")} == {2**63 - 1}
     assert report.to_dict()["skipped_count"] == 0
+
+
+def test_an_oversized_jpeg_is_skipped_without_being_read(tmp_path: Path, gallery: Gallery,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from desktop_app.store import image_metadata
+
+    monkeypatch.setattr(image_metadata, "MAX_EXIF_FILE_BYTES", 1000)  # a 64 MB file, scaled
+    good_files(tmp_path, 1)
+    buffer = io.BytesIO()
+    Image.effect_noise((64, 64), 90).convert("RGB").save(buffer, "JPEG")
+    assert len(buffer.getvalue()) > 1000
+    (tmp_path / "big.jpg").write_bytes(buffer.getvalue())
+    report = import_folder(tmp_path, gallery)
+    assert report.imported == 1
+    assert "read for JPEG or WebP metadata" in reasons(report)["big.jpg"]
