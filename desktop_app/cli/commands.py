@@ -145,10 +145,7 @@ async def gallery(args: argparse.Namespace) -> int:
             def table() -> None:
                 for path, why in report.skipped:
                     print(f"skipped {path}: {why}")
-                by_reason = "".join(f"; {n} {why}" for why, n in
-                                    report.skipped_by_reason().items())
-                print(f"imported {report.imported}, already indexed "
-                      f"{report.already_indexed}, skipped {len(report.skipped)}{by_reason}")
+                print(report)  # the counts, and how many were skipped for what
 
             _emit(args, report.to_dict(), table)
     return EXIT_OK

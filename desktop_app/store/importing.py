@@ -48,6 +48,12 @@ class ImportReport:
         """How many files were skipped for each kind of reason (the part before ":")."""
         return dict(collections.Counter(why.split(":", 1)[0] for _, why in self.skipped))
 
+    def __str__(self) -> str:
+        """One line for a status bar or a terminal: the counts, and why files were skipped."""
+        why = "".join(f"; {n} {reason}" for reason, n in self.skipped_by_reason().items())
+        return (f"imported {self.imported}, already indexed {self.already_indexed}, "
+                f"skipped {len(self.skipped)}{why}")
+
     def to_dict(self) -> dict[str, object]:
         """The JSON form ``gallery import --json`` prints."""
         return {

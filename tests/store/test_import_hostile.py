@@ -190,3 +190,14 @@ def test_an_oversized_jpeg_is_skipped_without_being_read(tmp_path: Path, gallery
     report = import_folder(tmp_path, gallery)
     assert report.imported == 1
     assert "read for JPEG or WebP metadata" in reasons(report)["big.jpg"]
+
+
+def test_the_report_reads_as_one_line_of_counts(tmp_path: Path, gallery: Gallery) -> None:
+    folder = tmp_path / "in"  # away from the gallery's database files
+    folder.mkdir()
+    good_files(folder, 2)
+    (folder / "notes.txt").write_text("x")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    report = import_folder(folder, gallery)
+    assert str(report) == ("imported 2, already indexed 0, skipped 2; "
+                           "1 unusable metadata; 1 not a PNG, JPEG or WebP file")
