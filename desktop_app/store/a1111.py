@@ -34,7 +34,8 @@ _QUOTED = re.compile(r'"(?:\\.|[^\\"])++"')  # possessive: no backtracking
 _KEY = re.compile(r"^\w[\w \-/]+$")
 NEGATIVE = "Negative prompt:"
 # Far above any real infotext (a few KB, tens with long prompts and extension
-# fields) and small enough that the most hostile one parses in ~0.1 s.
+# fields) and small enough that the most hostile one parses in a fraction of a
+# second (bench/bench_metadata.py).
 MAX_PARAMETERS_CHARS = 128 * 1024
 
 
