@@ -98,7 +98,7 @@ def test_extra_keys_that_would_break_the_format_are_refused() -> None:
 A1111_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 
 
-@settings(max_examples=600, deadline=200)
+@settings(max_examples=600, deadline=1000)
 @given(st.text(alphabet='ab _-/:,"\\\té1\u00a0', max_size=24))
 def test_parameters_line_is_read_exactly_as_a1111_reads_it(line: str) -> None:
     assert _pairs(line) == A1111_PARAM.findall(line)
