@@ -118,7 +118,8 @@ def open_app(env: Mapping[str, str] = os.environ, *, clock: Clock | None = None)
     clock = clock or SystemClock()
     key_cache = KeyCache(keys)
     conn = open_database(paths.db_path)
-    saver = ImageSaver(gallery_folder(settings, paths), paths.thumbs_dir)
+    saver = ImageSaver(gallery_folder(settings, paths), paths.thumbs_dir,
+                       quality=settings.output.quality)
     engine = Engine(
         queue=JobQueue(conn), gallery=Gallery(conn), metrics_store=MetricsStore(conn),
         saver=saver, slots=build_slots(settings, paths, key_cache, clock), clock=clock,
@@ -162,6 +163,7 @@ async def apply_settings(ctx: AppContext, new: Settings) -> None:
     ctx.engine.nsfw = nsfw_settings(new)
     ctx.engine.runner_settings = runner_settings(new)
     ctx.engine.saver.folder = gallery_folder(new, ctx.paths)
+    ctx.engine.saver.quality = new.output.quality
 
 
 def runner_settings(settings: Settings) -> RunnerSettings:

@@ -51,7 +51,8 @@ def _request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float, default=7.0)
     p.add_argument("--seed", type=int, default=None, help="empty: pick one and record it")
     p.add_argument("-n", "--images", type=int, default=1, dest="n")
-    p.add_argument("--format", default="png", choices=[f.value for f in OutputFormat])
+    p.add_argument("--format", default=None, choices=[f.value for f in OutputFormat],
+                   help="image format (default: output.format in settings, else png)")
     p.add_argument("--quality", default="auto", choices=[q.value for q in Quality],
                    help="OpenAI quality (priced per quality); the local model ignores it")
     p.add_argument("--provider", default="auto",
@@ -151,7 +152,7 @@ def build_request(args: argparse.Namespace) -> GenerationRequest:
     return GenerationRequest(
         prompt=prompt, negative_prompt=args.negative, width=width, height=height,
         steps=args.steps, guidance=args.guidance, seed=args.seed, n=args.n,
-        output_format=OutputFormat(args.format), quality=Quality(args.quality),
+        output_format=OutputFormat(args.format or "png"), quality=Quality(args.quality),
         policy=policy, model=args.model,
     )
 

@@ -50,6 +50,8 @@ def _emit(args: argparse.Namespace, data: Any, table: Callable[[], None]) -> Non
 async def submit(args: argparse.Namespace, request: GenerationRequest, *, run: bool) -> int:
     async with _app() as ctx:
         engine = ctx.engine
+        if args.format is None:  # no --format: the settings' output.format
+            request = request.replace(output_format=ctx.settings.output.format)
         if run:
             engine.claim_queue()  # refuse before queueing anything if another process runs it
         job = await engine.submit(request, priority=args.priority)
@@ -140,9 +142,13 @@ async def gallery(args: argparse.Namespace) -> int:
                 print(f"imagedesk: {args.folder} is not a folder", file=sys.stderr)
                 return EXIT_BAD_INPUT
             report = await ctx.engine.import_folder(args.folder)
-            data = {"imported": report.imported, "skipped": report.skipped}
-            _emit(args, data, lambda: print(f"imported {report.imported}, "
-                                            f"skipped {len(report.skipped)}"))
+
+            def table() -> None:
+                for path, why in report.skipped:
+                    print(f"skipped {path}: {why}")
+                print(report)  # the counts, and how many were skipped for what
+
+            _emit(args, report.to_dict(), table)
     return EXIT_OK
 
 

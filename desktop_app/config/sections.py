@@ -219,7 +219,8 @@ def usable_folder(value: Path) -> Path:
 
 class OutputSettings(_Section):
     folder: Path | None = None  # None: the default gallery folder (AppPaths.gallery_dir)
-    format: OutputFormat = OutputFormat.PNG
+    format: OutputFormat = OutputFormat.PNG  # new jobs' format when a job does not name one
+    quality: int = Field(default=90, ge=1, le=100)  # JPEG / WebP encoding quality
 
     @field_validator("folder")
     @classmethod

@@ -20,8 +20,10 @@ from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.job import Job
 from desktop_app.engine.failover import JobOutcome
 from desktop_app.store import files
+from desktop_app.store.database import StoreError
 from desktop_app.store.gallery import Gallery, ImageRecord, NewImage
 from desktop_app.store.jobs import JobQueue
+from desktop_app.store.metadata import MetadataTooLarge, sniff_format, transcode
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +32,20 @@ log = logging.getLogger(__name__)
 class SavedFile:
     path: Path
     image: GeneratedImage
+    format: str  # as written: the request's format, unless that was impossible
+    converted_from: str | None = None  # the provider's format, when it was re-encoded
 
 
 class ImageSaver:
-    def __init__(self, folder: Path, thumbs_dir: Path) -> None:
+    """Writes a job's images in the request's format (``output.format`` for jobs
+    that do not name one), re-encoding with ``quality`` (1-100, JPEG and WebP)
+    when a provider returned another format: a paid image is never thrown away
+    for its format."""
+
+    def __init__(self, folder: Path, thumbs_dir: Path, quality: int = 90) -> None:
         self.folder = folder
         self.thumbs_dir = thumbs_dir
+        self.quality = quality
 
     def write_files(self, job: Job, outcome: JobOutcome,
                     journal: Callable[[Path], None]) -> list[SavedFile]:
@@ -46,14 +56,40 @@ class ImageSaver:
         now = dt.datetime.now()
         folder = self.folder / now.strftime("%Y-%m-%d")
         saved = []
+        wanted = outcome.request.output_format.value
         for index, image in enumerate(outcome.images):
-            written = files.write_image_atomic(
-                folder, f"{now:%Y%m%d-%H%M%S}_job{job.id}_{index}", image.data, image.format,
-                parameters=self.parameters(outcome, image),
-                provenance=self.provenance(job, outcome, image), journal=journal,
-            )
-            saved.append(SavedFile(written, image))
+            stem = f"{now:%Y%m%d-%H%M%S}_job{job.id}_{index}"
+            data, fmt, converted_from = self.encode(image.data, wanted)
+            try:
+                written = files.write_image_atomic(
+                    folder, stem, data, fmt, parameters=self.parameters(outcome, image),
+                    provenance=self.provenance(job, outcome, image, fmt, converted_from),
+                    journal=journal)
+            except MetadataTooLarge as error:  # JPEG's 64 KiB EXIF: keep the image as PNG
+                log.warning("job %s image %s: %s Saved as PNG.", job.id, index, error)
+                data, fmt, converted_from = self.encode(image.data, "png")
+                written = files.write_image_atomic(
+                    folder, stem, data, fmt, parameters=self.parameters(outcome, image),
+                    provenance=self.provenance(job, outcome, image, fmt, converted_from),
+                    journal=journal)
+            saved.append(SavedFile(written, image, fmt, converted_from))
         return saved
+
+    def encode(self, data: bytes, wanted: str) -> tuple[bytes, str, str | None]:
+        """(bytes, format, the provider's format if re-encoded). The bytes are
+        sniffed, not trusted to their label; when they cannot be converted but are
+        a known format, they are kept as they are rather than lost."""
+        actual = sniff_format(data)
+        if actual == wanted:
+            return data, wanted, None
+        try:
+            return transcode(data, wanted, self.quality), wanted, actual
+        except StoreError as error:
+            if actual is None:
+                raise
+            log.warning("could not convert a %s image to %s (%s); saved as %s",
+                        actual, wanted, error, actual)
+            return data, actual, None
 
     def remove_stale_temp_files(self) -> int:
         """Temp files a crash left mid-write; run at start, off the UI thread."""
@@ -81,10 +117,12 @@ class ImageSaver:
         )
 
     @staticmethod
-    def provenance(job: Job, outcome: JobOutcome, image: GeneratedImage) -> dict[str, object]:
+    def provenance(job: Job, outcome: JobOutcome, image: GeneratedImage, fmt: str,
+                   converted_from: str | None = None) -> dict[str, object]:
         """Our own JSON chunk: where the image came from and how it got there."""
         failed_first = [a.describe() for a in outcome.attempts
                         if a.provider != outcome.provider and a.error is not None]
+        converted = {"converted_from": converted_from} if converted_from else {}
         return {
             "app": "ImageDesk", "app_version": __version__, "job_id": job.id,
             "provider": image.provider, "model": image.model, "seed": image.seed,
@@ -92,6 +130,7 @@ class ImageSaver:
             "attempts": [a.to_dict() for a in outcome.attempts],
             "fallback_reason": failed_first[-1] if failed_first else None,
             "cost_usd": image.cost_usd, "details": dict(image.details),
+            "format": fmt, **converted,
         }
 
     def index_and_finish(self, queue: JobQueue, gallery: Gallery, job: Job,
@@ -104,8 +143,8 @@ class ImageSaver:
                 negative_prompt=request.negative_prompt, seed=s.image.seed,
                 width=s.image.width, height=s.image.height, steps=request.steps,
                 guidance=request.guidance, provider=s.image.provider, model=s.image.model,
-                cost_usd=s.image.cost_usd, format=s.image.format,
-                provenance=self.provenance(job, outcome, s.image),
+                cost_usd=s.image.cost_usd, format=s.format,
+                provenance=self.provenance(job, outcome, s.image, s.format, s.converted_from),
             )
             for s in saved
         ]

@@ -44,7 +44,8 @@ def fit_request(request: GenerationRequest, caps: Capabilities, *, allow_adaptat
 
     fmt = request.output_format.value
     if fmt not in caps.formats:
-        changes.append(f"format {fmt} -> {caps.formats[0]}")
+        # Not an adaptation the user sees: the saver re-encodes to the requested format.
+        changes.append(f"format {fmt} -> {caps.formats[0]}, saved as {fmt}")
         fitted = fitted.replace(output_format=type(request.output_format)(caps.formats[0]))
 
     quality = request.quality.value
@@ -76,7 +77,8 @@ def fit_request(request: GenerationRequest, caps: Capabilities, *, allow_adaptat
 
     # Only changes that alter what the user gets need consent; "ignored" notes
     # on fields the provider cannot honour are recorded but do not block.
-    blocking = [c for c in changes if not c.endswith("ignored") and "split into" not in c]
+    blocking = [c for c in changes if not c.endswith(("ignored", f"saved as {fmt}"))
+                and "split into" not in c]
     if blocking and not allow_adaptation:
         return Fit(reason=f"needs adapting ({'; '.join(blocking)}) and adapting is turned off")
 

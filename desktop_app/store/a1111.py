@@ -10,6 +10,11 @@ Format (modules/processing.py ``create_infotext``)::
 A value holding a comma, a colon or a line break is JSON-quoted
 (``infotext_utils.quote``). A reader takes the LAST line as the parameters line
 when it holds at least three ``key: value`` pairs (``parse_generation_parameters``).
+
+The text comes from files, so it is untrusted: it is parsed in time linear in
+its length (A1111's own regex, run with ``findall``, retries from every offset of
+a long line without a colon and takes quadratic time: 64 KB took a minute) and
+texts longer than ``MAX_PARAMETERS_CHARS`` are refused with ``MetadataError``.
 """
 
 from __future__ import annotations
@@ -18,10 +23,24 @@ import json
 import re
 from collections.abc import Mapping
 
-# A1111's own pattern, kept verbatim so we parse exactly what it parses.
-_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+from desktop_app.store.database import StoreError
+
+# A1111's pattern is r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'; ``_pairs``
+# matches exactly what its ``findall`` matches, with the pieces below, each run once
+# per position and never retried from inside a span already seen.
+_SPACE = re.compile(r"\s*")  # after the colon
+_KEY_RUN = re.compile(r"\w[\w \-/]*")
+_QUOTED = re.compile(r'"(?:\\.|[^\\"])++"')  # possessive: no backtracking
 _KEY = re.compile(r"^\w[\w \-/]+$")
 NEGATIVE = "Negative prompt:"
+# Far above any real infotext (a few KB, tens with long prompts and extension
+# fields) and small enough that the most hostile one parses in a fraction of a
+# second (bench/bench_metadata.py).
+MAX_PARAMETERS_CHARS = 128 * 1024
+
+
+class MetadataError(StoreError):
+    """An image file's metadata cannot be used; the message says which part and why."""
 
 
 def quote(value: object) -> str:
@@ -75,11 +94,16 @@ def parse_a1111_parameters(text: str) -> dict[str, str]:
     """Inverse of ``a1111_parameters``, by A1111's rules, for any tool's infotext.
 
     Returns ``{"Prompt": ..., "Negative prompt": ..., "Steps": "20", "Size": "512x512",
-    ...}`` with values unquoted; keys as written (A1111's spelling)."""
+    ...}`` with values unquoted; keys as written (A1111's spelling). Raises
+    ``MetadataError`` for a text over ``MAX_PARAMETERS_CHARS``."""
+    if len(text) > MAX_PARAMETERS_CHARS:
+        raise MetadataError(f"its parameters text is {len(text):,} characters long "
+                            f"(at most {MAX_PARAMETERS_CHARS:,} are read)")
     *lines, last = text.strip().split("\n")
-    if len(_PARAM.findall(last)) < 3:
+    pairs = _pairs(last)
+    if len(pairs) < 3:
         lines.append(last)
-        last = ""
+        pairs = []
     prompt: list[str] = []
     negative: list[str] = []
     in_negative = False
@@ -90,6 +114,36 @@ def parse_a1111_parameters(text: str) -> dict[str, str]:
             line = line[len(NEGATIVE):].strip()
         (negative if in_negative else prompt).append(line)
     result = {"Prompt": "\n".join(prompt), "Negative prompt": "\n".join(negative)}
-    for key, value in _PARAM.findall(last):
+    for key, value in pairs:
         result[key] = unquote(value.strip()) if value.startswith('"') else value.strip()
     return result
+
+
+def _pairs(line: str) -> list[tuple[str, str]]:
+    """``_PARAM.findall(line)`` of A1111's pattern, in linear time.
+
+    Where the regex fails at an offset inside a run of key characters, it fails
+    at every later offset of that run too (the run ends at the same character,
+    which is not a colon), so the scan jumps past the run instead of retrying;
+    an offset that is not a word character (after spaces) fails at once."""
+    found: list[tuple[str, str]] = []
+    pos, end = 0, len(line)
+    while pos < end:
+        # Every offset before the next word character fails: skip to it.
+        run = _KEY_RUN.search(line, pos)
+        if run is None:
+            break
+        start, colon = run.span()
+        if colon - start < 2 or colon >= end or line[colon] != ":":
+            pos = max(pos + 1, colon)
+            continue
+        value_at = _SPACE.match(line, colon + 1).end()  # type: ignore[union-attr]
+        quoted = _QUOTED.match(line, value_at)
+        if quoted is not None and (quoted.end() == end or line[quoted.end()] == ","):
+            value_end = quoted.end()
+        else:
+            comma = line.find(",", value_at)
+            value_end = end if comma < 0 else comma
+        found.append((line[start:colon], line[value_at:value_end]))
+        pos = value_end + 1
+    return found

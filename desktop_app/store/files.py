@@ -8,44 +8,42 @@ UI thread.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
-import json
 import logging
 import os
 import re
 import tempfile
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from desktop_app.store.a1111 import a1111_parameters, parse_a1111_parameters
+from desktop_app.store.a1111 import MetadataError, a1111_parameters, parse_a1111_parameters
 from desktop_app.store.database import StoreError
-from desktop_app.store.gallery import Gallery, ImageRecord, NewImage
-from desktop_app.store.metadata import (
-    MAKERNOTE_PREFIX,
-    PARAMETERS_KEY,
-    PROVENANCE_KEY,
-    TAG_EXIF_IFD,
-    TAG_MAKER_NOTE,
-    TAG_USER_COMMENT,
-    decode_user_comment,
-    embed,
+from desktop_app.store.gallery import Gallery, ImageRecord
+from desktop_app.store.image_metadata import (
+    MAX_PIXELS,
+    ImageMetadata,
+    bomb_guard,
+    read_metadata,
 )
+from desktop_app.store.importing import (
+    IMAGE_SUFFIXES,
+    TEMP_SUFFIX,
+    ImportReport,
+    import_folder,
+)
+from desktop_app.store.metadata import embed
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "jpg": ".jpg", "webp": ".webp"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
-TEMP_SUFFIX = ".imagedesk-tmp"
-MAX_PIXELS = 8192 * 8192  # larger than anything we generate; bigger files are refused
 _STEM = re.compile(r"^[\w.\-]+$")
 
 __all__ = [
-    "ImageMetadata", "ImportReport", "a1111_parameters", "delete_image_files", "import_folder",
-    "make_thumbnail", "parse_a1111_parameters", "read_image_metadata",
-    "remove_stale_temp_files", "write_image_atomic",
+    "IMAGE_SUFFIXES", "MAX_PIXELS", "TEMP_SUFFIX", "ImageMetadata", "ImportReport",
+    "MetadataError", "a1111_parameters",
+    "delete_image_files", "import_folder", "make_thumbnail", "parse_a1111_parameters",
+    "read_image_metadata", "remove_stale_temp_files", "write_image_atomic",
 ]
 
 
@@ -165,105 +163,13 @@ def delete_image_files(gallery: Gallery, image_id: int) -> ImageRecord:
 
 # -- reading metadata ----------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class ImageMetadata:
-    """What an image file says about how it was made."""
-
-    format: str
-    width: int  # pixel size of the file itself
-    height: int
-    parameters: str | None  # the raw A1111 infotext
-    prompt: str = ""
-    negative_prompt: str = ""
-    steps: int | None = None
-    sampler: str | None = None
-    cfg_scale: float | None = None
-    seed: int | None = None
-    model: str | None = None
-    fields: Mapping[str, str] = dataclasses.field(default_factory=dict)  # every infotext key
-    provenance: Mapping[str, Any] | None = None  # our "imagedesk" JSON, if present
-
-    @property
-    def is_generated(self) -> bool:
-        return self.parameters is not None
-
-
 def read_image_metadata(path: Path) -> ImageMetadata | None:
-    """Metadata of a PNG, JPEG or WebP file; None when it is not an image we can read."""
-    from PIL import Image, UnidentifiedImageError
-
+    """Metadata of a PNG, JPEG or WebP file; None when it is not an image we can
+    read or its metadata is unusable (``image_metadata.read_metadata`` says why)."""
     try:
-        with _bomb_guard(), Image.open(path) as image:
-            fmt = (image.format or "").lower()
-            width, height = image.size
-            parameters, provenance_raw = _raw_metadata(image, fmt)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError):
+        return read_metadata(path)
+    except MetadataError:
         return None
-    if fmt not in ("png", "jpeg", "webp"):
-        return None
-    provenance = _json_object(provenance_raw)
-    if parameters is None:
-        return ImageMetadata(fmt, width, height, None, provenance=provenance)
-    fields = parse_a1111_parameters(parameters)
-    return ImageMetadata(
-        format=fmt, width=width, height=height, parameters=parameters,
-        prompt=fields.get("Prompt", ""), negative_prompt=fields.get("Negative prompt", ""),
-        steps=_int(fields.get("Steps")), sampler=fields.get("Sampler"),
-        cfg_scale=_float(fields.get("CFG scale")), seed=_int(fields.get("Seed")),
-        model=fields.get("Model"), fields=fields, provenance=provenance,
-    )
-
-
-def _raw_metadata(image: Any, fmt: str) -> tuple[str | None, str | None]:
-    if fmt == "png":
-        info = image.info
-        params = info.get(PARAMETERS_KEY)
-        prov = info.get(PROVENANCE_KEY)
-        return (str(params) if params is not None else None,
-                str(prov) if prov is not None else None)
-    exif = image.getexif().get_ifd(TAG_EXIF_IFD)
-    comment = exif.get(TAG_USER_COMMENT)
-    note = exif.get(TAG_MAKER_NOTE)
-    params = decode_user_comment(comment) if comment else None
-    prov = None
-    if isinstance(note, bytes) and note.startswith(MAKERNOTE_PREFIX):
-        prov = note[len(MAKERNOTE_PREFIX):].decode("utf-8", errors="replace")
-    return (params or None), prov
-
-
-def _json_object(text: str | None) -> dict[str, Any] | None:
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _int(text: str | None) -> int | None:
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
-
-
-def _float(text: str | None) -> float | None:
-    try:
-        return float(text) if text is not None else None
-    except ValueError:
-        return None
-
-
-@contextlib.contextmanager
-def _bomb_guard() -> Iterator[None]:
-    """Refuse images over MAX_PIXELS instead of decoding them (a decompression bomb)."""
-    from PIL import Image
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        yield
 
 
 # -- thumbnails ----------------------------------------------------------------------
@@ -288,7 +194,7 @@ def make_thumbnail(src: Path, cache_dir: Path, size: int = 256) -> Path:
     if target.exists():
         return target
     try:
-        with _bomb_guard(), Image.open(src) as opened:
+        with bomb_guard(), Image.open(src) as opened:
             if opened.size[0] * opened.size[1] > MAX_PIXELS:
                 raise StoreError(f"{src.name} is {opened.size[0]}x{opened.size[1]} pixels, too "
                                  "large to preview safely.")
@@ -315,69 +221,3 @@ def make_thumbnail(src: Path, cache_dir: Path, size: int = 256) -> Path:
     return target
 
 
-# -- importing -----------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class ImportReport:
-    """``skipped`` holds (path, reason) pairs the user can act on."""
-
-    imported: int
-    already_indexed: int
-    skipped: list[tuple[str, str]]
-
-
-def import_folder(folder: Path, gallery: Gallery, *, recursive: bool = True,
-                  include_without_metadata: bool = False, batch: int = 500) -> ImportReport:
-    """Index the images in ``folder`` that carry A1111 parameters (ours or another
-    tool's). Files already indexed are counted, not duplicated; everything else
-    is listed in ``skipped`` with the reason."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise StoreError(f"{folder} is not a folder.")
-    known = gallery.paths()
-    pending: list[NewImage] = []
-    imported = already = 0
-    skipped: list[tuple[str, str]] = []
-    files = sorted(folder.rglob("*") if recursive else folder.iterdir())
-    for path in files:
-        if not path.is_file() or path.name.endswith(TEMP_SUFFIX):
-            continue
-        path = path.resolve()
-        if path in known:
-            already += 1
-            continue
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            skipped.append((str(path), "not a PNG, JPEG or WebP file"))
-            continue
-        meta = read_image_metadata(path)
-        if meta is None:
-            skipped.append((str(path), "not a readable image"))
-            continue
-        if not meta.is_generated and not include_without_metadata:
-            skipped.append((str(path), "no generation parameters (A1111 infotext) in it"))
-            continue
-        pending.append(_new_image(path, meta))
-        known.add(path)
-        if len(pending) >= batch:
-            imported += len(gallery.add_many(pending))
-            pending = []
-    if pending:
-        imported += len(gallery.add_many(pending))
-    return ImportReport(imported=imported, already_indexed=already, skipped=skipped)
-
-
-def _new_image(path: Path, meta: ImageMetadata) -> NewImage:
-    prov = dict(meta.provenance or {})
-    size = meta.fields.get("Size", "")
-    width, height = meta.width, meta.height
-    if re.fullmatch(r"\d+x\d+", size):
-        width, height = (int(v) for v in size.split("x"))
-    return NewImage(
-        path=path, prompt=meta.prompt, negative_prompt=meta.negative_prompt, seed=meta.seed,
-        width=width, height=height, steps=meta.steps, guidance=meta.cfg_scale,
-        provider=str(prov.get("provider") or meta.fields.get("Provider") or "imported"),
-        model=str(prov.get("model") or meta.model or ""),
-        cost_usd=float(prov.get("cost_usd") or 0.0), format=meta.format,
-        provenance=prov or {"imported_from": "file", "parameters": meta.parameters},
-        created_at=path.stat().st_mtime,
-    )

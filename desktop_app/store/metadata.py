@@ -30,6 +30,12 @@ TAG_EXIF_IFD = 0x8769
 TAG_USER_COMMENT = 0x9286
 TAG_MAKER_NOTE = 0x927C
 JPEG_SEGMENT_MAX = 65_533  # payload of one APP1 segment (65535 minus the length field)
+WEBP_EXIF_MAX = 16 * 1024 * 1024  # a RIFF chunk could hold more; no real infotext comes close
+MAX_ENCODE_PIXELS = 8192 * 8192
+
+
+class MetadataTooLarge(StoreError):
+    """The parameters do not fit in this format's metadata (JPEG: one 64 KiB segment)."""
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -49,12 +55,54 @@ def embed(data: bytes, fmt: str, parameters: str, provenance: Mapping[str, Any])
         raise StoreError(f"The image data is {actual or 'not a known image format'}, "
                          f"not {fmt}; it was not saved.")
     provenance_json = json.dumps(dict(provenance), ensure_ascii=False, separators=(",", ":"))
-    if fmt == "png":
-        return _png_embed(data, parameters, provenance_json)
-    exif = exif_block(parameters, provenance_json, limit=JPEG_SEGMENT_MAX)
-    if fmt == "jpeg":
-        return _jpeg_embed(data, exif)
-    return _webp_embed(data, exif)
+    try:
+        if fmt == "png":
+            return _png_embed(data, parameters, provenance_json)
+        exif = exif_block(parameters, provenance_json,
+                          limit=JPEG_SEGMENT_MAX if fmt == "jpeg" else WEBP_EXIF_MAX)
+        if fmt == "jpeg":
+            return _jpeg_embed(data, exif)
+        return _webp_embed(data, exif)
+    except (struct.error, ValueError, OSError, SyntaxError, IndexError) as error:
+        # Pillow (WebP size) and the segment walkers on damaged provider bytes.
+        raise StoreError(f"The {fmt} image data is damaged ({error}); it was not saved.") \
+            from error
+
+
+def transcode(data: bytes, fmt: str, quality: int) -> bytes:
+    """``data`` (PNG, JPEG or WebP) encoded as ``fmt``; ``quality`` (1-100) for JPEG
+    and WebP. JPEG has no alpha channel: transparent parts go onto white."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not 1 <= quality <= 100:
+        raise StoreError(f"Image quality must be from 1 to 100, not {quality}.")
+    try:
+        with Image.open(io.BytesIO(data), formats=("PNG", "JPEG", "WEBP")) as image:
+            if image.size[0] * image.size[1] > MAX_ENCODE_PIXELS:
+                raise StoreError(f"The image is {image.size[0]}x{image.size[1]} pixels, "
+                                 "too large to convert.")
+            image.load()
+            out = io.BytesIO()
+            if fmt == "jpeg":
+                rgb = image.convert("RGBA") if image.mode in ("RGBA", "LA", "P", "PA") else image
+                if rgb.mode == "RGBA":
+                    backdrop = Image.new("RGB", rgb.size, (255, 255, 255))
+                    backdrop.paste(rgb, mask=rgb.getchannel("A"))
+                    rgb = backdrop
+                rgb.convert("RGB").save(out, "JPEG", quality=quality)
+            elif fmt == "webp":
+                keep_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+                image.convert("RGBA" if keep_alpha else "RGB").save(
+                    out, "WEBP", quality=quality, method=4)
+            elif fmt == "png":
+                image.save(out, "PNG")
+            else:
+                raise StoreError(f"Cannot save images as {fmt!r}: use png, jpeg or webp.")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError) as error:
+        raise StoreError(f"The image data could not be converted to {fmt} ({error}).") \
+            from error
+    return out.getvalue()
 
 
 # -- PNG ---------------------------------------------------------------------------
@@ -71,7 +119,7 @@ def png_text_chunk(key: str, text: str, *, compress: bool = False) -> bytes:
             return _png_chunk(b"tEXt", key.encode("latin-1") + b"\x00" + text.encode("latin-1"))
         except UnicodeEncodeError:
             pass
-    body = text.encode("utf-8")
+    body = text.encode("utf-8", errors="replace")  # a lone surrogate becomes "?"
     flag = b"\x01\x00" if compress else b"\x00\x00"
     if compress:
         body = zlib.compress(body, 9)
@@ -121,7 +169,7 @@ def _png_embed(data: bytes, parameters: str, provenance_json: str) -> bytes:
 
 def user_comment(text: str) -> bytes:
     """EXIF UserComment as piexif's ``UserComment.dump(text, encoding="unicode")``."""
-    return UNICODE_PREFIX + text.encode("utf-16-be")
+    return UNICODE_PREFIX + text.encode("utf-16-be", errors="replace")
 
 
 def decode_user_comment(raw: bytes | str) -> str:
@@ -145,13 +193,13 @@ def decode_user_comment(raw: bytes | str) -> str:
 def exif_block(parameters: str, provenance_json: str, *, limit: int) -> bytes:
     """A big-endian TIFF block: IFD0 -> Exif IFD {UserComment[, MakerNote]}."""
     comment = user_comment(parameters)
-    note = MAKERNOTE_PREFIX + provenance_json.encode("utf-8")
+    note = MAKERNOTE_PREFIX + provenance_json.encode("utf-8", errors="replace")
     block = _tiff([(TAG_USER_COMMENT, comment), (TAG_MAKER_NOTE, note)])
     if len(block) + 6 > limit:
         block = _tiff([(TAG_USER_COMMENT, comment)])
     if len(block) + 6 > limit:
-        raise StoreError("The prompt is too long to fit in a JPEG's metadata (64 KB); "
-                         "save as PNG instead.")
+        raise MetadataTooLarge("The prompt is too long to fit in a JPEG's metadata (64 KB); "
+                               "save as PNG instead.")
     return b"Exif\x00\x00" + block
 
 

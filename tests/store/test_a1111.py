@@ -1,8 +1,19 @@
 from __future__ import annotations
 
-import pytest
+import re
 
-from desktop_app.store.a1111 import a1111_parameters, parse_a1111_parameters, quote
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from desktop_app.store.a1111 import (
+    MAX_PARAMETERS_CHARS,
+    MetadataError,
+    _pairs,
+    a1111_parameters,
+    parse_a1111_parameters,
+    quote,
+)
 
 
 def test_exact_a1111_infotext_layout() -> None:
@@ -80,3 +91,27 @@ def test_extra_keys_that_would_break_the_format_are_refused() -> None:
     for key in ("a,b", "x", "Key: y", "Prompt", "Seed"):
         with pytest.raises(ValueError):
             a1111_parameters("p", "", 1, None, None, 1, 64, 64, "m", {key: "v"})
+
+
+# A1111's own pattern (modules/infotext_utils.py): the reference our linear parser
+# must agree with. Run only on short strings here: it is quadratic on long ones.
+A1111_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+
+
+@settings(max_examples=600, deadline=1000)
+@given(st.text(alphabet='ab _-/:,"\\\té1\u00a0', max_size=24))
+def test_parameters_line_is_read_exactly_as_a1111_reads_it(line: str) -> None:
+    assert _pairs(line) == A1111_PARAM.findall(line)
+
+
+@pytest.mark.timeout(20)  # the regex took hours on this; the parser takes milliseconds
+@pytest.mark.parametrize("unit", ["a", "ab cd ", "a,", "x:", '"', 'ab: "\\", '])
+def test_a_long_last_line_is_parsed_in_linear_time(unit: str) -> None:
+    line = (unit * MAX_PARAMETERS_CHARS)[:MAX_PARAMETERS_CHARS - 20]
+    parsed = parse_a1111_parameters(f"a prompt\n{line}")
+    assert parsed["Prompt"].startswith("a prompt")
+
+
+def test_parameters_text_over_the_limit_is_a_metadata_error() -> None:
+    with pytest.raises(MetadataError, match="characters long"):
+        parse_a1111_parameters("p" * (MAX_PARAMETERS_CHARS + 1))

@@ -269,7 +269,7 @@ def test_import_folder_indexes_generated_images_and_explains_skips(tmp_path: Pat
     assert set(reasons) == {"photo.jpg", "readme.txt", "broken.png"}
     assert "no generation parameters" in reasons["photo.jpg"]
     assert "not a PNG" in reasons["readme.txt"]
-    assert "not a readable image" in reasons["broken.png"]
+    assert "not a PNG, JPEG or WebP image that can be read" in reasons["broken.png"]
     [fox] = gallery.search("fox")
     assert (fox.seed, fox.provider, fox.cost_usd, fox.path) == (5, "openai", 0.04, ours.resolve())
     [castle] = gallery.search("castle")
