@@ -12,7 +12,7 @@ from desktop_app.resilience.breaker import (
     Permit,
 )
 from desktop_app.resilience.clock import Clock, FakeClock, ManualClock, SystemClock
-from desktop_app.resilience.cooldown import CooldownGate, parse_retry_after
+from desktop_app.resilience.cooldown import CooldownGate
 from desktop_app.resilience.rate_limit import ProviderRateLimiter, RateSpec, RateStrategy
 from desktop_app.resilience.retry import RetryPolicy, retry_call
 
@@ -32,6 +32,5 @@ __all__ = [
     "RateStrategy",
     "RetryPolicy",
     "SystemClock",
-    "parse_retry_after",
     "retry_call",
 ]
