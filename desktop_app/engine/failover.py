@@ -88,6 +88,8 @@ class JobContext:
         return lambda slot: cap.skip_reason(slot.kind is ProviderKind.CLOUD)
 
 
+SETTINGS_CHANGED = "its settings changed while this job waited"
+
 # A 429 that names no wait still cools the provider down this long, so the next
 # job does not hit the same limit at once.
 DEFAULT_RATE_LIMIT_COOLDOWN_S = 10.0
@@ -208,21 +210,27 @@ async def _run_on(
         fit = fit_request(request, slot.provider.capabilities(),
                           allow_adaptation=request.policy.allow_adaptation)
     if slot.retired:
-        raise Skipped("its settings changed while this job waited")
+        raise Skipped(SETTINGS_CHANGED)
     images: list[GeneratedImage] = []
+    slot.in_flight += 1  # a retired slot is closed only once no job uses it
     try:
         for index, call in enumerate(fit.calls):
-            images.extend(await _call_with_retries(slot, call, ctx, later if index == 0 else ()))
+            images.extend(await _call_with_retries(slot, call, ctx, later if index == 0 else (),
+                                                   first_call=index == 0))
     except ProviderError as error:
         raise _CallsFailed(error, images, fit.adaptations) from error
     except Skipped as skip:
         raise Skipped(skip.reason, images) from None
+    finally:
+        slot.in_flight -= 1
+        if slot.retired and slot.in_flight == 0 and slot.on_idle is not None:
+            slot.on_idle()
     return images, fit.adaptations
 
 
 async def _call_with_retries(
     slot: ProviderSlot, request: GenerationRequest, ctx: JobContext,
-    later: Sequence[Candidate] = (),
+    later: Sequence[Candidate] = (), *, first_call: bool = False,
 ) -> list[GeneratedImage]:
     """One call of the job on ``slot``, retried as its policy allows. Every attempt
     is an HTTP request for the provider's limits: each takes a rate-limit slot."""
@@ -248,7 +256,8 @@ async def _call_with_retries(
             await sleep_unless_cancelled(ctx, wait)
         may_move_on = first_attempt and any(free_now(c.slot) for c in later)
         first_attempt = False
-        return await _call_when_allowed(slot, request, ctx, may_move_on=may_move_on)
+        return await _call_when_allowed(slot, request, ctx, may_move_on=may_move_on,
+                                        first_call=first_call)
 
     try:
         return await retry_call(
@@ -262,7 +271,8 @@ async def _call_with_retries(
 
 
 async def _call_when_allowed(
-    slot: ProviderSlot, request: GenerationRequest, ctx: JobContext, *, may_move_on: bool
+    slot: ProviderSlot, request: GenerationRequest, ctx: JobContext, *, may_move_on: bool,
+    first_call: bool,
 ) -> list[GeneratedImage]:
     """Make one provider call once the spending cap and the rate limit allow it.
 
@@ -274,14 +284,10 @@ async def _call_when_allowed(
         reservation = reserve_call(slot, request, ctx)
         try:
             async with slot.semaphore:
+                if slot.retired and first_call:
+                    raise Skipped(SETTINGS_CHANGED)
                 if slot.limiter is None or await slot.limiter.try_acquire():
-                    slot.in_flight += 1
-                    try:
-                        return await _call_once(slot, request, ctx)
-                    finally:
-                        slot.in_flight -= 1
-                        if slot.retired and slot.in_flight == 0 and slot.on_idle is not None:
-                            slot.on_idle()
+                    return await _call_once(slot, request, ctx)
         finally:
             reservation.release()
         await wait_for_rate_slot(slot, ctx, may_move_on=may_move_on)
