@@ -12,9 +12,10 @@ from collections.abc import Callable
 
 import pytest
 
-from desktop_app.domain.errors import JobFailed, Transient
+from desktop_app.domain.errors import Cancelled, JobFailed, Transient
 from desktop_app.domain.job import Outcome
 from desktop_app.domain.request import GenerationRequest
+from desktop_app.engine.budget import Budget, SpendingCap, SpendTracker
 from desktop_app.engine.events import Event, EventHub, JobWaiting
 from desktop_app.engine.failover import JobContext, JobOutcome, run_job
 from desktop_app.engine.metrics import Metrics
@@ -174,3 +175,26 @@ async def test_a_cancel_ends_the_wait_at_once() -> None:
     with pytest.raises(Exception, match="cancelled by the user"):
         await asyncio.wait_for(job, 5)
     assert rig.waiting_changes[-1] == (2, False)
+
+
+async def test_a_paid_call_holds_its_cost_until_it_ends_and_a_cancel_releases_it() -> None:
+    rig = Rig()
+    remote = ScriptedProvider("openai", ProviderKind.CLOUD, ["hang"], cost_per_image=0.5)
+    spend = SpendTracker(rig.clock)
+    ctx = rig.ctx(1)
+    ctx.budget = SpendingCap(spend, lambda: Budget(daily_usd=0.8))
+    slot = rig.slot(remote, 0)
+    job = asyncio.ensure_future(run_job(REQ, [slot], ctx))
+    await until(lambda: bool(remote.calls), "the paid call is under way")
+    assert spend.held_usd == pytest.approx(0.5)
+
+    other = rig.ctx(2)
+    other.budget = ctx.budget
+    with pytest.raises(JobFailed, match=r"would pass the \$0.80 daily cap"):
+        await run_job(REQ, [slot], other)  # $0.50 held + $0.50 would pass $0.80
+    assert len(remote.calls) == 1
+
+    ctx.cancel.cancel("cancelled by the user")
+    with pytest.raises(Cancelled):
+        await asyncio.wait_for(job, 5)
+    assert spend.held_usd == 0.0
