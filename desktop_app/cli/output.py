@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from desktop_app.domain.job import Job
-from desktop_app.engine.events import Event, JobProgress, JobRouted, JobStarted
+from desktop_app.engine.events import Event, JobProgress, JobRouted, JobStarted, JobWaiting
 
 BAR_WIDTH = 24
 
@@ -30,7 +30,7 @@ class ProgressPrinter:
             self.stream.write(f"\r[{bar}] {event.step}/{event.total} on {event.provider}  ")
             self.stream.flush()
             self._drawn = True
-        elif isinstance(event, JobRouted):
+        elif isinstance(event, JobRouted | JobWaiting):
             self._newline()
             self.stream.write(f"{event.text}\n")
         elif isinstance(event, JobStarted) and self.live:

@@ -21,7 +21,7 @@ from desktop_app.domain.content_filter import check_blocked_terms
 from desktop_app.domain.errors import ImageDeskError
 from desktop_app.domain.job import Job, JobState
 from desktop_app.domain.request import GenerationRequest
-from desktop_app.engine.budget import Budget, SpendTracker
+from desktop_app.engine.budget import Budget, SpendingCap, SpendTracker
 from desktop_app.engine.events import (
     EventHub,
     JobAdded,
@@ -37,7 +37,6 @@ from desktop_app.engine.saving import ImageSaver
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.engine.status import ProviderStatus, gather_statuses
 from desktop_app.engine.store_thread import StoreThread
-from desktop_app.providers.base import ProviderKind
 from desktop_app.resilience.breaker import BreakerTransition
 from desktop_app.resilience.clock import Clock, SystemClock
 from desktop_app.store.files import ImportReport, import_folder
@@ -87,16 +86,16 @@ class Engine:
         self._metrics_store = metrics_store
         self.saver = saver
         self._store = store or StoreThread()
+        self._spend = SpendTracker(self.clock)
         self._runner = QueueRunner(
             queue=queue, store=self._store, slots=self.slots, hub=self.hub, metrics=self.metrics,
             clock=self.clock, rng=rng or random.Random(), save=self._save_images,
-            settings=runner_settings, budget=self._over_budget,
+            settings=runner_settings, budget=SpendingCap(self._spend, lambda: self.budget),
         )
         self._runner_task: asyncio.Task[None] | None = None
         self._waiters: dict[int, list[asyncio.Future[Job]]] = {}
         self._background: set[asyncio.Future[None]] = set()
         self._closed = False
-        self._spend = SpendTracker(self.clock)
         self.hub.subscribe(self._on_event)
         for slot in self.slots:
             slot.breaker.on_transition = self._on_breaker_transition
@@ -355,9 +354,6 @@ class Engine:
             record.latency_s)
         if record.cost_usd:
             self._spend.add(record.provider, record.cost_usd)
-
-    def _over_budget(self, slot: ProviderSlot) -> str | None:
-        return self._spend.over(self.budget) if slot.kind is ProviderKind.CLOUD else None
 
     async def _refresh_spend(self) -> None:
         day = self._spend.today()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Callable
 
 from desktop_app.domain.job import Attempt, JobState
@@ -63,6 +64,22 @@ class JobRouted:
 
 
 @dataclasses.dataclass(frozen=True)
+class JobWaiting:
+    """The job waits for ``provider`` (its rate limit has no free slot for ``seconds``);
+    it goes on by itself. ``text`` is what a face shows."""
+
+    job_id: int
+    provider: str
+    seconds: float
+    reason: str  # what it waits for, e.g. "rate limit 5/min"
+
+    @property
+    def text(self) -> str:
+        # a limiter's wait ends a millisecond past the window: 60.001 s reads "60 s"
+        return f"waiting for {self.provider}'s {self.reason}, {math.ceil(round(self.seconds, 1))} s"
+
+
+@dataclasses.dataclass(frozen=True)
 class JobFinished:
     job_id: int
     state: JobState
@@ -93,8 +110,8 @@ class MetricsUpdated:
 
 
 Event = (
-    JobAdded | JobStarted | JobProgress | JobAttempted | JobRouted | JobFinished | QueueChanged
-    | ProviderStateChanged | MetricsUpdated
+    JobAdded | JobStarted | JobProgress | JobAttempted | JobRouted | JobWaiting | JobFinished
+    | QueueChanged | ProviderStateChanged | MetricsUpdated
 )
 Subscriber = Callable[[Event], None]
 

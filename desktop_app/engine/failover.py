@@ -28,11 +28,19 @@ from desktop_app.domain.errors import (
 from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.job import Attempt, Outcome
 from desktop_app.domain.request import MAX_SEED, GenerationRequest
+from desktop_app.engine.budget import SpendingCap
 from desktop_app.engine.events import EventHub, JobAttempted, JobProgress, JobRouted, MetricsUpdated
 from desktop_app.engine.metrics import Metrics
+from desktop_app.engine.pacing import (
+    Skipped,
+    free_now,
+    reserve_call,
+    sleep_unless_cancelled,
+    wait_for_rate_slot,
+)
 from desktop_app.engine.router import BudgetCheck, Candidate, plan_route
 from desktop_app.engine.slots import ProviderSlot
-from desktop_app.providers.base import CancelToken, Progress
+from desktop_app.providers.base import CancelToken, Progress, ProviderKind
 from desktop_app.providers.fitting import fit_request
 from desktop_app.resilience.clock import Clock
 from desktop_app.resilience.retry import retry_call
@@ -62,12 +70,26 @@ class JobContext:
     clock: Clock
     rng: random.Random
     cancel: CancelToken
-    deadline: float  # monotonic instant
-    budget: BudgetCheck | None = None
+    # Monotonic instant. Time spent waiting for a rate-limit slot before the job's
+    # first provider call moves it on: until then the job is as good as queued.
+    deadline: float
+    budget: SpendingCap | None = None
     cpu_after_cloud: bool = True
     on_attempt: Callable[[Attempt], None] | None = None
     billed_unusable_usd: float = 0.0  # calls that failed after being billed (billed_usd)
+    # Called with True when the job starts waiting for a provider's rate limit and
+    # False when it goes on, so the runner can start other jobs meanwhile.
+    on_waiting: Callable[[bool], None] | None = None
+    calls_started: int = 0  # provider calls begun for this job, on any provider
 
+    def route_budget(self) -> BudgetCheck | None:
+        cap = self.budget
+        if cap is None:
+            return None
+        return lambda slot: cap.skip_reason(slot.kind is ProviderKind.CLOUD)
+
+
+SETTINGS_CHANGED = "its settings changed while this job waited"
 
 # A 429 that names no wait still cools the provider down this long, so the next
 # job does not hit the same limit at once.
@@ -85,7 +107,8 @@ async def run_job(
     request: GenerationRequest, slots: Sequence[ProviderSlot], ctx: JobContext
 ) -> JobOutcome:
     request = with_seed(request, ctx.rng)
-    plan = await plan_route(request, slots, budget=ctx.budget, cpu_after_cloud=ctx.cpu_after_cloud)
+    plan = await plan_route(request, slots, budget=ctx.route_budget(),
+                            cpu_after_cloud=ctx.cpu_after_cloud)
     attempts: list[Attempt] = []
 
     def note(attempt: Attempt) -> None:
@@ -101,7 +124,7 @@ async def run_job(
     images: list[GeneratedImage] = []
     last_error: ProviderError | None = None
     previous_failure: Attempt | None = None
-    for candidate in plan.candidates:
+    for position, candidate in enumerate(plan.candidates):
         if ctx.cancel.cancelled:
             raise Cancelled(ctx.cancel.reason)
         if ctx.clock.monotonic() >= ctx.deadline:
@@ -114,10 +137,15 @@ async def run_job(
         started = ctx.clock.monotonic()
         started_wall = ctx.clock.time()
         billed_before = ctx.billed_unusable_usd
+        later = plan.candidates[position + 1:]
         try:
-            got, adaptations = await _run_on(slot, candidate, remaining, ctx)
-        except _SkippedError as skip:
-            note(Attempt(slot.name, Outcome.SKIPPED, message=skip.reason, started_at=started_wall))
+            got, adaptations = await _run_on(slot, candidate, remaining, ctx, later)
+        except Skipped as skip:
+            images.extend(skip.images)  # paid-for images from the calls made before it
+            kept = f" ({len(skip.images)} image(s) kept)" if skip.images else ""
+            note(Attempt(slot.name, Outcome.SKIPPED, message=skip.reason + kept,
+                         cost_usd=sum(i.cost_usd for i in skip.images),
+                         started_at=started_wall))
             continue
         except _CallsFailed as failed:
             error = failed.error
@@ -160,12 +188,6 @@ def _may_fail_over(error: ProviderError, request: GenerationRequest) -> bool:
     return True  # YES, and IF_FITS: every later candidate was fitted by the router
 
 
-class _SkippedError(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 class _CallsFailed(Exception):
     """A provider's call failed; ``images`` holds what its earlier calls made."""
 
@@ -178,37 +200,46 @@ class _CallsFailed(Exception):
 
 
 async def _run_on(
-    slot: ProviderSlot, candidate: Candidate, request: GenerationRequest, ctx: JobContext
+    slot: ProviderSlot, candidate: Candidate, request: GenerationRequest, ctx: JobContext,
+    later: Sequence[Candidate],
 ) -> tuple[list[GeneratedImage], tuple[str, ...]]:
-    """All the calls one provider needs for the request; raises taxonomy errors."""
+    """All the calls one provider needs for the request; raises taxonomy errors.
+
+    ``later`` are the route's next candidates: while none of this provider's
+    calls has been made, one of them that can serve now is preferred to waiting
+    for this provider's rate limit.
+    """
     fit = candidate.fit
     if request.n != sum(c.n for c in fit.calls):  # partial images came from a previous provider
         fit = fit_request(request, slot.provider.capabilities(),
                           allow_adaptation=request.policy.allow_adaptation)
-    if slot.limiter is not None and not await slot.limiter.try_acquire():
-        wait = slot.limiter.retry_after()
-        when = f"; next slot in {wait:.0f} s" if wait else ""
-        raise _SkippedError(f"rate limit reached ({slot.limiter.describe()}){when}")
+    if slot.retired:
+        raise Skipped(SETTINGS_CHANGED)
     images: list[GeneratedImage] = []
-    async with slot.semaphore:
-        if slot.retired:
-            raise _SkippedError("its settings changed while this job waited")
-        slot.in_flight += 1
-        try:
-            for call in fit.calls:
-                images.extend(await _call_with_retries(slot, call, ctx))
-        except ProviderError as error:
-            raise _CallsFailed(error, images, fit.adaptations) from error
-        finally:
-            slot.in_flight -= 1
-            if slot.retired and slot.in_flight == 0 and slot.on_idle is not None:
-                slot.on_idle()
+    slot.in_flight += 1  # a retired slot is closed only once no job uses it
+    try:
+        for index, call in enumerate(fit.calls):
+            images.extend(await _call_with_retries(slot, call, ctx, later if index == 0 else (),
+                                                   first_call=index == 0))
+    except ProviderError as error:
+        raise _CallsFailed(error, images, fit.adaptations) from error
+    except Skipped as skip:
+        raise Skipped(skip.reason, images) from None
+    finally:
+        slot.in_flight -= 1
+        if slot.retired and slot.in_flight == 0 and slot.on_idle is not None:
+            slot.on_idle()
     return images, fit.adaptations
 
 
 async def _call_with_retries(
-    slot: ProviderSlot, request: GenerationRequest, ctx: JobContext
+    slot: ProviderSlot, request: GenerationRequest, ctx: JobContext,
+    later: Sequence[Candidate] = (), *, first_call: bool = False,
 ) -> list[GeneratedImage]:
+    """One call of the job on ``slot``, retried as its policy allows. Every attempt
+    is an HTTP request for the provider's limits: each takes a rate-limit slot."""
+    first_attempt = True
+
     def should_retry(error: BaseException) -> bool:
         if isinstance(error, RateLimited):
             wait = error.retry_after or 0.0
@@ -217,6 +248,7 @@ async def _call_with_retries(
         return isinstance(error, ProviderError) and error.retry_same
 
     async def once() -> list[GeneratedImage]:
+        nonlocal first_attempt
         if ctx.cancel.cancelled:
             raise Cancelled(ctx.cancel.reason)
         wait = slot.gate.remaining()
@@ -225,30 +257,44 @@ async def _call_with_retries(
             if wait > slot.max_rate_limit_wait_s or ctx.clock.monotonic() + wait >= ctx.deadline:
                 raise RateLimited(f"{slot.name} is cooling down for {wait:.0f} s after a rate "
                                   "limit", retry_after=wait)
-            await _sleep_unless_cancelled(ctx, wait)
-        return await _call_once(slot, request, ctx)
+            await sleep_unless_cancelled(ctx, wait)
+        may_move_on = first_attempt and any(free_now(c.slot) for c in later)
+        first_attempt = False
+        return await _call_when_allowed(slot, request, ctx, may_move_on=may_move_on,
+                                        first_call=first_call)
 
     try:
         return await retry_call(
-            once, policy=slot.retry, clock=ctx.clock, rng=ctx.rng, deadline=ctx.deadline,
+            once, policy=slot.retry, clock=ctx.clock, rng=ctx.rng, deadline=lambda: ctx.deadline,
             should_retry=should_retry,
             on_retry=lambda n, err, delay: log.info(
                 "%s: retry %d in %.1f s after %s", slot.name, n, delay, err),
         )
     except CircuitOpen as error:
-        raise _SkippedError(f"breaker open: {error.message}") from error
+        raise Skipped(f"breaker open: {error.message}") from error
 
 
-async def _sleep_unless_cancelled(ctx: JobContext, seconds: float) -> None:
-    sleeper = asyncio.ensure_future(ctx.clock.sleep(seconds))
-    canceller = asyncio.ensure_future(ctx.cancel.wait())
-    try:
-        await asyncio.wait({sleeper, canceller}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        sleeper.cancel()
-        canceller.cancel()
-    if ctx.cancel.cancelled:
-        raise Cancelled(ctx.cancel.reason)
+async def _call_when_allowed(
+    slot: ProviderSlot, request: GenerationRequest, ctx: JobContext, *, may_move_on: bool,
+    first_call: bool,
+) -> list[GeneratedImage]:
+    """Make one provider call once the spending cap and the rate limit allow it.
+
+    The slot is taken inside the provider's concurrency limit, right before the
+    call, so the limiter counts requests when they are sent. Waiting for a slot
+    happens outside that limit: a waiting job holds nothing other jobs need.
+    """
+    while True:
+        reservation = reserve_call(slot, request, ctx)
+        try:
+            async with slot.semaphore:
+                if slot.retired and first_call:
+                    raise Skipped(SETTINGS_CHANGED)
+                if slot.limiter is None or await slot.limiter.try_acquire():
+                    return await _call_once(slot, request, ctx)
+        finally:
+            reservation.release()
+        await wait_for_rate_slot(slot, ctx, may_move_on=may_move_on)
 
 
 async def _call_once(
@@ -267,6 +313,7 @@ async def _call_once(
     if remaining <= 0:  # waited out the deadline (e.g. for the GPU): not the provider's fault
         permit.ignore()
         raise Transient(f"the job's deadline passed before {slot.name} could start")
+    ctx.calls_started += 1
     try:
         async with asyncio.timeout(remaining):
             images = await slot.provider.generate(request, progress, ctx.cancel)

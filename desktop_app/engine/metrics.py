@@ -30,10 +30,6 @@ class MetricsSnapshot:
     def calls(self) -> int:
         return self.successes + self.failures
 
-    @property
-    def error_rate(self) -> float | None:
-        return self.failures / self.calls if self.calls else None
-
 
 def percentile(sorted_values: list[float], pct: float) -> float | None:
     """Nearest-rank percentile of already sorted values."""
@@ -109,6 +105,3 @@ class Metrics:
             p50_s=percentile(ordered, 50),
             p95_s=percentile(ordered, 95),
         )
-
-    def providers(self) -> list[str]:
-        return sorted(self._by_provider)

@@ -40,11 +40,6 @@ class RoutePlan:
     candidates: tuple[Candidate, ...]
     skipped: tuple[Skip, ...]
 
-    def explain(self) -> str:
-        order = " -> ".join(c.slot.name for c in self.candidates) or "none"
-        lines = [f"order: {order}"]
-        lines += [f"{s.provider}: skipped — {s.reason}" for s in self.skipped]
-        return "\n".join(lines)
 
 
 def _policy_reason(slot: ProviderSlot, request: GenerationRequest) -> str | None:
@@ -66,23 +61,18 @@ def _policy_reason(slot: ProviderSlot, request: GenerationRequest) -> str | None
 def _state_reason(slot: ProviderSlot) -> str | None:
     breaker = slot.breaker
     state = breaker.state
-    if state in (BreakerState.OPEN, BreakerState.FORCED_OPEN, BreakerState.DISABLED):
+    if state in (BreakerState.OPEN, BreakerState.FORCED_OPEN):
         snap = breaker.snapshot()
         if state is BreakerState.OPEN:
             wait = snap.retry_after_s or 0.0
             return f"breaker open ({snap.reason}); next try in {wait:.0f} s"
         return f"breaker {state.value.replace('_', ' ')}: {snap.reason}"
-    if state is BreakerState.HALF_OPEN and snap_trials_full(slot):
+    if state is BreakerState.HALF_OPEN and breaker.retry_after() is not None:  # trials all out
         return "breaker half-open: a trial call is already in flight"
     remaining = slot.gate.remaining()
     if remaining > 0:
         return f"cooling down after a rate limit ({slot.gate.reason}); {remaining:.0f} s left"
     return None
-
-
-def snap_trials_full(slot: ProviderSlot) -> bool:
-    snap = slot.breaker.snapshot()
-    return snap.trials_in_flight >= slot.breaker.config.half_open_calls
 
 
 def _rank(slot: ProviderSlot, health: Health, cpu_after_cloud: bool) -> int:

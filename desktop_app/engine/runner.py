@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from desktop_app.domain.errors import Cancelled, JobFailed
 from desktop_app.domain.job import Attempt, Job, JobState
+from desktop_app.engine.budget import SpendingCap
 from desktop_app.engine.events import EventHub, JobFinished, JobStarted
 from desktop_app.engine.failover import JobContext, JobOutcome, run_job
 from desktop_app.engine.metrics import Metrics
-from desktop_app.engine.router import BudgetCheck
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.engine.store_thread import StoreThread
 from desktop_app.providers.base import CancelToken
@@ -53,7 +53,7 @@ class QueueRunner:
         rng: random.Random,
         save: Callable[[Job, JobOutcome], Awaitable[list[int]]],
         settings: RunnerSettings | None = None,
-        budget: BudgetCheck | None = None,
+        budget: SpendingCap | None = None,
         on_attempt: Callable[[int, Attempt], None] | None = None,
     ) -> None:
         self._queue = queue
@@ -70,6 +70,7 @@ class QueueRunner:
         self._wake = asyncio.Event()
         self._running: dict[int, tuple[asyncio.Task[None], CancelToken]] = {}
         self._starting: dict[int, str | None] = {}  # job id -> cancel reason, if cancelled
+        self._waiting: set[int] = set()  # running jobs waiting for a provider's rate limit
         self._stopping = False
 
     # -- control -----------------------------------------------------------------
@@ -138,7 +139,10 @@ class QueueRunner:
         return await self._store.run(self._queue.is_paused)
 
     async def _start_next(self) -> bool:
-        if len(self._running) >= self.settings.max_parallel_jobs:
+        # A job waiting for a rate-limit slot holds no place: another job that can
+        # run now starts beside it (calls stay bounded by each provider's concurrency).
+        working = len(self._running) - len(self._waiting)
+        if working >= self.settings.max_parallel_jobs:
             return False
         job = await self._store.run(self._queue.next_runnable, tuple(self._running))
         if job is None or self._stopping:
@@ -167,7 +171,15 @@ class QueueRunner:
 
     def _finished(self, job_id: int, _task: object = None) -> None:
         self._running.pop(job_id, None)
+        self._waiting.discard(job_id)
         self._wake.set()
+
+    def _set_waiting(self, job_id: int, waiting: bool) -> None:
+        if waiting:
+            self._waiting.add(job_id)
+            self._wake.set()
+        else:
+            self._waiting.discard(job_id)
 
     async def _run_one(self, job: Job, token: CancelToken) -> None:
         def on_attempt(attempt: Attempt) -> None:
@@ -180,7 +192,7 @@ class QueueRunner:
             rng=self._rng, cancel=token,
             deadline=self._clock.monotonic() + self.settings.job_deadline_s,
             budget=self._budget, cpu_after_cloud=self.settings.cpu_after_cloud,
-            on_attempt=on_attempt,
+            on_attempt=on_attempt, on_waiting=functools.partial(self._set_waiting, job.id),
         )
         try:
             outcome = await run_job(job.request, self.slots, ctx)

@@ -30,7 +30,7 @@ class ProviderSlot:
     # Serve only while no free candidate of this kind is in the route (remote
     # workers placed "when the local GPU is busy or unavailable").
     standby_for: ProviderKind | None = None
-    in_flight: int = 0
+    in_flight: int = 0  # jobs using it: calling, between calls, or waiting for a rate-limit slot
     # Runs a RateLimited call again on the same provider only when the server
     # asks for a wait this short and the deadline allows it.
     max_rate_limit_wait_s: float = 5.0
@@ -56,4 +56,5 @@ class ProviderSlot:
 
     @property
     def full(self) -> bool:
+        """As many jobs use it as it takes calls at once: a new job would queue."""
         return self.in_flight >= max(1, self.concurrency)

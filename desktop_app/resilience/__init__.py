@@ -11,8 +11,8 @@ from desktop_app.resilience.breaker import (
     CircuitBreaker,
     Permit,
 )
-from desktop_app.resilience.clock import Clock, FakeClock, SystemClock
-from desktop_app.resilience.cooldown import CooldownGate, parse_retry_after
+from desktop_app.resilience.clock import Clock, FakeClock, ManualClock, SystemClock
+from desktop_app.resilience.cooldown import CooldownGate
 from desktop_app.resilience.rate_limit import ProviderRateLimiter, RateSpec, RateStrategy
 from desktop_app.resilience.retry import RetryPolicy, retry_call
 
@@ -25,12 +25,12 @@ __all__ = [
     "Clock",
     "CooldownGate",
     "FakeClock",
+    "ManualClock",
     "Permit",
     "ProviderRateLimiter",
     "RateSpec",
     "RateStrategy",
     "RetryPolicy",
     "SystemClock",
-    "parse_retry_after",
     "retry_call",
 ]

@@ -17,7 +17,8 @@ success and mishandle cancellation. This one:
 - An ignored outcome or a cancellation hands the permit back (freeing the
   trial slot). A permit issued before the latest transition is *late*: its
   outcome is counted in ``late_outcomes`` and changes nothing else.
-- FORCED_OPEN and DISABLED are left only through ``reset()``.
+- FORCED_OPEN is left only through ``reset()``. A provider turned off in
+  Settings is not a breaker state: its slot's ``enabled`` keeps it out of routes.
 
 Single event loop, no locks; every instant comes from the injected clock.
 """
@@ -43,7 +44,6 @@ class BreakerState(enum.Enum):
     OPEN = "open"
     HALF_OPEN = "half_open"
     FORCED_OPEN = "forced_open"
-    DISABLED = "disabled"
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,7 @@ class CircuitBreaker:
 
     def retry_after(self) -> float | None:
         """Seconds until a call could pass; None if one can pass now (or never
-        will by waiting: FORCED_OPEN and DISABLED, where ``try_acquire`` raises)."""
+        will by waiting: FORCED_OPEN, where ``try_acquire`` raises)."""
         self._refresh()
         now = self._clock.monotonic()
         if self._state is BreakerState.OPEN:
@@ -258,10 +258,8 @@ class CircuitBreaker:
             busy = ("a trial call is" if self.config.half_open_calls == 1
                     else f"all {self.config.half_open_calls} trial calls are")
             message = f"breaker half-open: {busy} already in flight; next try in {_secs(wait)}"
-        elif state is BreakerState.FORCED_OPEN:
-            message = f"forced open: {self._reason}"
         else:
-            message = f"disabled: {self._reason}"
+            message = f"forced open: {self._reason}"
         raise CircuitOpen(message, retry_after=wait)
 
     # -- commands --------------------------------------------------------
@@ -269,18 +267,11 @@ class CircuitBreaker:
     def force_open(self, reason: str) -> None:
         """Stop all calls until ``reset()`` (bad key, billing, GPU needs a restart).
 
-        A disabled breaker stays disabled; a forced-open one takes the new reason.
+        A forced-open breaker takes the new reason.
         """
         self._refresh()
-        if self._state is BreakerState.DISABLED:
-            return
         self._trials = _Trials()
         self._move(BreakerState.FORCED_OPEN, reason, self._clock.monotonic())
-
-    def disable(self, reason: str) -> None:
-        self._refresh()
-        self._trials = _Trials()
-        self._move(BreakerState.DISABLED, reason, self._clock.monotonic())
 
     def reset(self, reason: str = "settings changed") -> None:
         """Back to CLOSED with an empty window, from any state. Calls still in

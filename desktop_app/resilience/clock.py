@@ -67,3 +67,53 @@ class FakeClock:
         self.slept.append(seconds)
         self.advance(seconds)
         await asyncio.sleep(0)
+
+
+class ManualClock:
+    """A clock whose sleepers wake only when ``advance()`` moves time past them.
+
+    Unlike ``FakeClock`` (where each ``sleep()`` jumps time at once), several
+    coroutines can sleep at the same time here, as they do on the real clock:
+    the test decides when time moves, so it can look at the world while jobs
+    wait (how many requests a rate limit let through, which job is waiting).
+    ``sleep(0)`` only yields.
+    """
+
+    def __init__(self, start: float = 1000.0, *, wall_start: float = 1_700_000_000.0) -> None:
+        self._mono = float(start)
+        self._wall = float(wall_start)
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = 0
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    def time(self) -> float:
+        return self._wall
+
+    @property
+    def sleepers(self) -> int:
+        """Coroutines asleep on this clock right now."""
+        return sum(1 for _, _, future in self._sleepers if not future.done())
+
+    def advance(self, seconds: float) -> None:
+        """Move time on and wake, in time order, every sleeper that is due."""
+        if seconds < 0:
+            raise ValueError(f"a clock cannot go back in time (asked to advance {seconds} s)")
+        self._mono += seconds
+        self._wall += seconds
+        self._sleepers.sort(key=lambda item: (item[0], item[1]))
+        due = [item for item in self._sleepers if item[0] <= self._mono]
+        self._sleepers = [item for item in self._sleepers if item[0] > self._mono]
+        for _, _, future in due:
+            if not future.done():
+                future.set_result(None)
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._order += 1
+        self._sleepers.append((self._mono + seconds, self._order, future))
+        await future

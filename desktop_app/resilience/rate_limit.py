@@ -1,8 +1,9 @@
 """Per-provider rate limiting on pyrate-limiter 4.5 (its async API).
 
 One ``ProviderRateLimiter`` per provider holds several rates at once
-("5/min, 200/day"). ``try_acquire`` never waits: the router asks, and on "no"
-moves on to the next provider with ``retry_after()`` as the reason's countdown.
+("5/min, 200/day"), counted per request sent. ``try_acquire`` never waits: the
+engine takes a slot right before each call, and on "no" reads ``retry_after()``
+to decide whether to wait for the next slot or move on (``engine/pacing.py``).
 
 Strategies are the library's own algorithms:
 

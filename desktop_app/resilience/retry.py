@@ -58,13 +58,14 @@ async def retry_call(
     policy: RetryPolicy,
     clock: Clock,
     rng: random.Random,
-    deadline: float | None,
+    deadline: float | Callable[[], float] | None,
     should_retry: Callable[[BaseException], bool],
     on_retry: Callable[[int, BaseException, float], None] | None = None,
 ) -> T:
     """Await ``fn()`` until it succeeds, retrying as ``policy`` allows.
 
-    ``deadline`` is a monotonic instant (``clock.monotonic()`` scale) or None.
+    ``deadline`` is a monotonic instant (``clock.monotonic()`` scale), a function
+    returning it (read before each sleep, for a deadline that may move), or None.
     ``on_retry(retry_number, error, delay_s)`` is called before each sleep.
     The error that ends the loop is raised as itself, never wrapped.
     """
@@ -78,7 +79,10 @@ async def retry_call(
     def stop(state: RetryCallState) -> bool:
         if state.attempt_number >= policy.max_attempts:
             return True
-        return deadline is not None and clock.monotonic() + state.upcoming_sleep > deadline
+        if deadline is None:
+            return False
+        limit = deadline() if callable(deadline) else deadline
+        return clock.monotonic() + state.upcoming_sleep > limit
 
     def before_sleep(state: RetryCallState) -> None:
         if on_retry is None or state.outcome is None:

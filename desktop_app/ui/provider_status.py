@@ -47,7 +47,7 @@ class Light(enum.Enum):
 def light_for(status: ProviderStatus) -> tuple[Light, str]:
     """Which light a provider shows, and the reason behind it."""
     breaker = status.breaker
-    if not status.enabled or breaker.state is BreakerState.DISABLED:
+    if not status.enabled:
         return Light.OFF, "disabled in Settings"
     if breaker.state is BreakerState.FORCED_OPEN:
         return Light.MISCONFIGURED, breaker.reason

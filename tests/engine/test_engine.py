@@ -138,8 +138,8 @@ async def test_cancelling_a_running_job_stops_it(make_engine: EngineMaker, behav
     engine = make_engine(local)
     job = await engine.submit(REQ)
     await engine.start()
-    for _ in range(200):
-        if engine.running_job_ids:
+    for _ in range(200):  # until the provider is at work on it, not merely started
+        if engine.running_job_ids and local.calls:
             break
         await asyncio.sleep(0.01)
     await engine.cancel(job.id)
@@ -176,7 +176,7 @@ async def test_jobs_left_running_by_a_crash_are_resumed_on_start(
     assert [a.outcome for a in done.attempts] == [Outcome.INTERRUPTED, Outcome.SUCCEEDED]
 
 
-async def test_the_cloud_is_skipped_once_the_daily_budget_is_spent(
+async def test_the_cloud_is_skipped_before_a_call_would_pass_the_daily_cap(
         make_engine: EngineMaker) -> None:
     cloud = ScriptedProvider("openai", ProviderKind.CLOUD, cost_per_image=0.6)
     engine = make_engine(cloud, budget=Budget(daily_usd=1.0))
@@ -184,10 +184,12 @@ async def test_the_cloud_is_skipped_once_the_daily_budget_is_spent(
         await engine.submit(REQ)
     await engine.run_until_idle()
     states = [j.state for j in await engine.jobs()]
-    assert states.count(JobState.SUCCEEDED) == 2 and len(cloud.calls) == 2
+    # a second $0.60 image would make $1.20 of a $1.00 cap: it is never made
+    assert states.count(JobState.SUCCEEDED) == 1 and len(cloud.calls) == 1
     failed = [j for j in await engine.jobs() if j.state is JobState.FAILED]
-    assert failed and "over budget: $1.20 spent today of a $1.00 daily cap" in str(
-        failed[0].error_message)
+    assert len(failed) == 2
+    assert ("over budget: a call for 1 image on openai (about $0.60) would pass the $1.00 "
+            "daily cap ($0.60 spent today)") in str(failed[0].error_message)
 
 
 async def test_metrics_survive_a_restart(make_engine: EngineMaker) -> None:

@@ -59,6 +59,7 @@ class ScriptedProvider:
         self.cost_per_image = cost_per_image
         self.steps = steps
         self.calls: list[GenerationRequest] = []
+        self.health_calls = 0
         self.closed = False
 
     @property
@@ -73,6 +74,7 @@ class ScriptedProvider:
         return self.caps
 
     async def health(self) -> Health:
+        self.health_calls += 1
         return self.health_value
 
     async def generate(

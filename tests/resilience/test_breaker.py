@@ -337,20 +337,6 @@ def test_forced_open_is_left_only_by_reset(make_breaker: MakeBreaker, clock: Fak
     succeed(breaker)
 
 
-def test_disabled_breaker_rejects_until_reset(
-    make_breaker: MakeBreaker, clock: FakeClock
-) -> None:
-    breaker = make_breaker()
-    breaker.disable("turned off in Settings")
-    breaker.force_open("bad key")  # disabled stays disabled
-    clock.advance(1e6)
-    with pytest.raises(CircuitOpen) as caught:
-        breaker.try_acquire()
-    assert caught.value.message == "disabled: turned off in Settings"
-    breaker.reset("enabled in Settings")
-    assert breaker.state is BreakerState.CLOSED
-
-
 def test_reset_from_open_closes_at_once(make_breaker: MakeBreaker) -> None:
     breaker = make_breaker(min_calls=1)
     open_breaker(breaker)
@@ -372,16 +358,12 @@ def test_every_transition_is_announced_with_a_reason(
     succeed(breaker)
     breaker.force_open("bad key")
     breaker.reset("settings changed")
-    breaker.disable("turned off")
-    breaker.reset("turned on")
     assert recorder.edges() == [
         ("closed", "open"),
         ("open", "half_open"),
         ("half_open", "closed"),
         ("closed", "forced_open"),
         ("forced_open", "closed"),
-        ("closed", "disabled"),
-        ("disabled", "closed"),
     ]
     assert all(e.reason and e.provider == "local" for e in recorder.events)
     assert recorder.events[0].reason == "2 of 2 calls failed"

@@ -56,7 +56,7 @@ ops = st.one_of(
     st.builds(Op, st.just("advance"), st.just(0), st.floats(0.0, 700.0)),
     # step to a fraction of the current retry_after: probes the instant a wait ends
     st.builds(Op, st.just("advance_near"), st.just(0), st.sampled_from([0.5, 0.999, 1.0, 1.001])),
-    st.builds(Op, st.sampled_from(["force", "reset", "disable"])),
+    st.builds(Op, st.sampled_from(["force", "reset"])),
 )
 
 configs = st.builds(
@@ -102,9 +102,6 @@ class Run:
         elif op.kind == "force":
             allowed_manual = {S.FORCED_OPEN}
             self.breaker.force_open("forced by test")
-        elif op.kind == "disable":
-            allowed_manual = {S.DISABLED}
-            self.breaker.disable("disabled by test")
         elif op.kind == "reset":
             allowed_manual = {S.CLOSED}
             if state_before is S.CLOSED:
