@@ -192,13 +192,7 @@ async def keys(args: argparse.Namespace, read_secret: Callable[[str], str]) -> i
 
 
 async def doctor(args: argparse.Namespace) -> int:
-    from desktop_app.doctor import run_checks
+    from desktop_app.doctor import run_doctor
 
-    problems = 0
-    for check in await run_checks():
-        mark = "ok " if check.ok else "FIX"
-        print(f"[{mark}] {check.name}: {check.detail}")
-        problems += not check.ok
-    return EXIT_OK if problems == 0 else EXIT_SETUP
-
-
+    checks = await run_doctor(out=print)
+    return EXIT_OK if all(check.ok for check in checks) else EXIT_SETUP

@@ -20,7 +20,7 @@ from pathlib import Path
 from desktop_app.domain.content_filter import check_blocked_terms
 from desktop_app.domain.errors import ImageDeskError
 from desktop_app.domain.job import Job, JobState
-from desktop_app.domain.request import GenerationRequest
+from desktop_app.domain.request import GenerationRequest, RouteMode
 from desktop_app.engine.budget import Budget, SpendTracker
 from desktop_app.engine.events import (
     EventHub,
@@ -32,6 +32,7 @@ from desktop_app.engine.events import (
 from desktop_app.engine.failover import JobOutcome
 from desktop_app.engine.metrics import CallRecord, Metrics
 from desktop_app.engine.nsfw import NsfwMode, NsfwSettings, Scorer, screen_images
+from desktop_app.engine.router import RoutePlan, mode_allows, plan_route
 from desktop_app.engine.runner import QueueRunner, RunnerSettings
 from desktop_app.engine.saving import ImageSaver
 from desktop_app.engine.slots import ProviderSlot
@@ -41,7 +42,7 @@ from desktop_app.providers.base import ProviderKind
 from desktop_app.resilience.breaker import BreakerTransition
 from desktop_app.resilience.clock import Clock, SystemClock
 from desktop_app.store.files import ImportReport, import_folder
-from desktop_app.store.gallery import Gallery, ImageRecord
+from desktop_app.store.gallery import Gallery, ImageRecord, Sort
 from desktop_app.store.jobs import JobQueue
 from desktop_app.store.metrics import MetricsStore
 from desktop_app.store.profile_lock import ProfileBusy, ProfileLock
@@ -49,6 +50,19 @@ from desktop_app.store.profile_lock import ProfileBusy, ProfileLock
 log = logging.getLogger(__name__)
 
 LOCK_RETRY_S = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineConfig:
+    """Everything settings decide about a running engine, handed over in one
+    ``Engine.apply`` (bootstrap builds it from ``Settings``)."""
+
+    slots: Sequence[ProviderSlot]
+    runner: RunnerSettings
+    budget: Budget
+    blocked_terms: Sequence[str]
+    nsfw: NsfwSettings
+    gallery_folder: Path
 
 
 class Engine:
@@ -241,8 +255,16 @@ class Engine:
 
     # -- gallery -----------------------------------------------------------------
 
-    async def search_images(self, text: str = "", **filters: object) -> list[ImageRecord]:
-        return await self._store.run(self._gallery.search, text, **filters)  # type: ignore[arg-type]
+    async def search_images(self, text: str = "", *, provider: str | None = None,
+                            model: str | None = None, favourites_only: bool = False,
+                            since: float | None = None, until: float | None = None,
+                            sort: Sort = "newest", limit: int = 200,
+                            offset: int = 0) -> list[ImageRecord]:
+        """Images whose prompt holds every word of ``text``, filtered (see ``Gallery.search``)."""
+        return await self._store.run(functools.partial(
+            self._gallery.search, text, provider=provider, model=model,
+            favourites_only=favourites_only, since=since, until=until, sort=sort, limit=limit,
+            offset=offset))
 
     async def image(self, image_id: int) -> ImageRecord | None:
         return await self._store.run(self._gallery.get, image_id)
@@ -267,7 +289,38 @@ class Engine:
             return None
         return await asyncio.to_thread(self.saver.thumbnail, record.path)
 
+    # -- settings ----------------------------------------------------------------
+
+    async def apply(self, config: EngineConfig) -> None:
+        """Run by new rules from now on (after a settings change): the provider
+        slots (a slot not in ``config`` is closed once its running calls let go),
+        budget caps, blocked terms, NSFW screening, runner limits, gallery folder.
+        Jobs already running finish under the rules they started with."""
+        await self.replace_slots(config.slots)
+        self.budget = config.budget
+        self.blocked_terms = list(config.blocked_terms)
+        self.nsfw = config.nsfw
+        self.saver.folder = config.gallery_folder
+        self.runner_settings = config.runner
+
     # -- providers ---------------------------------------------------------------
+
+    async def route_preview(self, request: GenerationRequest) -> RoutePlan:
+        """Which providers would serve ``request`` now, in order, and why each
+        other one would be skipped (nothing is reserved or called)."""
+        return await plan_route(request, self.slots, budget=self._over_budget,
+                                cpu_after_cloud=self.runner_settings.cpu_after_cloud)
+
+    def prompt_limits(self) -> dict[RouteMode, tuple[int, str]]:
+        """For each routing mode, the shortest prompt limit among the enabled
+        providers that mode may use, and whose it is (the editor warns past it)."""
+        limits: dict[RouteMode, tuple[int, str]] = {}
+        for mode in RouteMode:
+            candidates = [(s.provider.capabilities().max_prompt_chars, s.name)
+                          for s in self.slots if s.enabled and mode_allows(mode, s.kind)]
+            if candidates:
+                limits[mode] = min(candidates)
+        return limits
 
     @property
     def runner_settings(self) -> RunnerSettings:

@@ -14,6 +14,8 @@ from desktop_app.domain.request import GenerationRequest
 from desktop_app.providers.base import (
     CancelToken,
     Capabilities,
+    ConnectionOutcome,
+    ConnectionReport,
     Health,
     HealthState,
     Phase,
@@ -60,6 +62,7 @@ class ScriptedProvider:
         self.steps = steps
         self.calls: list[GenerationRequest] = []
         self.closed = False
+        self.connection_tests = 0
 
     @property
     def name(self) -> str:
@@ -74,6 +77,13 @@ class ScriptedProvider:
 
     async def health(self) -> Health:
         return self.health_value
+
+    async def test_connection(self) -> ConnectionReport:
+        """Passes when the scripted health is ready; ``connection_tests`` counts calls."""
+        self.connection_tests += 1
+        health = self.health_value
+        outcome = ConnectionOutcome.PASSED if health.ready else ConnectionOutcome.FAILED
+        return ConnectionReport(self.name, outcome, health.message or health.state.value)
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken

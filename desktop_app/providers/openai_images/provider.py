@@ -28,6 +28,8 @@ from desktop_app.domain.request import GenerationRequest
 from desktop_app.providers.base import (
     CancelToken,
     Capabilities,
+    ConnectionOutcome,
+    ConnectionReport,
     Health,
     HealthState,
     Phase,
@@ -125,9 +127,17 @@ class OpenAIImagesProvider:
                                "gpt-image-1 sizes (1024x1024, 1536x1024, 1024x1536)")
         return Health(HealthState.READY, "ready", details)
 
-    async def test_connection(self) -> Health:
+    async def test_connection(self) -> ConnectionReport:
         """One real, minimal and free request (retrieve the model): the key is
         accepted and the model is available to it. An explicit user action."""
+        # Interim: the openai branch replaces this with its own precise outcomes.
+        health = await self._try_connection()
+        outcome = {HealthState.READY: ConnectionOutcome.PASSED,
+                   HealthState.NOT_CONFIGURED: ConnectionOutcome.NOT_CONFIGURED,
+                   }.get(health.state, ConnectionOutcome.UNREACHABLE)
+        return ConnectionReport(PROVIDER, outcome, health.message, dict(health.details))
+
+    async def _try_connection(self) -> Health:
         health = await self.health()
         if not health.ready:
             return health

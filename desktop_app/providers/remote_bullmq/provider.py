@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import redis.exceptions
 from bullmq import Job, Queue
 
 from desktop_app.domain.errors import Cancelled, Misconfigured, ProviderError, Transient
@@ -31,6 +32,8 @@ from desktop_app.domain.request import GenerationRequest
 from desktop_app.providers.base import (
     CancelToken,
     Capabilities,
+    ConnectionOutcome,
+    ConnectionReport,
     Health,
     HealthState,
     Phase,
@@ -119,6 +122,55 @@ class RemoteProvider:
         health = await self._probe()
         self._health = (self._clock(), health)
         return health
+
+    async def test_connection(self) -> ConnectionReport:
+        """Reach Redis with the stored password on a connection of its own, and
+        say how many workers are alive and how many jobs wait (Settings → Test)."""
+        if not self.config.redis_url:
+            return ConnectionReport(PROVIDER, ConnectionOutcome.NOT_CONFIGURED,
+                                    "Set the Redis URL of your workers' queue first.")
+        place = where(self.config.redis_url)
+        client = self._new_client()
+        queue = Queue(self.config.queue, {"connection": client})
+        try:
+            async with asyncio.timeout(self.config.connect_timeout_s + 10.0):
+                await client.ping()
+                fleet = await read_fleet(client, self._keys)
+                counts = await queue.getJobCounts(*_WAITING, "active")
+        except Exception as exc:
+            return self._failed_test(exc, place)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(queue.close(), CLEANUP_TIMEOUT_S)
+        waiting = sum(int(counts.get(s, 0)) for s in _WAITING)
+        details = {"redis": place, "queue": self.config.queue, "workers": str(fleet.alive),
+                   "workers_busy": str(fleet.busy), "waiting": str(waiting),
+                   "active": str(int(counts.get("active", 0)))}
+        if fleet.alive == 0:
+            return ConnectionReport(
+                PROVIDER, ConnectionOutcome.FAILED,
+                f"Redis at {place} answered, but no remote worker is running on queue "
+                f"{self.config.queue!r} ({waiting} job(s) waiting): start one with "
+                "`imagedesk worker`.", details)
+        return ConnectionReport(
+            PROVIDER, ConnectionOutcome.PASSED,
+            f"Redis at {place} answered: {fleet.alive} worker(s) alive, {fleet.busy} busy; "
+            f"{waiting} job(s) waiting on queue {self.config.queue!r}.", details)
+
+    def _failed_test(self, exc: BaseException, place: str) -> ConnectionReport:
+        if isinstance(exc, TimeoutError):
+            return ConnectionReport(PROVIDER, ConnectionOutcome.UNREACHABLE,
+                                    f"Redis at {place} did not answer in time.")
+        error = self._redis_error(exc)
+        if isinstance(exc, redis.exceptions.AuthenticationError) or (
+                isinstance(exc, redis.exceptions.ResponseError)
+                and str(exc).startswith(("WRONGPASS", "NOAUTH"))):
+            outcome = ConnectionOutcome.KEY_REJECTED
+        elif isinstance(exc, redis.exceptions.ConnectionError | OSError):
+            outcome = ConnectionOutcome.UNREACHABLE
+        else:
+            outcome = ConnectionOutcome.SERVER_ERROR
+        return ConnectionReport(PROVIDER, outcome, error.message, {"redis": place})
 
     async def generate(self, request: GenerationRequest, progress: ProgressCallback,
                        cancel: CancelToken) -> list[GeneratedImage]:

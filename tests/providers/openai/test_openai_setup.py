@@ -11,7 +11,7 @@ import pytest
 
 from desktop_app.domain.errors import InvalidRequest, Misconfigured
 from desktop_app.domain.request import OutputFormat, Quality
-from desktop_app.providers.base import HealthState, ImageProvider, ProviderKind
+from desktop_app.providers.base import ConnectionOutcome, HealthState, ImageProvider, ProviderKind
 from desktop_app.providers.fitting import fit_request
 from desktop_app.providers.openai_images import (
     NOT_CONFIGURED,
@@ -86,14 +86,14 @@ async def test_health_makes_no_request(server: FakeOpenAI,
 async def test_test_connection_makes_one_minimal_request(
         server: FakeOpenAI, make_provider: ProviderFactory) -> None:
     health = await make_provider().test_connection()
-    assert health.state is HealthState.READY and "gpt-image-2" in health.message
+    assert health.passed and "gpt-image-2" in health.message
     assert [r.path for r in server.requests] == ["/v1/models/gpt-image-2"]
 
 
 async def test_test_connection_reports_a_rejected_key(
         server: FakeOpenAI, make_provider: ProviderFactory) -> None:
     health = await make_provider(key="sk-test-not-the-right-one").test_connection()
-    assert health.state is HealthState.NOT_CONFIGURED
+    assert not health.passed
     assert "the API key was rejected" in health.message
 
 
@@ -101,7 +101,7 @@ async def test_test_connection_reports_a_missing_model(
         server: FakeOpenAI, make_provider: ProviderFactory) -> None:
     server.script([Reply(Fault.NOT_FOUND)])
     health = await make_provider(model="gpt-image-2.6-nova").test_connection()
-    assert health.state is HealthState.NOT_CONFIGURED
+    assert not health.passed
     assert "gpt-image-2.6-nova is not available" in health.message
 
 
@@ -109,7 +109,7 @@ async def test_test_connection_reports_an_outage_as_unavailable(
         server: FakeOpenAI, make_provider: ProviderFactory) -> None:
     server.script([Reply(Fault.SERVER_ERROR, status=503)])
     health = await make_provider().test_connection()
-    assert health.state is HealthState.UNAVAILABLE
+    assert health.outcome is ConnectionOutcome.UNREACHABLE
 
 
 async def test_a_broken_price_table_is_reported_not_crashed(
