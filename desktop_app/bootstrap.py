@@ -154,7 +154,7 @@ async def apply_settings(ctx: AppContext, new: Settings) -> None:
         gallery_folder=gallery_folder(new, ctx.paths)))
 
 
-async def test_connection(ctx: AppContext, name: str, settings: Settings,
+async def run_connection_test(ctx: AppContext, name: str, settings: Settings,
                           typed_key: str | None = None) -> ConnectionReport:
     """Build provider ``name`` from ``settings`` as edited (with a key typed but
     not stored yet, if any) beside the running one, actually try it, close it."""

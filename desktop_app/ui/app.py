@@ -54,13 +54,13 @@ def build_window(ctx: AppContext, window: MainWindow | None = None) -> MainWindo
     shown = window or MainWindow(None, window_settings(ctx.paths), icon=app_icon())
 
     def open_settings(parent: QWidget) -> None:
-        from desktop_app.bootstrap import test_connection
+        from desktop_app.bootstrap import run_connection_test
         from desktop_app.ui.settings_dialog import SettingsDialog
 
         dialog = SettingsDialog(
             ctx.settings, ctx.keys, save=save, parent=parent,
             on_key_changed=ctx.key_cache.clear,
-            test_connection=lambda name, s, key: test_connection(ctx, name, s, key))
+            test_connection=lambda name, s, key: run_connection_test(ctx, name, s, key))
         dialog.open()
 
     def save(new: Settings) -> None:
