@@ -85,9 +85,9 @@ def validate_key(provider: str, key: str) -> str:
     spec = _spec(provider)
     key = key.strip()
     if not key:
-        raise InvalidKey(f"The {provider} {spec.noun} is empty: paste the whole {spec.noun}.")
+        raise InvalidKey(f"The {provider} key is empty: paste the whole {spec.noun}.")
     if "\n" in key or "\r" in key:
-        raise InvalidKey(f"The {provider} {spec.noun} contains a line break: paste it again "
+        raise InvalidKey(f"The {provider} key contains a line break: paste it again "
                          "as one line.")
     if spec.check is not None:  # first: its messages are the more precise
         try:
@@ -95,7 +95,7 @@ def validate_key(provider: str, key: str) -> str:
         except ValueError as error:
             raise InvalidKey(str(error)) from None
     if not key.isprintable():
-        raise InvalidKey(f"The {provider} {spec.noun} contains characters it cannot have: "
+        raise InvalidKey(f"The {provider} key contains characters a key cannot have: "
                          "copy it again from its source.")
     return key
 
