@@ -88,10 +88,10 @@ class Engine:
         self.hub = hub or EventHub()
         self.clock = clock or SystemClock()
         self.metrics = Metrics(sink=self._persist_call)
-        self.slots = list(slots)
-        self.budget = budget or Budget()
-        self.blocked_terms = list(blocked_terms)
-        self.nsfw = nsfw or NsfwSettings()
+        self._slots = list(slots)
+        self._budget = budget or Budget()
+        self._blocked_terms = list(blocked_terms)
+        self._nsfw = nsfw or NsfwSettings()
         self._nsfw_scorer = nsfw_scorer
         # Only the process holding the profile's lock recovers and runs its queue:
         # a CLI beside the window must not requeue the window's running jobs.
@@ -99,10 +99,10 @@ class Engine:
         self._queue = queue
         self._gallery = gallery
         self._metrics_store = metrics_store
-        self.saver = saver
+        self._saver = saver
         self._store = store or StoreThread()
         self._runner = QueueRunner(
-            queue=queue, store=self._store, slots=self.slots, hub=self.hub, metrics=self.metrics,
+            queue=queue, store=self._store, slots=self._slots, hub=self.hub, metrics=self.metrics,
             clock=self.clock, rng=rng or random.Random(), save=self._save_images,
             settings=runner_settings, budget=self._over_budget,
         )
@@ -112,7 +112,7 @@ class Engine:
         self._closed = False
         self._spend = SpendTracker(self.clock)
         self.hub.subscribe(self._on_event)
-        for slot in self.slots:
+        for slot in self._slots:
             slot.breaker.on_transition = self._on_breaker_transition
 
     # -- lifecycle ---------------------------------------------------------------
@@ -155,7 +155,7 @@ class Engine:
     async def _recover(self) -> list[int]:
         """Requeue what a crash left running, drop its unindexed files and temp files."""
         recovered = await self._store.run(self._queue.recover_interrupted)
-        await asyncio.to_thread(self.saver.remove_stale_temp_files)
+        await asyncio.to_thread(self._saver.remove_stale_temp_files)
         await self._refresh_spend()
         return recovered
 
@@ -169,7 +169,7 @@ class Engine:
         if self._runner_task is not None:
             self._runner_task.cancel()
             await asyncio.gather(self._runner_task, return_exceptions=True)
-        for slot in self.slots:
+        for slot in self._slots:
             try:
                 await slot.provider.close()
             except Exception:
@@ -185,7 +185,7 @@ class Engine:
 
     async def submit(self, request: GenerationRequest, priority: int = 0) -> Job:
         """Queue a request; a blocked term raises ``InvalidRequest`` before anything is stored."""
-        check_blocked_terms(request.prompt, self.blocked_terms)
+        check_blocked_terms(request.prompt, self._blocked_terms)
         job = await self._store.run(self._queue.add, request, priority)
         self.hub.emit(JobAdded(job.id, request))
         self._runner.wake()
@@ -281,13 +281,13 @@ class Engine:
 
     async def delete_image(self, image_id: int) -> None:
         record = await self._store.run(self._gallery.delete, image_id)
-        await asyncio.to_thread(self.saver.remove_files, record)
+        await asyncio.to_thread(self._saver.remove_files, record)
 
     async def thumbnail(self, image_id: int) -> Path | None:
         record = await self.image(image_id)
         if record is None:
             return None
-        return await asyncio.to_thread(self.saver.thumbnail, record.path)
+        return await asyncio.to_thread(self._saver.thumbnail, record.path)
 
     # -- settings ----------------------------------------------------------------
 
@@ -296,19 +296,20 @@ class Engine:
         slots (a slot not in ``config`` is closed once its running calls let go),
         budget caps, blocked terms, NSFW screening, runner limits, gallery folder.
         Jobs already running finish under the rules they started with."""
-        await self.replace_slots(config.slots)
-        self.budget = config.budget
-        self.blocked_terms = list(config.blocked_terms)
-        self.nsfw = config.nsfw
-        self.saver.folder = config.gallery_folder
-        self.runner_settings = config.runner
+        await self._replace_slots(config.slots)
+        self._budget = config.budget
+        self._blocked_terms = list(config.blocked_terms)
+        self._nsfw = config.nsfw
+        self._saver.folder = config.gallery_folder
+        self._runner.settings = config.runner
+        self._runner.wake()
 
     # -- providers ---------------------------------------------------------------
 
     async def route_preview(self, request: GenerationRequest) -> RoutePlan:
         """Which providers would serve ``request`` now, in order, and why each
         other one would be skipped (nothing is reserved or called)."""
-        return await plan_route(request, self.slots, budget=self._over_budget,
+        return await plan_route(request, self._slots, budget=self._over_budget,
                                 cpu_after_cloud=self.runner_settings.cpu_after_cloud)
 
     def prompt_limits(self) -> dict[RouteMode, tuple[int, str]]:
@@ -317,7 +318,7 @@ class Engine:
         limits: dict[RouteMode, tuple[int, str]] = {}
         for mode in RouteMode:
             candidates = [(s.provider.capabilities().max_prompt_chars, s.name)
-                          for s in self.slots if s.enabled and mode_allows(mode, s.kind)]
+                          for s in self._slots if s.enabled and mode_allows(mode, s.kind)]
             if candidates:
                 limits[mode] = min(candidates)
         return limits
@@ -326,16 +327,16 @@ class Engine:
     def runner_settings(self) -> RunnerSettings:
         return self._runner.settings
 
-    @runner_settings.setter
-    def runner_settings(self, value: RunnerSettings) -> None:
-        self._runner.settings = value
-        self._runner.wake()
+    @property
+    def slots(self) -> tuple[ProviderSlot, ...]:
+        """The provider slots in use (read-only: change them with ``apply``)."""
+        return tuple(self._slots)
 
-    async def replace_slots(self, slots: Sequence[ProviderSlot]) -> None:
+    async def _replace_slots(self, slots: Sequence[ProviderSlot]) -> None:
         """Swap in rebuilt provider slots (after a settings change); providers no
         longer used are closed once their running calls have finished with them."""
-        old = [s for s in self.slots if s not in slots]
-        self.slots[:] = list(slots)
+        old = [s for s in self._slots if s not in slots]
+        self._slots[:] = list(slots)
         self._runner.slots[:] = list(slots)
         for slot in slots:
             slot.breaker.on_transition = self._on_breaker_transition
@@ -362,11 +363,11 @@ class Engine:
         task.add_done_callback(self._background.discard)
 
     def slot(self, name: str) -> ProviderSlot:
-        for slot in self.slots:
+        for slot in self._slots:
             if slot.name == name:
                 return slot
         raise ImageDeskError(f"No provider named {name!r}: known are "
-                             f"{', '.join(s.name for s in self.slots)}.")
+                             f"{', '.join(s.name for s in self._slots)}.")
 
     def reset_provider(self, name: str, reason: str = "the user pressed try again") -> None:
         """Close a provider's breaker (after a settings change fixed it, or on request)."""
@@ -376,26 +377,26 @@ class Engine:
 
     async def provider_statuses(self) -> list[ProviderStatus]:
         await self._store.run(lambda: None)  # let this session's pending metrics land first
-        return await gather_statuses(self.slots, self.metrics, self._store,
+        return await gather_statuses(self._slots, self.metrics, self._store,
                                      self._metrics_store, self._spend.today())
 
     # -- internals ---------------------------------------------------------------
 
     async def _save_images(self, job: Job, outcome: JobOutcome) -> list[int]:
-        if self.nsfw.mode is not NsfwMode.OFF:
-            kept = await asyncio.to_thread(screen_images, outcome.images, self.nsfw,
+        if self._nsfw.mode is not NsfwMode.OFF:
+            kept = await asyncio.to_thread(screen_images, outcome.images, self._nsfw,
                                            self._nsfw_scorer)
             outcome = dataclasses.replace(outcome, images=kept)
 
         def journal(path: Path) -> None:  # runs on the file thread; waits for the commit
             self._store.call_sync(self._queue.note_pending_files, job.id, [path])
 
-        saved = await asyncio.to_thread(self.saver.write_files, job, outcome, journal)
+        saved = await asyncio.to_thread(self._saver.write_files, job, outcome, journal)
         try:
-            return await self._store.run(self.saver.index_and_finish, self._queue,
+            return await self._store.run(self._saver.index_and_finish, self._queue,
                                          self._gallery, job, outcome, saved)
         except BaseException:  # not indexed: the files must go too, so folder and index agree
-            await asyncio.shield(asyncio.to_thread(self.saver.remove_saved, saved))
+            await asyncio.shield(asyncio.to_thread(self._saver.remove_saved, saved))
             raise
 
     def _persist_call(self, record: CallRecord) -> None:
@@ -410,14 +411,14 @@ class Engine:
             self._spend.add(record.provider, record.cost_usd)
 
     def _over_budget(self, slot: ProviderSlot) -> str | None:
-        return self._spend.over(self.budget) if slot.kind is ProviderKind.CLOUD else None
+        return self._spend.over(self._budget) if slot.kind is ProviderKind.CLOUD else None
 
     async def _refresh_spend(self) -> None:
         day = self._spend.today()
         first = day.replace(day=1).isoformat()
         today: dict[str, float] = {}
         month: dict[str, float] = {}
-        for slot in self.slots:
+        for slot in self._slots:
             today[slot.name] = await self._store.run(self._metrics_store.spend, slot.name,
                                                      day.isoformat())
             month[slot.name] = await self._store.run(self._metrics_store.spend, slot.name, first)
