@@ -206,7 +206,6 @@ def provider_checks(paths: AppPaths, env: Mapping[str, str], *, deep: bool) -> l
     """Each registered provider's own checks (model present, key present, GPU...)."""
     from desktop_app.config import load_settings
     from desktop_app.providers import registry
-    from desktop_app.providers.descriptor import CheckContext
     from desktop_app.secrets import KeySource, KeyStore
 
     settings = load_settings(paths.settings_path, env).settings
@@ -218,7 +217,7 @@ def provider_checks(paths: AppPaths, env: Mapping[str, str], *, deep: bool) -> l
             status = keys.status(descriptor.name)
             present = (status.source is not KeySource.NONE) if (
                 status.error is None or status.source is KeySource.ENV) else None
-        context = CheckContext(descriptor.section(settings), settings, paths.models_dir,
+        context = registry.CheckContext(descriptor.section(settings), settings, paths.models_dir,
                                present, env, deep)
         try:
             found.extend(descriptor.checks(context))

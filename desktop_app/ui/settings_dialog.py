@@ -60,7 +60,10 @@ class SettingsDialog(QDialog):
         self._test = test_connection
         self._key_changed = on_key_changed or (lambda: None)
         self.pages: dict[str, ProviderPage] = {}
+        sections = type(settings).model_fields
         for descriptor in registry.descriptors():
+            if descriptor.name not in sections:
+                continue  # nothing to save it in: it runs on its settings model's defaults
             page = page_for(descriptor, self)
             page.load(descriptor.section(settings))
             self.pages[descriptor.name] = page

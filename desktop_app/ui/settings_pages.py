@@ -31,7 +31,7 @@ from desktop_app.config import (
     ProviderSettings,
     RemoteSettings,
 )
-from desktop_app.providers.descriptor import ProviderDescriptor
+from desktop_app.providers.registry import ProviderDescriptor
 
 BUILTIN = "builtin:tiny"
 SOURCES = [("Built-in test model (random weights)", "builtin"), ("Hugging Face id", "hf"),

@@ -126,3 +126,15 @@ def test_the_checks_run_its_own_check(fourth: ProviderDescriptor, tmp_path: Path
     env = {**os.environ, "IMAGEDESK_HOME": str(tmp_path)}
     checks = run_checks(AppPaths.discover(env), env, deep=False, window=False)
     assert Check("fourth service", True, "flavour plain") in checks
+
+
+def test_without_a_settings_section_it_gets_no_page_and_the_dialog_still_saves(
+        fourth: ProviderDescriptor, qtbot: QtBot) -> None:
+    from desktop_app.ui.settings_dialog import SettingsDialog
+
+    saved: list[Settings] = []
+    dialog = SettingsDialog(Settings(), KeyStore(env={}), save=saved.append)
+    qtbot.addWidget(dialog)
+    assert "fourth" not in dialog.pages
+    dialog.save()
+    assert len(saved) == 1
