@@ -26,15 +26,6 @@ from desktop_app.domain.checks import Check
 from desktop_app.paths import HOME_VARIABLE, AppPaths
 from desktop_app.resources import resource_path
 
-TORCH_SIDE = ("torch", "diffusers", "transformers", "accelerate", "safetensors",
-              "huggingface_hub")
-LOCAL_PACKAGE = "desktop_app.providers.local_diffusion"
-# Packages of ours that need an optional extra, and the distributions of that extra:
-# without the extra, a module there that fails to import for want of one is skipped.
-OPTIONAL_EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
-    LOCAL_PACKAGE: ("local", TORCH_SIDE),
-    "desktop_app.providers.remote_bullmq": ("remote", ("bullmq", "redis")),
-}
 REQUIRED_RESOURCES = (
     ("icons", "imagedesk.svg"),
     ("icons", "imagedesk-256.png"),
@@ -97,10 +88,15 @@ def check_imports() -> Check:
 
 def _optional_extra(module: str, missing: str) -> str | None:
     """The extra whose absence explains ``missing`` for ``module``, if any."""
-    for package, (extra, distributions) in OPTIONAL_EXTRAS.items():
-        if (module == package or module.startswith(package + ".")) and missing in distributions:
-            first = distributions[0]
-            return extra if importlib.util.find_spec(first) is None else None
+    from desktop_app.providers import registry
+
+    for descriptor in registry.descriptors():
+        needs = descriptor.optional_extra
+        if needs is None or missing not in needs.distributions:
+            continue
+        if module == needs.package or module.startswith(needs.package + "."):
+            first = needs.distributions[0]
+            return needs.extra if importlib.util.find_spec(first) is None else None
     return None
 
 

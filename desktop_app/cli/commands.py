@@ -171,9 +171,13 @@ async def providers(args: argparse.Namespace) -> int:
 async def keys(args: argparse.Namespace, read_secret: Callable[[str], str]) -> int:
     from desktop_app.secrets import InvalidKey, KeyStore
 
+    from desktop_app.providers import registry
+
     store = KeyStore()
+    spec = registry.get(args.provider).key
+    noun = spec.noun if spec is not None else "key"
     if args.action == "set":
-        key = read_secret(f"{args.provider} API key (input hidden): ")
+        key = read_secret(f"{args.provider} {noun} (input hidden): ")
         try:
             store.set(args.provider, key)
         except InvalidKey as error:  # bad input, not a setup problem; never echoes the key

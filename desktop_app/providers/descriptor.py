@@ -44,6 +44,17 @@ class KeySpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class OptionalExtra:
+    """A provider whose code needs a pip extra: without the extra's first
+    distribution installed, its modules that fail to import for want of one
+    are skipped (not failed) by the imports check."""
+
+    package: str  # e.g. "desktop_app.providers.remote_bullmq"
+    extra: str  # the pip extra, e.g. "remote"
+    distributions: tuple[str, ...]  # what the extra installs, first the telltale one
+
+
+@dataclasses.dataclass(frozen=True)
 class BuildContext:
     """What a factory gets besides its settings section."""
 
@@ -96,6 +107,7 @@ class ProviderDescriptor:
     key: KeySpec | None = None
     # Built only while enabled (e.g. remote: its client libraries load on use).
     build_when_disabled: bool = True
+    optional_extra: OptionalExtra | None = None
     place: Callable[[ProviderSettings, Settings], RoutePlace] = _own_priority
     checks: Callable[[CheckContext], list[Check]] = _no_checks
     test_connection: Callable[[ImageProvider], Awaitable[ConnectionReport]] = \

@@ -7,7 +7,12 @@ from pathlib import Path
 from desktop_app.config import LocalSettings, ProviderSettings
 from desktop_app.domain.checks import Check
 from desktop_app.providers.base import ImageProvider, ProviderKind
-from desktop_app.providers.descriptor import BuildContext, CheckContext, ProviderDescriptor
+from desktop_app.providers.descriptor import (
+    BuildContext,
+    CheckContext,
+    OptionalExtra,
+    ProviderDescriptor,
+)
 from desktop_app.providers.local_diffusion import checks
 from desktop_app.providers.local_diffusion.config import LocalDiffusionConfig
 
@@ -39,4 +44,7 @@ DESCRIPTOR = ProviderDescriptor(
     name="local", label="Local GPU (Stable Diffusion)", kind=ProviderKind.LOCAL,
     settings_model=LocalSettings, create=_create,
     settings_page="desktop_app.ui.settings_pages:LocalPage", checks=_checks,
+    optional_extra=OptionalExtra(
+        "desktop_app.providers.local_diffusion", "local",
+        ("torch", "diffusers", "transformers", "accelerate", "safetensors", "huggingface_hub")),
 )

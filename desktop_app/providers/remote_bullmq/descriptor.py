@@ -9,6 +9,7 @@ from desktop_app.providers.descriptor import (
     BuildContext,
     CheckContext,
     KeySpec,
+    OptionalExtra,
     ProviderDescriptor,
     RoutePlace,
 )
@@ -68,4 +69,6 @@ DESCRIPTOR = ProviderDescriptor(
     key=KeySpec("password", "IMAGEDESK_REMOTE_PASSWORD", check_password,
                 where="your Redis server's requirepass"),
     build_when_disabled=False, place=_place, checks=_checks,
+    optional_extra=OptionalExtra("desktop_app.providers.remote_bullmq", "remote",
+                                 ("bullmq", "redis")),
 )
