@@ -169,9 +169,8 @@ async def providers(args: argparse.Namespace) -> int:
 
 
 async def keys(args: argparse.Namespace, read_secret: Callable[[str], str]) -> int:
-    from desktop_app.secrets import InvalidKey, KeyStore
-
     from desktop_app.providers import registry
+    from desktop_app.secrets import InvalidKey, KeyStore
 
     store = KeyStore()
     spec = registry.get(args.provider).key

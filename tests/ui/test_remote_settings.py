@@ -58,8 +58,9 @@ def test_saving_the_remote_page_puts_the_workers_in_the_route_with_that_queue(
     ctx = open_app({"IMAGEDESK_HOME": str(tmp_path / "home")})
     assert "remote" not in [s.name for s in ctx.engine.slots]  # off by default
     saved: list[Settings] = []
-    dialog = SettingsDialog(ctx.settings, ctx.keys, save=saved.append,
-                            on_key_changed=ctx.key_cache.clear)
+    dialog = SettingsDialog(
+        ctx.settings, ctx.keys, save=saved.append, on_key_changed=ctx.key_cache.clear,
+        test_connection=lambda name, s, key: run_connection_test(ctx, name, s, key))
     qtbot.addWidget(dialog)
     page = dialog.pages["remote"]
     page.enabled.setChecked(True)
@@ -69,9 +70,11 @@ def test_saving_the_remote_page_puts_the_workers_in_the_route_with_that_queue(
     page.secret.setText(PASSWORD)
     _advertise(server, "studio")
 
-    report = drive(qtbot, run_connection_test(ctx, "remote", dialog.edited_settings(),
-                                          page.typed_secret()))
-    assert report.passed and "1 worker(s) alive" in report.message, report.message
+    page.test_button.click()  # with the password typed, not stored yet
+    qtbot.waitUntil(lambda: page.test_result.text()[:1] in ("✔", "✘"), timeout=10_000)
+    assert page.test_result.text().startswith("✔ Redis at 127.0.0.1"), page.test_result.text()
+    assert "1 worker(s) alive" in page.test_result.text()
+    assert ("ImageDesk", "remote") not in memory_keyring.passwords  # testing stores nothing
     dialog.save()
     assert memory_keyring.passwords[("ImageDesk", "remote")] == PASSWORD
     [new] = saved
@@ -98,3 +101,21 @@ def test_a_bad_remote_url_is_refused_at_save_with_what_to_fix(
     dialog.save()
     assert saved == []
     assert "redis://" in dialog.error.text()
+
+
+def test_test_with_a_wrong_password_says_it_was_rejected(
+        qtbot: QtBot, tmp_path: Path, loop: qasync.QEventLoop,
+        memory_keyring: InMemoryKeyring, server: RedisServer) -> None:
+    ctx = open_app({"IMAGEDESK_HOME": str(tmp_path / "home")})
+    dialog = SettingsDialog(
+        ctx.settings, ctx.keys, save=lambda s: None,
+        test_connection=lambda name, s, key: run_connection_test(ctx, name, s, key))
+    qtbot.addWidget(dialog)
+    page = dialog.pages["remote"]
+    page.redis_url.setText(server.url)
+    page.secret.setText("not the password at all")
+    page.test_button.click()
+    qtbot.waitUntil(lambda: page.test_result.text()[:1] in ("✔", "✘"), timeout=10_000)
+    assert "password was rejected" in page.test_result.text(), page.test_result.text()
+    assert "not the password" not in page.test_result.text()
+    drive(qtbot, ctx.engine.close())
