@@ -36,7 +36,7 @@ from desktop_app.domain.errors import ImageDeskError
 from desktop_app.providers import registry
 from desktop_app.providers.base import ConnectionReport
 from desktop_app.secrets import KeySource, KeyStore
-from desktop_app.ui.settings_pages import ProviderPage, page_for
+from desktop_app.ui.settings_pages import KeyField, ProviderPage, page_for
 from desktop_app.ui.tasks import spawn
 
 # (provider name, the settings as edited, the key typed but not yet saved) -> report
@@ -124,8 +124,8 @@ class SettingsDialog(QDialog):
         self.error.setStyleSheet("color: #d1242f;")
         self.error.setWordWrap(True)
         for name, page in self.pages.items():
-            if hasattr(page, "remove_key"):
-                page.remove_key.clicked.connect(lambda _=False, n=name: self.delete_key(n))
+            if page.key_field is not None:
+                page.key_field.remove.clicked.connect(lambda _=False, n=name: self.delete_key(n))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
                                    | QDialogButtonBox.StandardButton.Cancel, self)
         buttons.accepted.connect(self.save)
@@ -169,29 +169,35 @@ class SettingsDialog(QDialog):
     # -- keys --------------------------------------------------------------------
 
     def refresh_key_status(self, name: str) -> None:
-        page = self.pages[name]
-        if not hasattr(page, "key_status"):
+        field = self.pages[name].key_field
+        if field is None:
             return
         status = self.keys.status(name)
         if status.source is KeySource.ENV:
-            text = (f"Using the one from the environment ({status.masked}); "
+            text = (f"Using the {field.noun} from the environment ({status.masked}); "
                     "it wins over the keyring.")
         elif status.source is KeySource.KEYRING:
-            text = (f"One is stored in {status.backend} ({status.masked}). "
+            text = (f"A {field.noun} is stored in {status.backend} ({status.masked}). "
                     "Type a new one to replace it.")
         elif status.error:
             text = status.error
         else:
-            text = f"None yet. It will be stored in {status.backend}, never in the settings file."
-        page.key_status.setText(text)
-        page.key_status.setStyleSheet("color: #d1242f;" if status.error else "")
-        page.remove_key.setEnabled(status.source is KeySource.KEYRING)
+            text = (f"No {field.noun} yet. It will be stored in {status.backend}, never in "
+                    "the settings file.")
+        self._say(field, text, error=bool(status.error))
+        field.remove.setEnabled(status.source is KeySource.KEYRING)
+
+    def _say(self, field: KeyField, text: str, *, error: bool) -> None:
+        field.status.setText(text)
+        field.status.setStyleSheet("color: #d1242f;" if error else "")
 
     def delete_key(self, name: str) -> None:
+        field = self.pages[name].key_field
+        assert field is not None
         try:
             self.keys.delete(name)
         except ImageDeskError as error:
-            self.pages[name].key_status.setText(error.message)
+            self._say(field, error.message, error=True)
             return
         self._key_changed()  # providers must stop using the deleted key now
         self.refresh_key_status(name)
@@ -252,18 +258,17 @@ class SettingsDialog(QDialog):
             return
         for name, page in self.pages.items():
             key = page.typed_secret()
-            if not key:
+            if not key or page.key_field is None:
                 continue
             try:
                 self.keys.set(name, key)
                 self._key_changed()
             except ImageDeskError as error:  # InvalidKey or KeyringUnavailable
-                page.key_status.setText(error.message)
-                page.key_status.setStyleSheet("color: #d1242f;")
+                self._say(page.key_field, error.message, error=True)
                 self.show_page(page)
                 self.error.setText("The key was not stored: " + error.message)
                 return
-            page.secret.clear()
+            page.key_field.secret.clear()
         try:
             self._save(new)
         except (ImageDeskError, OSError) as error:

@@ -104,6 +104,28 @@ class BreakerBox(QGroupBox):
                 "open_base_s": self.open_base_s.value(), "open_max_s": self.open_max_s.value()}
 
 
+class KeyField:
+    """The provider's secret (an API key, a password): typed here, stored in the
+    keyring on Save and never in the settings file; its status; a button to
+    remove the stored one."""
+
+    def __init__(self, noun: str, parent: QWidget) -> None:
+        self.noun = noun
+        self.secret = QLineEdit(parent)
+        self.secret.setObjectName("secret")
+        self.secret.setEchoMode(QLineEdit.EchoMode.Password)
+        show = QCheckBox("Show", parent)
+        show.toggled.connect(lambda on: self.secret.setEchoMode(
+            QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password))
+        self.row = QHBoxLayout()
+        self.row.addWidget(self.secret, 1)
+        self.row.addWidget(show)
+        self.status = QLabel(parent)
+        self.status.setObjectName("keyStatus")
+        self.status.setWordWrap(True)
+        self.remove = QPushButton(f"Remove stored {noun}", parent)
+
+
 class ProviderPage(QWidget):
     """The fields every provider has; subclasses add their own above them.
     ``section`` is the provider's name (set by ``page_for``)."""
@@ -111,6 +133,7 @@ class ProviderPage(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.section = ""
+        self.key_field: KeyField | None = None
         self.enabled = QCheckBox("Enabled", self)
         self.concurrency = _spin(1, 16, 1)
         self.rate_limits = QLineEdit(self)
@@ -138,29 +161,19 @@ class ProviderPage(QWidget):
         layout.addWidget(self.error)
         layout.addStretch(1)
 
-    def add_key_field(self, noun: str) -> None:
-        """A field for the provider's secret (stored in the keyring on Save, never
-        in the settings file), its status, and a button to remove the stored one."""
-        self.secret = QLineEdit(self)
-        self.secret.setObjectName("secret")
-        self.secret.setEchoMode(QLineEdit.EchoMode.Password)
-        show = QCheckBox("Show", self)
-        show.toggled.connect(lambda on: self.secret.setEchoMode(
-            QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password))
-        row = QHBoxLayout()
-        row.addWidget(self.secret, 1)
-        row.addWidget(show)
-        self.key_status = QLabel(self)
-        self.key_status.setObjectName("keyStatus")
-        self.key_status.setWordWrap(True)
-        self.remove_key = QPushButton(f"Remove stored {noun}", self)
-        self.form.insertRow(1, noun[:1].upper() + noun[1:], row)
-        self.form.insertRow(2, "", self.key_status)
-        self.form.insertRow(3, "", self.remove_key)
+    def add_key_field(self, noun: str) -> KeyField:
+        """A field for the provider's secret, right under "Enabled"."""
+        self.key_field = KeyField(noun, self)
+        self.form.insertRow(1, noun[:1].upper() + noun[1:], self.key_field.row)
+        self.form.insertRow(2, "", self.key_field.status)
+        self.form.insertRow(3, "", self.key_field.remove)
+        return self.key_field
 
     def typed_secret(self) -> str | None:
-        secret = getattr(self, "secret", None)
-        return (secret.text().strip() or None) if isinstance(secret, QLineEdit) else None
+        """The secret typed but not stored yet, if this provider has one."""
+        if self.key_field is None:
+            return None
+        return self.key_field.secret.text().strip() or None
 
     def load(self, s: Any) -> None:
         self.load_common(s)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from pydantic import Field
@@ -28,6 +29,10 @@ from desktop_app.providers.descriptor import (
     ProviderDescriptor,
 )
 from desktop_app.secrets import InvalidKey, KeyStore
+
+if TYPE_CHECKING:
+    from desktop_app.ui.settings_dialog import SettingsDialog
+    from desktop_app.ui.settings_pages import KeyField
 from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring
 from tests.fakes.scripted_provider import ScriptedProvider
 
@@ -64,6 +69,13 @@ FOURTH = ProviderDescriptor(
     settings_model=FourthSettings, create=_create,
     settings_page="desktop_app.ui.settings_pages:ProviderPage",
     key=KeySpec("token", "IMAGEDESK_FOURTH_TOKEN", _check_token), checks=_checks)
+
+
+
+def key_field(dialog: SettingsDialog, name: str) -> KeyField:
+    field = dialog.pages[name].key_field
+    assert field is not None
+    return field
 
 
 @pytest.fixture
@@ -115,7 +127,7 @@ def test_the_settings_dialog_shows_its_page_and_saves_it(
     assert "fourth" in dialog.provider_order()
     page = dialog.pages["fourth"]
     page.concurrency.setValue(5)
-    page.secret.setText("f4-typed-token")
+    key_field(dialog, page.section).secret.setText("f4-typed-token")
     dialog.save()
     [new] = saved
     assert isinstance(new, SettingsWithFourth) and new.fourth.concurrency == 5

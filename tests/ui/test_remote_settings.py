@@ -18,9 +18,16 @@ from desktop_app.domain.request import GenerationRequest
 from desktop_app.providers.base import ProviderKind
 from desktop_app.secrets import KeyStore
 from desktop_app.ui.settings_dialog import SettingsDialog
+from desktop_app.ui.settings_pages import KeyField
 from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring
 from tests.providers.remote_bullmq.support import PASSWORD, REDIS_SERVER, RedisServer
 from tests.ui.conftest import drive
+
+
+def key_field(dialog: SettingsDialog, name: str) -> KeyField:
+    field = dialog.pages[name].key_field
+    assert field is not None
+    return field
 
 
 @pytest.fixture
@@ -67,7 +74,7 @@ def test_saving_the_remote_page_puts_the_workers_in_the_route_with_that_queue(
     page.redis_url.setText(server.url)
     page.queue.setText("studio")
     page.placement.setCurrentIndex(page.placement.findData("when_local_busy"))
-    page.secret.setText(PASSWORD)
+    key_field(dialog, page.section).secret.setText(PASSWORD)
     _advertise(server, "studio")
 
     page.test_button.click()  # with the password typed, not stored yet
@@ -113,7 +120,7 @@ def test_test_with_a_wrong_password_says_it_was_rejected(
     qtbot.addWidget(dialog)
     page = dialog.pages["remote"]
     page.redis_url.setText(server.url)
-    page.secret.setText("not the password at all")
+    key_field(dialog, page.section).secret.setText("not the password at all")
     page.test_button.click()
     qtbot.waitUntil(lambda: page.test_result.text()[:1] in ("✔", "✘"), timeout=10_000)
     assert "password was rejected" in page.test_result.text(), page.test_result.text()

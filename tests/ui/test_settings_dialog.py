@@ -13,9 +13,17 @@ from desktop_app.config import Settings, load_settings, save_settings
 from desktop_app.providers.base import ConnectionOutcome, ConnectionReport
 from desktop_app.secrets import KeyStore
 from desktop_app.ui.settings_dialog import SettingsDialog
+from desktop_app.ui.settings_pages import KeyField
 from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring
 
 KEY = "sk-test" + "A1b2C3d4" * 5
+
+
+
+def key_field(dialog: SettingsDialog, name: str) -> KeyField:
+    field = dialog.pages[name].key_field
+    assert field is not None
+    return field
 
 
 @pytest.fixture
@@ -36,7 +44,7 @@ def test_saving_puts_the_key_in_the_keyring_and_never_in_the_settings_file(
         qtbot: QtBot, tmp_path: Path, memory_keyring: InMemoryKeyring) -> None:
     path = tmp_path / "settings.json"
     dialog = make_dialog(qtbot, path)
-    dialog.pages["openai"].secret.setText(KEY)
+    key_field(dialog, "openai").secret.setText(KEY)
     dialog.pages["openai"].model.setCurrentText("dall-e-3")
     with qtbot.waitSignal(dialog.saved):
         dialog.save()
@@ -44,7 +52,7 @@ def test_saving_puts_the_key_in_the_keyring_and_never_in_the_settings_file(
     text = path.read_text()
     assert KEY not in text and "A1b2C3d4" not in text
     assert load_settings(path, env={}).settings.openai.model == "dall-e-3"
-    assert dialog.pages["openai"].secret.text() == ""  # not kept in the widget either
+    assert key_field(dialog, "openai").secret.text() == ""  # not kept in the widget either
 
 
 def test_without_a_keyring_the_dialog_says_so_and_saves_nothing(
@@ -52,20 +60,20 @@ def test_without_a_keyring_the_dialog_says_so_and_saves_nothing(
     path = tmp_path / "settings.json"
     with installed_keyring(keyring.backends.fail.Keyring()):
         dialog = make_dialog(qtbot, path)
-        dialog.pages["openai"].secret.setText(KEY)
+        key_field(dialog, "openai").secret.setText(KEY)
         dialog.save()
     assert not path.exists()
     assert dialog.result() != SettingsDialog.DialogCode.Accepted
-    assert "keyring" in dialog.pages["openai"].key_status.text().lower()
+    assert "keyring" in key_field(dialog, "openai").status.text().lower()
     assert "The key was not stored" in dialog.error.text()
 
 
 def test_an_invalid_key_is_refused_at_the_key_field(
         qtbot: QtBot, tmp_path: Path, memory_keyring: InMemoryKeyring) -> None:
     dialog = make_dialog(qtbot, tmp_path / "settings.json")
-    dialog.pages["openai"].secret.setText("not-a-key")
+    key_field(dialog, "openai").secret.setText("not-a-key")
     dialog.save()
-    assert "starts with 'sk-'" in dialog.pages["openai"].key_status.text()
+    assert "starts with 'sk-'" in key_field(dialog, "openai").status.text()
     assert memory_keyring.passwords == {}
 
 
@@ -104,7 +112,7 @@ def test_test_connection_runs_without_freezing_the_dialog(
     dialog = make_dialog(qtbot, tmp_path / "settings.json", test_connection=check)
     page = dialog.pages["openai"]
     page.model.setCurrentText("gpt-image-1")
-    page.secret.setText(KEY)
+    key_field(dialog, page.section).secret.setText(KEY)
     page.test_button.click()
     qtbot.waitUntil(lambda: bool(seen))
     # the check is still waiting, and the dialog keeps working meanwhile
