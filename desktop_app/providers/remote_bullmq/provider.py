@@ -23,7 +23,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import redis.exceptions
 from bullmq import Job, Queue
 
 from desktop_app.domain.errors import Cancelled, Misconfigured, ProviderError, Transient
@@ -32,7 +31,6 @@ from desktop_app.domain.request import GenerationRequest
 from desktop_app.providers.base import (
     CancelToken,
     Capabilities,
-    ConnectionOutcome,
     ConnectionReport,
     Health,
     HealthState,
@@ -44,6 +42,8 @@ from desktop_app.providers.base import (
 )
 from desktop_app.providers.remote_bullmq import connection, results
 from desktop_app.providers.remote_bullmq.config import RemoteConfig
+from desktop_app.providers.remote_bullmq.connection_check import WAITING as _WAITING
+from desktop_app.providers.remote_bullmq.connection_check import check_connection
 from desktop_app.providers.remote_bullmq.errors import (
     PROVIDER,
     from_failed_reason,
@@ -66,7 +66,6 @@ FALLBACK_CAPABILITIES = Capabilities(
     sizes=SizeRule(multiple_of=8, min_side=64, max_side=1024), max_images_per_call=4,
     supports_seed=True, supports_negative_prompt=True, supports_steps=True,
     supports_guidance=True, estimated_latency_s=60.0)
-_WAITING = ("waiting", "prioritized", "delayed", "paused", "waiting-children")
 _MESSAGES = {
     "waiting": "queued for a remote worker",
     "active": "a remote worker took the job",
@@ -126,51 +125,7 @@ class RemoteProvider:
     async def test_connection(self) -> ConnectionReport:
         """Reach Redis with the stored password on a connection of its own, and
         say how many workers are alive and how many jobs wait (Settings → Test)."""
-        if not self.config.redis_url:
-            return ConnectionReport(PROVIDER, ConnectionOutcome.NOT_CONFIGURED,
-                                    "Set the Redis URL of your workers' queue first.")
-        place = where(self.config.redis_url)
-        client = self._new_client()
-        queue = Queue(self.config.queue, {"connection": client})
-        try:
-            async with asyncio.timeout(self.config.connect_timeout_s + 10.0):
-                await client.ping()
-                fleet = await read_fleet(client, self._keys)
-                counts = await queue.getJobCounts(*_WAITING, "active")
-        except Exception as exc:
-            return self._failed_test(exc, place)
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(queue.close(), CLEANUP_TIMEOUT_S)
-        waiting = sum(int(counts.get(s, 0)) for s in _WAITING)
-        details = {"redis": place, "queue": self.config.queue, "workers": str(fleet.alive),
-                   "workers_busy": str(fleet.busy), "waiting": str(waiting),
-                   "active": str(int(counts.get("active", 0)))}
-        if fleet.alive == 0:
-            return ConnectionReport(
-                PROVIDER, ConnectionOutcome.FAILED,
-                f"Redis at {place} answered, but no remote worker is running on queue "
-                f"{self.config.queue!r} ({waiting} job(s) waiting): start one with "
-                "`imagedesk worker`.", details)
-        return ConnectionReport(
-            PROVIDER, ConnectionOutcome.PASSED,
-            f"Redis at {place} answered: {fleet.alive} worker(s) alive, {fleet.busy} busy; "
-            f"{waiting} job(s) waiting on queue {self.config.queue!r}.", details)
-
-    def _failed_test(self, exc: BaseException, place: str) -> ConnectionReport:
-        if isinstance(exc, TimeoutError):
-            return ConnectionReport(PROVIDER, ConnectionOutcome.UNREACHABLE,
-                                    f"Redis at {place} did not answer in time.")
-        error = self._redis_error(exc)
-        if isinstance(exc, redis.exceptions.AuthenticationError) or (
-                isinstance(exc, redis.exceptions.ResponseError)
-                and str(exc).startswith(("WRONGPASS", "NOAUTH"))):
-            outcome = ConnectionOutcome.KEY_REJECTED
-        elif isinstance(exc, redis.exceptions.ConnectionError | OSError):
-            outcome = ConnectionOutcome.UNREACHABLE
-        else:
-            outcome = ConnectionOutcome.SERVER_ERROR
-        return ConnectionReport(PROVIDER, outcome, error.message, {"redis": place})
+        return await check_connection(self.config, self._password())
 
     async def generate(self, request: GenerationRequest, progress: ProgressCallback,
                        cancel: CancelToken) -> list[GeneratedImage]:
