@@ -125,7 +125,8 @@ class RemoteProvider:
     async def test_connection(self) -> ConnectionReport:
         """Reach Redis with the stored password on a connection of its own, and
         say how many workers are alive and how many jobs wait (Settings → Test)."""
-        return await check_connection(self.config, self._password())
+        return await check_connection(self.config,
+                                      self._password() if self.config.redis_url else None)
 
     async def generate(self, request: GenerationRequest, progress: ProgressCallback,
                        cancel: CancelToken) -> list[GeneratedImage]:
