@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import threading
@@ -20,14 +21,21 @@ from desktop_app.config import (
     save_settings,
 )
 from desktop_app.config.model import ProviderSettings
+from desktop_app.domain.errors import ImageDeskError
 from desktop_app.engine.budget import Budget
-from desktop_app.engine.engine import Engine
+from desktop_app.engine.engine import Engine, EngineConfig
 from desktop_app.engine.nsfw import NsfwMode, NsfwSettings
 from desktop_app.engine.runner import RunnerSettings
 from desktop_app.engine.saving import ImageSaver
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers import registry
-from desktop_app.providers.base import ImageProvider, ProviderKind
+from desktop_app.providers.base import (
+    ConnectionOutcome,
+    ConnectionReport,
+    ImageProvider,
+    ProviderKind,
+)
+from desktop_app.providers.descriptor import BuildContext
 from desktop_app.resilience.breaker import BreakerConfig, CircuitBreaker
 from desktop_app.resilience.clock import Clock, SystemClock
 from desktop_app.resilience.cooldown import CooldownGate
@@ -59,10 +67,12 @@ class KeyCache:
     ``clear()`` ran is returned to its caller but not kept.
     """
 
-    def __init__(self, keys: KeyStore) -> None:
+    def __init__(self, keys: KeyStore, typed: Mapping[str, str] | None = None) -> None:
         self.keys = keys
         self._lock = threading.Lock()
-        self._values: dict[str, str | None] = {}
+        # ``typed``: keys typed in a dialog but not stored yet (a connection test)
+        self._typed = dict(typed or {})
+        self._values: dict[str, str | None] = dict(self._typed)
         self._reading: dict[str, threading.Lock] = {}
         self._generation = 0
 
@@ -90,7 +100,7 @@ class KeyCache:
     def clear(self) -> None:
         """Forget every key: the next ``get`` reads the store again."""
         with self._lock:
-            self._values.clear()
+            self._values = dict(self._typed)
             self._generation += 1
 
 
@@ -134,7 +144,7 @@ async def warm_keys(ctx: AppContext) -> None:
     """Read the enabled providers' keys into ``ctx.key_cache`` in a worker thread,
     so the first job or status refresh does not wait on the keyring on the loop.
     Call it once the context is open (before ``engine.start()`` is best)."""
-    wanted = [name for name in ("openai", "remote") if getattr(ctx.settings, name).enabled]
+    wanted = [d.name for d in registry.with_keys() if d.section(ctx.settings).enabled]
     await asyncio.to_thread(ctx.key_cache.warm, wanted)
 
 
@@ -145,29 +155,46 @@ async def apply_settings(ctx: AppContext, new: Settings) -> None:
     ctx.key_cache.clear()  # first: the dialog stores a key before it calls us
     save_settings(new, ctx.paths.settings_path)
     old, ctx.settings = ctx.settings, new
-    changed = {name for name in ("local", "openai", "remote")
-               if getattr(old, name) != getattr(new, name)}
-    if old.cloud_off_reason() != new.cloud_off_reason():
-        changed |= {"openai", "remote"}
+    changed = {d.name for d in registry.descriptors() if d.section(old) != d.section(new)}
+    if old.cloud_off_reason() != new.cloud_off_reason():  # the hold on paid providers moved
+        changed |= {d.name for d in registry.descriptors() if d.kind is not ProviderKind.LOCAL}
     fresh = build_slots(new, ctx.paths, ctx.key_cache, ctx.engine.clock)
     current = {s.name: s for s in ctx.engine.slots}
     slots = [f if f.name in changed or f.name not in current else current[f.name]
              for f in fresh]
+    for kept, built in zip(slots, fresh, strict=True):
+        kept.priority, kept.standby_for = built.priority, built.standby_for  # placement
     for unused in (f for f in fresh if f not in slots):
         await unused.provider.close()
         if unused.limiter is not None:
             await unused.limiter.close()
-    await ctx.engine.replace_slots(slots)
-    ctx.engine.budget = budget(new)
-    ctx.engine.blocked_terms = list(new.content.blocked_terms)
-    ctx.engine.nsfw = nsfw_settings(new)
-    ctx.engine.runner_settings = runner_settings(new)
-    ctx.engine.saver.folder = gallery_folder(new, ctx.paths)
-    ctx.engine.saver.quality = new.output.quality
+    await ctx.engine.apply(EngineConfig(
+        slots=slots, runner=runner_settings(new), budget=budget(new),
+        blocked_terms=tuple(new.content.blocked_terms), nsfw=nsfw_settings(new),
+        gallery_folder=gallery_folder(new, ctx.paths), output_quality=new.output.quality))
+
+
+async def run_connection_test(ctx: AppContext, name: str, settings: Settings,
+                          typed_key: str | None = None) -> ConnectionReport:
+    """Build provider ``name`` from ``settings`` as edited (with a key typed but
+    not stored yet, if any) beside the running one, actually try it, close it."""
+    descriptor = registry.get(name)
+    typed = {name: typed_key.strip()} if typed_key and typed_key.strip() else None
+    [slot] = build_slots(settings, ctx.paths, KeyCache(ctx.keys, typed), ctx.engine.clock,
+                         only=name)
+    try:
+        return await descriptor.test_connection(slot.provider)
+    except ImageDeskError as error:
+        return ConnectionReport(name, ConnectionOutcome.FAILED, error.message)
+    finally:
+        await slot.provider.close()
+        if slot.limiter is not None:
+            await slot.limiter.close()
 
 
 def runner_settings(settings: Settings) -> RunnerSettings:
-    enabled = [s for s in (settings.local, settings.openai, settings.remote) if s.enabled]
+    sections = (d.section(settings) for d in registry.descriptors())
+    enabled = [s for s in sections if s.enabled]
     return RunnerSettings(
         job_deadline_s=settings.routing.job_deadline_s,
         max_parallel_jobs=max(1, sum(s.concurrency for s in enabled)),
@@ -185,43 +212,27 @@ def budget(settings: Settings) -> Budget:
 
 
 def build_slots(settings: Settings, paths: AppPaths, keys: KeyCache | KeyStore,
-                clock: Clock) -> list[ProviderSlot]:
-    """The provider slots for ``settings``. Given a bare ``KeyStore`` (a settings
-    dialog's connection test), the slots get a cache of their own."""
+                clock: Clock, only: str | None = None) -> list[ProviderSlot]:
+    """The provider slots for ``settings``, one per registered provider (``only``:
+    just that one). Given a bare ``KeyStore`` (a settings dialog's connection
+    test), the slots get a cache of their own."""
     cache = keys if isinstance(keys, KeyCache) else KeyCache(keys)
-    local = settings.local
-    providers: list[tuple[ImageProvider, ProviderSettings]] = [
-        (registry.create_local(registry.LocalDiffusionConfig(
-            data_dir=paths.data_dir, model=local.model, device=local.device,
-            allow_cpu=local.allow_cpu, attention_slicing=local.attention_slicing,
-            vae_tiling=local.vae_tiling, cpu_offload=local.cpu_offload,
-            scheduler=local.scheduler, idle_shutdown_s=local.idle_shutdown_s,
-            allow_download=local.allow_download)), local),
-        (registry.create_openai(registry.OpenAIImagesConfig(
-            model=settings.openai.model, base_url=settings.openai.base_url,
-            organization=settings.openai.organization, project=settings.openai.project,
-            timeout_s=settings.openai.timeout_s, deadline_s=settings.openai.deadline_s,
-            stream_previews=settings.openai.stream_previews),
-            lambda: cache.get("openai")), settings.openai),
-    ]
-    remote = settings.remote
-    if remote.enabled:  # bullmq and redis load only for users who run workers
-        providers.append((registry.create_remote(registry.RemoteConfig(
-            redis_url=remote.redis_url, queue=remote.queue,
-            transport=registry.Transport(remote.transport), shared_folder=remote.shared_folder,
-            no_worker_grace_s=remote.no_worker_grace_s), lambda: cache.get("remote")), remote))
     routing = settings.routing
     retry = RetryPolicy(max_attempts=routing.retry_max_attempts, base_s=routing.retry_base_s,
                         max_s=routing.retry_max_s)
-    slots = [_slot(provider, section, paths, clock, retry) for provider, section in providers]
-    for slot in slots:
-        if slot.name == "remote":
-            if remote.placement == "before_local":
-                slot.priority = min(remote.priority, local.priority - 1)
-            else:
-                slot.priority = max(remote.priority, local.priority + 1)
-            if remote.placement == "when_local_busy":
-                slot.standby_for = ProviderKind.LOCAL
+    slots = []
+    for descriptor in registry.descriptors():
+        section = descriptor.section(settings)
+        if only is not None and descriptor.name != only:
+            continue
+        if not section.enabled and not descriptor.build_when_disabled and only is None:
+            continue
+        context = BuildContext(settings, paths.data_dir,
+                               functools.partial(cache.get, descriptor.name))
+        slot = _slot(descriptor.create(section, context), section, paths, clock, retry)
+        place = descriptor.place(section, settings)
+        slot.priority, slot.standby_for = place.priority, place.standby_for
+        slots.append(slot)
     held = settings.cloud_off_reason()  # a money or privacy guard could not be read
     for slot in slots:
         if held is not None and slot.kind is not ProviderKind.LOCAL:

@@ -1,10 +1,11 @@
 """API keys and passwords, kept in the OS keyring. The only module that imports
 ``keyring``.
 
-A key set in the environment (``OPENAI_API_KEY``, ``IMAGEDESK_REMOTE_PASSWORD``)
-wins over the keyring. When no usable keyring exists (a headless Linux without
-a Secret Service: keyring's ``fail`` backend raises ``NoKeyringError`` on reads
-and writes alike) every operation raises ``KeyringUnavailable`` saying how to
+A key set in the environment (the variable its provider's descriptor names:
+``OPENAI_API_KEY``, ``IMAGEDESK_REMOTE_PASSWORD``) wins over the keyring.
+When no usable keyring exists (a headless Linux without a Secret Service:
+keyring's ``fail`` backend raises ``NoKeyringError`` on reads and writes
+alike) every operation raises ``KeyringUnavailable`` saying how to
 fix it. There is no plain-text fallback, and no key is ever logged or put in
 an error message.
 """
@@ -14,9 +15,9 @@ from __future__ import annotations
 import enum
 import logging
 import os
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import keyring
 import keyring.backends.fail
@@ -25,19 +26,17 @@ import keyring.errors
 from desktop_app.domain.errors import ImageDeskError
 from desktop_app.logging_setup import remember_secret
 
+if TYPE_CHECKING:
+    from desktop_app.providers.descriptor import KeySpec
+
 log = logging.getLogger(__name__)
 
 SERVICE = "ImageDesk"
-PROVIDERS = ("openai", "remote")
-ENV_VARIABLES: dict[str, str] = {"openai": "OPENAI_API_KEY", "remote": "IMAGEDESK_REMOTE_PASSWORD"}
 
 _UNAVAILABLE = (
     "No usable keyring on this system: install and unlock a Secret Service provider "
     "(e.g. gnome-keyring or KeePassXC), or set OPENAI_API_KEY in the environment."
 )
-_OPENAI_KEY = re.compile(r"sk-[A-Za-z0-9_\-]+")
-_OPENAI_LENGTH = (20, 512)
-_REMOTE_LENGTH = (8, 1024)
 
 
 class KeyringUnavailable(ImageDeskError):
@@ -81,34 +80,29 @@ def mask_key(key: str) -> str:
 
 
 def validate_key(provider: str, key: str) -> str:
-    """The key stripped of surrounding whitespace, or ``InvalidKey`` saying what is wrong."""
-    _check_provider(provider)
+    """The key stripped of surrounding whitespace, or ``InvalidKey`` saying what is wrong.
+    The provider's own format check comes from its descriptor's ``KeySpec``."""
+    spec = _spec(provider)
     key = key.strip()
     if not key:
-        raise InvalidKey(f"The {provider} key is empty: paste the whole key.")
+        raise InvalidKey(f"The {provider} key is empty: paste the whole {spec.noun}.")
     if "\n" in key or "\r" in key:
-        raise InvalidKey(f"The {provider} key contains a line break: paste it again as one line.")
-    if provider == "openai" and any(char.isspace() for char in key):
-        raise InvalidKey("The openai key contains a space: paste it again as one piece.")
-    if not key.isprintable() or (provider == "openai" and not key.isascii()):
+        raise InvalidKey(f"The {provider} key contains a line break: paste it again "
+                         "as one line.")
+    if spec.check is not None:  # first: its messages are the more precise
+        try:
+            spec.check(key)
+        except ValueError as error:
+            raise InvalidKey(str(error)) from None
+    if not key.isprintable():
         raise InvalidKey(f"The {provider} key contains characters a key cannot have: "
                          "copy it again from its source.")
-    if provider == "openai":
-        low, high = _OPENAI_LENGTH
-        if not key.startswith("sk-"):
-            raise InvalidKey("An OpenAI API key starts with 'sk-': copy the key from "
-                             "platform.openai.com → API keys.")
-        if not _OPENAI_KEY.fullmatch(key):
-            raise InvalidKey("An OpenAI API key holds only letters, digits, '-' and '_' "
-                             "after 'sk-': part of something else was pasted with it.")
-        if not low <= len(key) <= high:
-            raise InvalidKey(f"This OpenAI key is {len(key)} characters long; real keys are "
-                             f"{low} to {high}: it may be cut off, copy it again.")
-    else:
-        low, high = _REMOTE_LENGTH
-        if not low <= len(key) <= high:
-            raise InvalidKey(f"The remote password must be {low} to {high} characters long.")
     return key
+
+
+def env_variable(provider: str) -> str:
+    """The environment variable whose value wins over the keyring for ``provider``."""
+    return _spec(provider).env_variable
 
 
 class KeyStore:
@@ -150,7 +144,7 @@ class KeyStore:
     def delete(self, provider: str) -> bool:
         """Remove the keyring's key; ``False`` when there was none. A key in the
         environment stays in effect (it is not ours to delete)."""
-        _check_provider(provider)
+        _spec(provider)
         self._backend()
         try:
             keyring.delete_password(self.service, provider)
@@ -198,15 +192,14 @@ class KeyStore:
         return self.status(provider)
 
     def _from_env(self, provider: str) -> str | None:
-        _check_provider(provider)
-        value = self._env.get(ENV_VARIABLES[provider], "").strip()
+        value = self._env.get(env_variable(provider), "").strip()
         if value:
             remember_secret(value)
             return value
         return None
 
     def _from_keyring(self, provider: str) -> str | None:
-        _check_provider(provider)
+        _spec(provider)
         self._backend()
         try:
             key = keyring.get_password(self.service, provider)
@@ -219,10 +212,15 @@ class KeyStore:
             raise KeyringUnavailable()
 
 
-def _check_provider(provider: str) -> None:
-    if provider not in PROVIDERS:
-        raise InvalidKey(f"Unknown provider {provider!r}: keys are kept for "
-                         f"{', '.join(PROVIDERS)}.")
+def _spec(provider: str) -> KeySpec:
+    from desktop_app.providers import registry  # descriptors only: no provider SDK loads
+
+    known = registry.with_keys()
+    for descriptor in known:
+        if descriptor.name == provider and descriptor.key is not None:
+            return descriptor.key
+    raise InvalidKey(f"Unknown provider {provider!r}: keys are kept for "
+                     f"{', '.join(d.name for d in known)}.")
 
 
 def _why(error: Exception) -> str:

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from desktop_app import selftest
+from desktop_app.domain.checks import Check
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKS = ("imports", "resources", "folders", "settings", "database", "keyring",
-          "local provider", "window")
+CHECKS = ("python", "imports", "resources", "folders", "settings", "database", "keyring",
+          "local provider", "local model", "window")
 
 
 def run_self_test(home: Path | None, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -47,7 +48,7 @@ def test_self_test_passes_on_a_fresh_profile_with_one_ok_line_per_check(tmp_path
     failed = [line for line in lines.values() if not line.startswith("ok   ")]
     assert not failed, result.stdout + result.stderr
     assert result.returncode == 0
-    assert "self-test passed: 8 checks" in result.stdout
+    assert "self-test passed: 10 checks" in result.stdout
     assert (tmp_path / "profile" / "data" / "imagedesk.sqlite3").is_file()
     assert "no usable keyring: set OPENAI_API_KEY" in lines["keyring"]
     assert "painted" in lines["window"]
@@ -80,17 +81,19 @@ def test_temp_home_leaves_no_profile_behind(tmp_path: Path) -> None:
 
 def test_local_provider_is_reported_as_cloud_only_without_torch(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    real = selftest.importlib.util.find_spec
-    monkeypatch.setattr(selftest.importlib.util, "find_spec",
+    from desktop_app.providers.local_diffusion import checks
+
+    real = checks.importlib.util.find_spec
+    monkeypatch.setattr(checks.importlib.util, "find_spec",
                         lambda name, *a: None if name == "torch" else real(name, *a))
-    result = selftest.check_local_provider()
+    result = checks.packages_check()
     assert result.ok
     assert "cloud-only build" in result.line()
 
 
 def test_a_check_line_names_the_check_and_its_status() -> None:
-    assert selftest.CheckResult("window", False, "no display").line() == "FAIL window: no display"
-    assert selftest.CheckResult("imports", True, "3 modules").line() == "ok   imports: 3 modules"
+    assert Check("window", False, "no display").line() == "FAIL window: no display"
+    assert Check("imports", True, "3 modules").line() == "ok   imports: 3 modules"
 
 
 def test_headless_runs_choose_the_offscreen_platform(monkeypatch: pytest.MonkeyPatch) -> None:

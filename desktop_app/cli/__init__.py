@@ -36,6 +36,7 @@ from desktop_app.domain.request import (
     RoutingPolicy,
     parse_size,
 )
+from desktop_app.providers import registry  # descriptors only: no provider SDK loads
 from desktop_app.store.gallery import ImageNotFound
 from desktop_app.store.jobs import JobNotFound
 
@@ -107,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = sub.add_parser("keys", help="API keys in the OS keyring")
     keys.add_argument("action", choices=["set", "delete", "status"])
-    keys.add_argument("provider", choices=["openai", "remote"])
+    keys.add_argument("provider", choices=[d.name for d in registry.with_keys()])
 
     sub.add_parser("doctor", help="check GPU, torch, keyring, model cache and paths")
 
@@ -129,9 +130,7 @@ def check_provider(name: str) -> str:
     """``name`` when it is a routing mode or a provider ImageDesk knows, else
     ``InvalidRequest`` listing what is allowed — before anything is queued, so a
     typo never becomes a job that fails later on every provider."""
-    from desktop_app.providers import registry  # the provider SDKs load only here
-
-    allowed = [*ROUTE_CHOICES, *(p.name for p in registry.KNOWN if p.name not in ROUTE_CHOICES)]
+    allowed = [*ROUTE_CHOICES, *(n for n in registry.names() if n not in ROUTE_CHOICES)]
     if name in allowed:
         return name
     listed = ", ".join(allowed[:-1]) + f" or {allowed[-1]}"
@@ -224,9 +223,11 @@ async def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _run_worker(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from desktop_app.config import load_settings, problem_lines
     from desktop_app.paths import AppPaths
-    from desktop_app.providers.local_diffusion import LocalDiffusionConfig
+    from desktop_app.providers.local_diffusion.descriptor import config_of
     from desktop_app.providers.remote_bullmq import WorkerConfig
     from desktop_app.providers.remote_bullmq.worker import run_worker
     from desktop_app.secrets import KeyringUnavailable, KeyStore
@@ -240,11 +241,9 @@ def _run_worker(args: argparse.Namespace) -> int:
         password = KeyStore().get("remote")  # IMAGEDESK_REMOTE_PASSWORD wins
     except KeyringUnavailable:
         password = None
-    config = LocalDiffusionConfig(
-        data_dir=paths.data_dir, model=local.model, device=local.device,
-        allow_cpu=local.allow_cpu, attention_slicing=local.attention_slicing,
-        vae_tiling=local.vae_tiling, cpu_offload=local.cpu_offload, scheduler=local.scheduler,
-        allow_download=local.allow_download, idle_shutdown_s=10**9, preview_every=0)
+    # a worker keeps its model loaded for good and sends no previews
+    config = dataclasses.replace(config_of(local, paths.data_dir), idle_shutdown_s=10**9,
+                                 preview_every=0)
     code = run_worker(args.redis, args.queue, local_config=config, password=password,
                       config=WorkerConfig(name=args.name, results_folder=args.results_folder))
     return EXIT_OK if code == 0 else EXIT_SETUP

@@ -176,11 +176,14 @@ async def providers(args: argparse.Namespace) -> int:
 
 
 async def keys(args: argparse.Namespace, read_secret: Callable[[str], str]) -> int:
+    from desktop_app.providers import registry
     from desktop_app.secrets import InvalidKey, KeyStore
 
     store = KeyStore()
+    spec = registry.get(args.provider).key
+    noun = spec.noun if spec is not None else "key"
     if args.action == "set":
-        key = read_secret(f"{args.provider} API key (input hidden): ")
+        key = read_secret(f"{args.provider} {noun} (input hidden): ")
         try:
             store.set(args.provider, key)
         except InvalidKey as error:  # bad input, not a setup problem; never echoes the key
@@ -199,13 +202,7 @@ async def keys(args: argparse.Namespace, read_secret: Callable[[str], str]) -> i
 
 
 async def doctor(args: argparse.Namespace) -> int:
-    from desktop_app.doctor import run_checks
+    from desktop_app.doctor import run_doctor
 
-    problems = 0
-    for check in await run_checks():
-        mark = "ok " if check.ok else "FIX"
-        print(f"[{mark}] {check.name}: {check.detail}")
-        problems += not check.ok
-    return EXIT_OK if problems == 0 else EXIT_SETUP
-
-
+    checks = await run_doctor(out=print)
+    return EXIT_OK if all(check.ok for check in checks) else EXIT_SETUP

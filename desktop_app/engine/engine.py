@@ -20,7 +20,7 @@ from pathlib import Path
 from desktop_app.domain.content_filter import check_blocked_terms
 from desktop_app.domain.errors import ImageDeskError
 from desktop_app.domain.job import Job, JobState
-from desktop_app.domain.request import GenerationRequest
+from desktop_app.domain.request import GenerationRequest, RouteMode
 from desktop_app.engine.budget import Budget, SpendingCap, SpendTracker
 from desktop_app.engine.events import (
     EventHub,
@@ -32,15 +32,17 @@ from desktop_app.engine.events import (
 from desktop_app.engine.failover import JobOutcome
 from desktop_app.engine.metrics import CallRecord, Metrics
 from desktop_app.engine.nsfw import NsfwMode, NsfwSettings, Scorer, screen_images
+from desktop_app.engine.router import RoutePlan, mode_allows, plan_route
 from desktop_app.engine.runner import QueueRunner, RunnerSettings
 from desktop_app.engine.saving import ImageSaver
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.engine.status import ProviderStatus, gather_statuses
 from desktop_app.engine.store_thread import StoreThread
+from desktop_app.providers.base import ProviderKind
 from desktop_app.resilience.breaker import BreakerTransition
 from desktop_app.resilience.clock import Clock, SystemClock
 from desktop_app.store.files import ImportReport, import_folder
-from desktop_app.store.gallery import Gallery, ImageRecord
+from desktop_app.store.gallery import Gallery, ImageRecord, Sort
 from desktop_app.store.jobs import JobQueue
 from desktop_app.store.metrics import MetricsStore
 from desktop_app.store.profile_lock import ProfileBusy, ProfileLock
@@ -48,6 +50,20 @@ from desktop_app.store.profile_lock import ProfileBusy, ProfileLock
 log = logging.getLogger(__name__)
 
 LOCK_RETRY_S = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineConfig:
+    """Everything settings decide about a running engine, handed over in one
+    ``Engine.apply`` (bootstrap builds it from ``Settings``)."""
+
+    slots: Sequence[ProviderSlot]
+    runner: RunnerSettings
+    budget: Budget
+    blocked_terms: Sequence[str]
+    nsfw: NsfwSettings
+    gallery_folder: Path
+    output_quality: int = 90  # JPEG / WebP encoding quality
 
 
 class Engine:
@@ -73,10 +89,10 @@ class Engine:
         self.hub = hub or EventHub()
         self.clock = clock or SystemClock()
         self.metrics = Metrics(sink=self._persist_call)
-        self.slots = list(slots)
-        self.budget = budget or Budget()
-        self.blocked_terms = list(blocked_terms)
-        self.nsfw = nsfw or NsfwSettings()
+        self._slots = list(slots)
+        self._budget = budget or Budget()
+        self._blocked_terms = list(blocked_terms)
+        self._nsfw = nsfw or NsfwSettings()
         self._nsfw_scorer = nsfw_scorer
         # Only the process holding the profile's lock recovers and runs its queue:
         # a CLI beside the window must not requeue the window's running jobs.
@@ -84,20 +100,21 @@ class Engine:
         self._queue = queue
         self._gallery = gallery
         self._metrics_store = metrics_store
-        self.saver = saver
+        self._saver = saver
         self._store = store or StoreThread()
         self._spend = SpendTracker(self.clock)
+        self._cap = SpendingCap(self._spend, lambda: self._budget)
         self._runner = QueueRunner(
-            queue=queue, store=self._store, slots=self.slots, hub=self.hub, metrics=self.metrics,
+            queue=queue, store=self._store, slots=self._slots, hub=self.hub, metrics=self.metrics,
             clock=self.clock, rng=rng or random.Random(), save=self._save_images,
-            settings=runner_settings, budget=SpendingCap(self._spend, lambda: self.budget),
+            settings=runner_settings, budget=self._cap,
         )
         self._runner_task: asyncio.Task[None] | None = None
         self._waiters: dict[int, list[asyncio.Future[Job]]] = {}
         self._background: set[asyncio.Future[None]] = set()
         self._closed = False
         self.hub.subscribe(self._on_event)
-        for slot in self.slots:
+        for slot in self._slots:
             slot.breaker.on_transition = self._on_breaker_transition
 
     # -- lifecycle ---------------------------------------------------------------
@@ -140,7 +157,7 @@ class Engine:
     async def _recover(self) -> list[int]:
         """Requeue what a crash left running, drop its unindexed files and temp files."""
         recovered = await self._store.run(self._queue.recover_interrupted)
-        await asyncio.to_thread(self.saver.remove_stale_temp_files)
+        await asyncio.to_thread(self._saver.remove_stale_temp_files)
         await self._refresh_spend()
         return recovered
 
@@ -154,7 +171,7 @@ class Engine:
         if self._runner_task is not None:
             self._runner_task.cancel()
             await asyncio.gather(self._runner_task, return_exceptions=True)
-        for slot in self.slots:
+        for slot in self._slots:
             try:
                 await slot.provider.close()
             except Exception:
@@ -170,7 +187,7 @@ class Engine:
 
     async def submit(self, request: GenerationRequest, priority: int = 0) -> Job:
         """Queue a request; a blocked term raises ``InvalidRequest`` before anything is stored."""
-        check_blocked_terms(request.prompt, self.blocked_terms)
+        check_blocked_terms(request.prompt, self._blocked_terms)
         job = await self._store.run(self._queue.add, request, priority)
         self.hub.emit(JobAdded(job.id, request))
         self._runner.wake()
@@ -240,8 +257,16 @@ class Engine:
 
     # -- gallery -----------------------------------------------------------------
 
-    async def search_images(self, text: str = "", **filters: object) -> list[ImageRecord]:
-        return await self._store.run(self._gallery.search, text, **filters)  # type: ignore[arg-type]
+    async def search_images(self, text: str = "", *, provider: str | None = None,
+                            model: str | None = None, favourites_only: bool = False,
+                            since: float | None = None, until: float | None = None,
+                            sort: Sort = "newest", limit: int = 200,
+                            offset: int = 0) -> list[ImageRecord]:
+        """Images whose prompt holds every word of ``text``, filtered (see ``Gallery.search``)."""
+        return await self._store.run(functools.partial(
+            self._gallery.search, text, provider=provider, model=model,
+            favourites_only=favourites_only, since=since, until=until, sort=sort, limit=limit,
+            offset=offset))
 
     async def image(self, image_id: int) -> ImageRecord | None:
         return await self._store.run(self._gallery.get, image_id)
@@ -258,30 +283,63 @@ class Engine:
 
     async def delete_image(self, image_id: int) -> None:
         record = await self._store.run(self._gallery.delete, image_id)
-        await asyncio.to_thread(self.saver.remove_files, record)
+        await asyncio.to_thread(self._saver.remove_files, record)
 
     async def thumbnail(self, image_id: int) -> Path | None:
         record = await self.image(image_id)
         if record is None:
             return None
-        return await asyncio.to_thread(self.saver.thumbnail, record.path)
+        return await asyncio.to_thread(self._saver.thumbnail, record.path)
+
+    # -- settings ----------------------------------------------------------------
+
+    async def apply(self, config: EngineConfig) -> None:
+        """Run by new rules from now on (after a settings change): the provider
+        slots (a slot not in ``config`` is closed once its running calls let go),
+        budget caps, blocked terms, NSFW screening, runner limits, gallery folder.
+        Jobs already running finish under the rules they started with."""
+        await self._replace_slots(config.slots)
+        self._budget = config.budget
+        self._blocked_terms = list(config.blocked_terms)
+        self._nsfw = config.nsfw
+        self._saver.folder = config.gallery_folder
+        self._saver.quality = config.output_quality
+        self._runner.settings = config.runner
+        self._runner.wake()
 
     # -- providers ---------------------------------------------------------------
+
+    async def route_preview(self, request: GenerationRequest) -> RoutePlan:
+        """Which providers would serve ``request`` now, in order, and why each
+        other one would be skipped (nothing is reserved or called)."""
+        return await plan_route(request, self._slots, budget=self._over_budget,
+                                cpu_after_cloud=self.runner_settings.cpu_after_cloud)
+
+    def prompt_limits(self) -> dict[RouteMode, tuple[int, str]]:
+        """For each routing mode, the shortest prompt limit among the enabled
+        providers that mode may use, and whose it is (the editor warns past it)."""
+        limits: dict[RouteMode, tuple[int, str]] = {}
+        for mode in RouteMode:
+            candidates = [(s.provider.capabilities().max_prompt_chars, s.name)
+                          for s in self._slots if s.enabled and mode_allows(mode, s.kind)]
+            if candidates:
+                limits[mode] = min(candidates)
+        return limits
 
     @property
     def runner_settings(self) -> RunnerSettings:
         return self._runner.settings
 
-    @runner_settings.setter
-    def runner_settings(self, value: RunnerSettings) -> None:
-        self._runner.settings = value
-        self._runner.wake()
+    @property
+    def slots(self) -> tuple[ProviderSlot, ...]:
+        """The provider slots in use (read-only: change them with ``apply``)."""
+        return tuple(self._slots)
 
-    async def replace_slots(self, slots: Sequence[ProviderSlot]) -> None:
+    async def _replace_slots(self, slots: Sequence[ProviderSlot]) -> None:
         """Swap in rebuilt provider slots (after a settings change); providers no
         longer used are closed once their running calls have finished with them."""
-        old = [s for s in self.slots if s not in slots]
-        self.slots[:] = list(slots)
+        old = [s for s in self._slots if s not in slots]
+        self._slots[:] = list(slots)
         self._runner.slots[:] = list(slots)
         for slot in slots:
             slot.breaker.on_transition = self._on_breaker_transition
@@ -308,11 +366,11 @@ class Engine:
         task.add_done_callback(self._background.discard)
 
     def slot(self, name: str) -> ProviderSlot:
-        for slot in self.slots:
+        for slot in self._slots:
             if slot.name == name:
                 return slot
         raise ImageDeskError(f"No provider named {name!r}: known are "
-                             f"{', '.join(s.name for s in self.slots)}.")
+                             f"{', '.join(s.name for s in self._slots)}.")
 
     def reset_provider(self, name: str, reason: str = "the user pressed try again") -> None:
         """Close a provider's breaker (after a settings change fixed it, or on request)."""
@@ -322,26 +380,26 @@ class Engine:
 
     async def provider_statuses(self) -> list[ProviderStatus]:
         await self._store.run(lambda: None)  # let this session's pending metrics land first
-        return await gather_statuses(self.slots, self.metrics, self._store,
+        return await gather_statuses(self._slots, self.metrics, self._store,
                                      self._metrics_store, self._spend.today())
 
     # -- internals ---------------------------------------------------------------
 
     async def _save_images(self, job: Job, outcome: JobOutcome) -> list[int]:
-        if self.nsfw.mode is not NsfwMode.OFF:
-            kept = await asyncio.to_thread(screen_images, outcome.images, self.nsfw,
+        if self._nsfw.mode is not NsfwMode.OFF:
+            kept = await asyncio.to_thread(screen_images, outcome.images, self._nsfw,
                                            self._nsfw_scorer)
             outcome = dataclasses.replace(outcome, images=kept)
 
         def journal(path: Path) -> None:  # runs on the file thread; waits for the commit
             self._store.call_sync(self._queue.note_pending_files, job.id, [path])
 
-        saved = await asyncio.to_thread(self.saver.write_files, job, outcome, journal)
+        saved = await asyncio.to_thread(self._saver.write_files, job, outcome, journal)
         try:
-            return await self._store.run(self.saver.index_and_finish, self._queue,
+            return await self._store.run(self._saver.index_and_finish, self._queue,
                                          self._gallery, job, outcome, saved)
         except BaseException:  # not indexed: the files must go too, so folder and index agree
-            await asyncio.shield(asyncio.to_thread(self.saver.remove_saved, saved))
+            await asyncio.shield(asyncio.to_thread(self._saver.remove_saved, saved))
             raise
 
     def _persist_call(self, record: CallRecord) -> None:
@@ -355,12 +413,15 @@ class Engine:
         if record.cost_usd:
             self._spend.add(record.provider, record.cost_usd)
 
+    def _over_budget(self, slot: ProviderSlot) -> str | None:
+        return self._cap.skip_reason(slot.kind is ProviderKind.CLOUD)
+
     async def _refresh_spend(self) -> None:
         day = self._spend.today()
         first = day.replace(day=1).isoformat()
         today: dict[str, float] = {}
         month: dict[str, float] = {}
-        for slot in self.slots:
+        for slot in self._slots:
             today[slot.name] = await self._store.run(self._metrics_store.spend, slot.name,
                                                      day.isoformat())
             month[slot.name] = await self._store.run(self._metrics_store.spend, slot.name, first)

@@ -42,16 +42,24 @@ class RoutePlan:
 
 
 
+def mode_allows(mode: RouteMode, kind: ProviderKind) -> bool:
+    """The routing mode's rule: "local only" is this machine and the user's own
+    workers, "cloud only" is the paid APIs."""
+    if mode is RouteMode.LOCAL_ONLY:
+        return kind is not ProviderKind.CLOUD
+    if mode is RouteMode.CLOUD_ONLY:
+        return kind is ProviderKind.CLOUD
+    return True
+
+
 def _policy_reason(slot: ProviderSlot, request: GenerationRequest) -> str | None:
     policy = request.policy
     if not slot.enabled:
         return slot.off_reason or "disabled in Settings"
     if policy.provider is not None and slot.name != policy.provider:
         return f"this job asked for {policy.provider} only"
-    if policy.mode is RouteMode.LOCAL_ONLY and slot.kind is ProviderKind.CLOUD:
-        return "disabled by policy: local only"
-    if policy.mode is RouteMode.CLOUD_ONLY and slot.kind is not ProviderKind.CLOUD:
-        return "disabled by policy: cloud only"
+    if not mode_allows(policy.mode, slot.kind):
+        return f"disabled by policy: {policy.mode.value} only"
     if (policy.mode is RouteMode.AUTO and slot.kind is ProviderKind.CLOUD
             and not policy.allow_cloud_fallback and policy.provider is None):
         return "disabled by policy: cloud fallback turned off"

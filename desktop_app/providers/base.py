@@ -211,6 +211,11 @@ class ImageProvider(Protocol):
 
     async def health(self) -> Health: ...
 
+    async def test_connection(self) -> ConnectionReport:
+        """Actually try the provider (a network round trip, a model load): only
+        when the user asks (Settings → Test connection, ``providers --test``)."""
+        ...
+
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
     ) -> list[GeneratedImage]: ...

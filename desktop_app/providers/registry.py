@@ -1,49 +1,85 @@
-"""The providers ImageDesk knows, built from their plain configs. The faces (window
-and CLI) reach providers only through here."""
+"""The providers ImageDesk knows: one ``ProviderDescriptor`` per provider package
+(see ``providers.descriptor``). Bootstrap, secrets, the CLI, the Settings
+dialog and the checks read this list; no other module names a provider.
+
+Adding a provider: write its package with a ``descriptor.py`` and list it in
+``BUILT_IN`` below. ``register`` adds one at run time (tests; later plug-ins).
+Importing this module is cheap: no provider SDK loads until a factory runs.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
+import contextlib
+from collections.abc import Iterator
 
-from desktop_app.providers.base import ImageProvider, ProviderKind
-from desktop_app.providers.local_diffusion import LocalDiffusionConfig, LocalDiffusionProvider
-from desktop_app.providers.openai_images import OpenAIImagesConfig, OpenAIImagesProvider
-from desktop_app.providers.remote_bullmq import RemoteConfig, Transport
-
-
-@dataclasses.dataclass(frozen=True)
-class ProviderInfo:
-    name: str
-    label: str  # what the user reads in Settings and badges
-    kind: ProviderKind
-
-
-KNOWN = (
-    ProviderInfo("local", "Local GPU (Stable Diffusion)", ProviderKind.LOCAL),
-    ProviderInfo("openai", "OpenAI Images", ProviderKind.CLOUD),
-    ProviderInfo("remote", "Remote GPU workers (BullMQ)", ProviderKind.REMOTE),
+from desktop_app.domain.errors import ImageDeskError
+from desktop_app.providers.descriptor import (
+    BuildContext,
+    CheckContext,
+    KeySpec,
+    ProviderDescriptor,
+    RoutePlace,
 )
+from desktop_app.providers.local_diffusion.descriptor import DESCRIPTOR as LOCAL
+from desktop_app.providers.openai_images.descriptor import DESCRIPTOR as OPENAI
+from desktop_app.providers.remote_bullmq.descriptor import DESCRIPTOR as REMOTE
+
+BUILT_IN: tuple[ProviderDescriptor, ...] = (LOCAL, OPENAI, REMOTE)
+
+_known: list[ProviderDescriptor] = list(BUILT_IN)
+
+
+class UnknownProvider(ImageDeskError):
+    """A name no descriptor has; the message lists the known ones."""
+
+
+def descriptors() -> tuple[ProviderDescriptor, ...]:
+    return tuple(_known)
+
+
+def names() -> tuple[str, ...]:
+    return tuple(d.name for d in _known)
+
+
+def get(name: str) -> ProviderDescriptor:
+    for descriptor in _known:
+        if descriptor.name == name:
+            return descriptor
+    raise UnknownProvider(f"Unknown provider {name!r}: known are {', '.join(names())}.")
 
 
 def label_of(name: str) -> str:
-    return next((p.label for p in KNOWN if p.name == name), name)
+    return next((d.label for d in _known if d.name == name), name)
 
 
-def create_local(config: LocalDiffusionConfig) -> ImageProvider:
-    return LocalDiffusionProvider(config)
+def with_keys() -> tuple[ProviderDescriptor, ...]:
+    """The providers that need a secret (an API key, a password)."""
+    return tuple(d for d in _known if d.key is not None)
 
 
-def create_openai(config: OpenAIImagesConfig, key: Callable[[], str | None]) -> ImageProvider:
-    return OpenAIImagesProvider(config, key)
+def register(descriptor: ProviderDescriptor) -> None:
+    """Add a provider after the built-in ones; its name must be new."""
+    if descriptor.name in names():
+        raise ImageDeskError(f"A provider named {descriptor.name!r} is already registered.")
+    _known.append(descriptor)
 
 
-def create_remote(config: RemoteConfig, password: Callable[[], str | None]) -> ImageProvider:
-    from desktop_app.providers.remote_bullmq.provider import RemoteProvider  # bullmq: on use
+def unregister(name: str) -> None:
+    if any(d.name == name for d in BUILT_IN):
+        raise ImageDeskError(f"The built-in provider {name!r} cannot be removed.")
+    _known[:] = [d for d in _known if d.name != name]
 
-    return RemoteProvider(config, password)
+
+@contextlib.contextmanager
+def registered(descriptor: ProviderDescriptor) -> Iterator[ProviderDescriptor]:
+    """``register`` for the duration of a ``with`` block."""
+    register(descriptor)
+    try:
+        yield descriptor
+    finally:
+        unregister(descriptor.name)
 
 
-__all__ = ["KNOWN", "LocalDiffusionConfig", "OpenAIImagesConfig", "ProviderInfo",
-           "RemoteConfig", "Transport", "create_local", "create_openai", "create_remote",
-           "label_of"]
+__all__ = ["BUILT_IN", "BuildContext", "CheckContext", "KeySpec", "ProviderDescriptor",
+           "RoutePlace", "UnknownProvider", "descriptors", "get", "label_of", "names",
+           "register", "registered", "unregister", "with_keys"]

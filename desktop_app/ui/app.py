@@ -18,7 +18,6 @@ from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from desktop_app.paths import AppPaths
-from desktop_app.secrets import KeyStore
 from desktop_app.ui import tasks
 from desktop_app.ui.main_window import MainWindow
 from desktop_app.ui.resources import app_icon, style_sheet
@@ -55,12 +54,13 @@ def build_window(ctx: AppContext, window: MainWindow | None = None) -> MainWindo
     shown = window or MainWindow(None, window_settings(ctx.paths), icon=app_icon())
 
     def open_settings(parent: QWidget) -> None:
+        from desktop_app.bootstrap import run_connection_test
         from desktop_app.ui.settings_dialog import SettingsDialog
 
         dialog = SettingsDialog(
             ctx.settings, ctx.keys, save=save, parent=parent,
             on_key_changed=ctx.key_cache.clear,
-            test_connection=lambda name, s, key: test_connection(ctx, name, s, key))
+            test_connection=lambda name, s, key: run_connection_test(ctx, name, s, key))
         dialog.open()
 
     def save(new: Settings) -> None:
@@ -71,37 +71,6 @@ def build_window(ctx: AppContext, window: MainWindow | None = None) -> MainWindo
 
     shown.attach(ctx.engine, open_settings)
     return shown
-
-
-class _TypedKey(KeyStore):
-    """The key typed in the dialog (not saved yet) wins over the stored one."""
-
-    def __init__(self, keys: KeyStore, provider: str, key: str | None) -> None:
-        super().__init__(keys.service)
-        self._keys, self._provider, self._key = keys, provider, key
-
-    def get(self, provider: str) -> str | None:
-        if provider == self._provider and self._key:
-            return self._key
-        return self._keys.get(provider)
-
-
-async def test_connection(ctx: AppContext, name: str, settings: Settings,
-                          key: str | None) -> tuple[bool, str]:
-    """Build the provider from the settings as edited and run its health check."""
-    from desktop_app.bootstrap import build_slots
-
-    slots = build_slots(settings, ctx.paths, _TypedKey(ctx.keys, name, key), ctx.engine.clock)
-    try:
-        slot = next(s for s in slots if s.name == name)
-        health = await slot.provider.health()
-    finally:
-        for s in slots:
-            await s.provider.close()
-            if s.limiter is not None:
-                await s.limiter.close()
-    message = health.message or health.state.value.replace("_", " ")
-    return health.ready, f"{name}: {message}"
 
 
 def show_warnings(window: MainWindow, warnings: Sequence[str]) -> None:

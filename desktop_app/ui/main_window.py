@@ -27,9 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.domain.job import JobState
-from desktop_app.domain.request import GenerationRequest, RouteMode
+from desktop_app.domain.request import GenerationRequest
 from desktop_app.engine.events import JobFinished
-from desktop_app.providers.base import ProviderKind
 from desktop_app.ui import tasks
 from desktop_app.ui.detail_pane import DetailPane
 from desktop_app.ui.gallery_view import GalleryView
@@ -215,16 +214,7 @@ class MainWindow(QMainWindow):
         self.update_prompt_limits()
 
     def update_prompt_limits(self) -> None:
-        limits: dict[RouteMode, tuple[int, str]] = {}
-        kinds = {RouteMode.AUTO: set(ProviderKind),
-                 RouteMode.LOCAL_ONLY: {ProviderKind.LOCAL, ProviderKind.REMOTE},
-                 RouteMode.CLOUD_ONLY: {ProviderKind.CLOUD}}
-        for mode, allowed in kinds.items():
-            candidates = [(s.provider.capabilities().max_prompt_chars, s.name)
-                          for s in self.engine.slots if s.enabled and s.kind in allowed]
-            if candidates:
-                limits[mode] = min(candidates)
-        self.editor.set_prompt_limits(limits)
+        self.editor.set_prompt_limits(self.engine.prompt_limits())
 
     # -- actions -----------------------------------------------------------------
 

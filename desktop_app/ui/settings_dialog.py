@@ -33,12 +33,14 @@ from PySide6.QtWidgets import (
 
 from desktop_app.config import Settings, SettingsError
 from desktop_app.domain.errors import ImageDeskError
+from desktop_app.providers import registry
+from desktop_app.providers.base import ConnectionReport
 from desktop_app.secrets import KeySource, KeyStore
-from desktop_app.ui.settings_pages import LocalPage, OpenAIPage, ProviderPage
+from desktop_app.ui.settings_pages import KeyField, ProviderPage, page_for
 from desktop_app.ui.tasks import spawn
 
-# (provider name, the settings as edited, the key typed but not yet saved) -> (ok, message)
-TestConnection = Callable[[str, Settings, str | None], Awaitable[tuple[bool, str]]]
+# (provider name, the settings as edited, the key typed but not yet saved) -> report
+TestConnection = Callable[[str, Settings, str | None], Awaitable[ConnectionReport]]
 SaveSettings = Callable[[Settings], None]
 
 
@@ -57,14 +59,17 @@ class SettingsDialog(QDialog):
         self._save = save
         self._test = test_connection
         self._key_changed = on_key_changed or (lambda: None)
-        self.local_page = LocalPage(self)
-        self.openai_page = OpenAIPage(self)
-        self.pages: dict[str, ProviderPage] = {"local": self.local_page,
-                                               "openai": self.openai_page}
-        self.local_page.load(settings.local)
-        self.openai_page.load(settings.openai)
+        self.pages: dict[str, ProviderPage] = {}
+        sections = type(settings).model_fields
+        for descriptor in registry.descriptors():
+            if descriptor.name not in sections:
+                continue  # nothing to save it in: it runs on its settings model's defaults
+            page = page_for(descriptor, self)
+            page.load(descriptor.section(settings))
+            self.pages[descriptor.name] = page
         self._build()
-        self.refresh_key_status()
+        for name in self.pages:
+            self.refresh_key_status(name)
 
     # -- layout ------------------------------------------------------------------
 
@@ -74,9 +79,9 @@ class SettingsDialog(QDialog):
         self.order.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
         self.order.setMaximumWidth(180)
         self.stack = QStackedWidget(self)
-        ranked = sorted(self.pages, key=lambda n: getattr(self.settings, n).priority)
+        ranked = sorted(self.pages, key=lambda n: registry.get(n).section(self.settings).priority)
         for name in ranked:
-            item = QListWidgetItem(name)
+            item = QListWidgetItem(registry.label_of(name))
             item.setData(Qt.ItemDataRole.UserRole, name)
             self.order.addItem(item)
         for page in self.pages.values():
@@ -118,9 +123,9 @@ class SettingsDialog(QDialog):
         self.error.setObjectName("settingsError")
         self.error.setStyleSheet("color: #d1242f;")
         self.error.setWordWrap(True)
-        self.remove_key = QPushButton("Remove stored key", self)
-        self.remove_key.clicked.connect(self.delete_key)
-        self.openai_page.form.addRow("", self.remove_key)
+        for name, page in self.pages.items():
+            if page.key_field is not None:
+                page.key_field.remove.clicked.connect(lambda _=False, n=name: self.delete_key(n))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
                                    | QDialogButtonBox.StandardButton.Cancel, self)
         buttons.accepted.connect(self.save)
@@ -163,31 +168,39 @@ class SettingsDialog(QDialog):
 
     # -- keys --------------------------------------------------------------------
 
-    def refresh_key_status(self) -> None:
-        status = self.keys.status("openai")
-        label = self.openai_page.key_status
+    def refresh_key_status(self, name: str) -> None:
+        field = self.pages[name].key_field
+        if field is None:
+            return
+        status = self.keys.status(name)
         if status.source is KeySource.ENV:
-            text = (f"Using the key from the environment ({status.masked}); "
+            text = (f"Using the {field.noun} from the environment ({status.masked}); "
                     "it wins over the keyring.")
         elif status.source is KeySource.KEYRING:
-            text = (f"A key is stored in {status.backend} ({status.masked}). "
+            text = (f"A {field.noun} is stored in {status.backend} ({status.masked}). "
                     "Type a new one to replace it.")
         elif status.error:
             text = status.error
         else:
-            text = f"No key yet. It will be stored in {status.backend}, never in the settings file."
-        label.setText(text)
-        label.setStyleSheet("color: #d1242f;" if status.error else "")
-        self.remove_key.setEnabled(status.source is KeySource.KEYRING)
+            text = (f"No {field.noun} yet. It will be stored in {status.backend}, never in "
+                    "the settings file.")
+        self._say(field, text, error=bool(status.error))
+        field.remove.setEnabled(status.source is KeySource.KEYRING)
 
-    def delete_key(self) -> None:
+    def _say(self, field: KeyField, text: str, *, error: bool) -> None:
+        field.status.setText(text)
+        field.status.setStyleSheet("color: #d1242f;" if error else "")
+
+    def delete_key(self, name: str) -> None:
+        field = self.pages[name].key_field
+        assert field is not None
         try:
-            self.keys.delete("openai")
+            self.keys.delete(name)
         except ImageDeskError as error:
-            self.openai_page.key_status.setText(error.message)
+            self._say(field, error.message, error=True)
             return
         self._key_changed()  # providers must stop using the deleted key now
-        self.refresh_key_status()
+        self.refresh_key_status(name)
 
     # -- building, testing, saving -----------------------------------------------
 
@@ -215,7 +228,7 @@ class SettingsDialog(QDialog):
         except SettingsError as error:
             page.test_result.setText(error.message)
             return
-        key = self.openai_page.api_key.text().strip() or None if page is self.openai_page else None
+        key = page.typed_secret()
         page.test_button.setEnabled(False)
         page.test_result.setStyleSheet("")
         page.test_result.setText("Testing…")
@@ -223,9 +236,10 @@ class SettingsDialog(QDialog):
         async def run() -> tuple[bool, str]:
             assert self._test is not None
             try:
-                return await self._test(page.section, candidate, key)
+                report = await self._test(page.section, candidate, key)
             except ImageDeskError as error:
                 return False, error.message
+            return report.passed, report.message
 
         def done(result: tuple[bool, str]) -> None:
             ok, message = result
@@ -242,18 +256,19 @@ class SettingsDialog(QDialog):
         except SettingsError as error:
             self.error.setText(error.message)
             return
-        key = self.openai_page.api_key.text().strip()
-        if key:
+        for name, page in self.pages.items():
+            key = page.typed_secret()
+            if not key or page.key_field is None:
+                continue
             try:
-                self.keys.set("openai", key)
+                self.keys.set(name, key)
                 self._key_changed()
             except ImageDeskError as error:  # InvalidKey or KeyringUnavailable
-                self.openai_page.key_status.setText(error.message)
-                self.openai_page.key_status.setStyleSheet("color: #d1242f;")
-                self.show_page(self.openai_page)
+                self._say(page.key_field, error.message, error=True)
+                self.show_page(page)
                 self.error.setText("The key was not stored: " + error.message)
                 return
-            self.openai_page.api_key.clear()
+            page.key_field.secret.clear()
         try:
             self._save(new)
         except (ImageDeskError, OSError) as error:

@@ -3,7 +3,9 @@ and returns the changes the user made, as plain values for ``Settings.updated``.
 
 from __future__ import annotations
 
+import importlib
 import re
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtWidgets import (
@@ -22,7 +24,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.config import BreakerSettings, LocalSettings, OpenAISettings, ProviderSettings
+from desktop_app.config import (
+    BreakerSettings,
+    LocalSettings,
+    OpenAISettings,
+    ProviderSettings,
+    RemoteSettings,
+)
+from desktop_app.providers.registry import ProviderDescriptor
 
 BUILTIN = "builtin:tiny"
 SOURCES = [("Built-in test model (random weights)", "builtin"), ("Hugging Face id", "hf"),
@@ -95,13 +104,36 @@ class BreakerBox(QGroupBox):
                 "open_base_s": self.open_base_s.value(), "open_max_s": self.open_max_s.value()}
 
 
-class ProviderPage(QWidget):
-    """The fields every provider has; subclasses add their own above them."""
+class KeyField:
+    """The provider's secret (an API key, a password): typed here, stored in the
+    keyring on Save and never in the settings file; its status; a button to
+    remove the stored one."""
 
-    section = ""
+    def __init__(self, noun: str, parent: QWidget) -> None:
+        self.noun = noun
+        self.secret = QLineEdit(parent)
+        self.secret.setObjectName("secret")
+        self.secret.setEchoMode(QLineEdit.EchoMode.Password)
+        show = QCheckBox("Show", parent)
+        show.toggled.connect(lambda on: self.secret.setEchoMode(
+            QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password))
+        self.row = QHBoxLayout()
+        self.row.addWidget(self.secret, 1)
+        self.row.addWidget(show)
+        self.status = QLabel(parent)
+        self.status.setObjectName("keyStatus")
+        self.status.setWordWrap(True)
+        self.remove = QPushButton(f"Remove stored {noun}", parent)
+
+
+class ProviderPage(QWidget):
+    """The fields every provider has; subclasses add their own above them.
+    ``section`` is the provider's name (set by ``page_for``)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.section = ""
+        self.key_field: KeyField | None = None
         self.enabled = QCheckBox("Enabled", self)
         self.concurrency = _spin(1, 16, 1)
         self.rate_limits = QLineEdit(self)
@@ -129,6 +161,23 @@ class ProviderPage(QWidget):
         layout.addWidget(self.error)
         layout.addStretch(1)
 
+    def add_key_field(self, noun: str) -> KeyField:
+        """A field for the provider's secret, right under "Enabled"."""
+        self.key_field = KeyField(noun, self)
+        self.form.insertRow(1, noun[:1].upper() + noun[1:], self.key_field.row)
+        self.form.insertRow(2, "", self.key_field.status)
+        self.form.insertRow(3, "", self.key_field.remove)
+        return self.key_field
+
+    def typed_secret(self) -> str | None:
+        """The secret typed but not stored yet, if this provider has one."""
+        if self.key_field is None:
+            return None
+        return self.key_field.secret.text().strip() or None
+
+    def load(self, s: Any) -> None:
+        self.load_common(s)
+
     def load_common(self, s: ProviderSettings) -> None:
         self.enabled.setChecked(s.enabled)
         self.concurrency.setValue(s.concurrency)
@@ -142,7 +191,6 @@ class ProviderPage(QWidget):
 
 
 class LocalPage(ProviderPage):
-    section = "local"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -212,22 +260,9 @@ class LocalPage(ProviderPage):
 
 
 class OpenAIPage(ProviderPage):
-    section = "openai"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.api_key = QLineEdit(self)
-        self.api_key.setObjectName("apiKey")
-        self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
-        self.show_key = QCheckBox("Show", self)
-        self.show_key.toggled.connect(lambda on: self.api_key.setEchoMode(
-            QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password))
-        key_row = QHBoxLayout()
-        key_row.addWidget(self.api_key, 1)
-        key_row.addWidget(self.show_key)
-        self.key_status = QLabel(self)
-        self.key_status.setObjectName("keyStatus")
-        self.key_status.setWordWrap(True)
         self.model = QComboBox(self)
         self.model.setEditable(True)
         self.model.addItems(["gpt-image-2", "gpt-image-1", "dall-e-3", "dall-e-2"])
@@ -236,8 +271,6 @@ class OpenAIPage(ProviderPage):
         self.organization = QLineEdit(self)
         self.project = QLineEdit(self)
         self.timeout_s = _spin(1, 3600, 120, suffix=" s")
-        self.form.addRow("API key", key_row)
-        self.form.addRow("", self.key_status)
         self.form.addRow("Model", self.model)
         self.form.addRow("Base URL", self.base_url)
         self.form.addRow("Organization", self.organization)
@@ -258,3 +291,80 @@ class OpenAIPage(ProviderPage):
                 "organization": self.organization.text().strip() or None,
                 "project": self.project.text().strip() or None,
                 "timeout_s": self.timeout_s.value()}
+
+
+class RemotePage(ProviderPage):
+    """The user's own GPU machines serving a BullMQ queue on Redis."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.redis_url = QLineEdit(self)
+        self.redis_url.setObjectName("redisUrl")
+        self.redis_url.setPlaceholderText("redis://render-box:6379/0 (password below, not here)")
+        self.queue = QLineEdit(self)
+        self.queue.setObjectName("remoteQueue")
+        self.placement = QComboBox(self)
+        for text, value in (("After this machine's GPU", "after_local"),
+                            ("Before this machine's GPU", "before_local"),
+                            ("Only while this machine's GPU is busy", "when_local_busy")):
+            self.placement.addItem(text, value)
+        self.transport = QComboBox(self)
+        self.transport.addItem("Through Redis", "redis")
+        self.transport.addItem("Through a shared folder", "folder")
+        self.shared_folder = QLineEdit(self)
+        self.shared_folder.setPlaceholderText("this machine's mount of the workers' folder")
+        self.browse = QPushButton("Browse…", self)
+        self.browse.clicked.connect(self._browse)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.shared_folder, 1)
+        folder_row.addWidget(self.browse)
+        self.form.addRow("Redis URL", self.redis_url)
+        self.form.addRow("Queue", self.queue)
+        self.form.addRow("Placement", self.placement)
+        self.form.addRow("Images come back", self.transport)
+        self.form.addRow("Shared folder", folder_row)
+        self.transport.currentIndexChanged.connect(self._transport_changed)
+
+    def load(self, s: RemoteSettings) -> None:
+        self.load_common(s)
+        self.concurrency.setRange(1, 64)
+        self.concurrency.setValue(s.concurrency)
+        self.redis_url.setText(s.redis_url)
+        self.queue.setText(s.queue)
+        self.placement.setCurrentIndex(self.placement.findData(s.placement))
+        self.transport.setCurrentIndex(self.transport.findData(s.transport))
+        self.shared_folder.setText(str(s.shared_folder) if s.shared_folder else "")
+        self._transport_changed()
+
+    def _transport_changed(self) -> None:
+        folder = self.transport.currentData() == "folder"
+        self.shared_folder.setEnabled(folder)
+        self.browse.setEnabled(folder)
+
+    def _browse(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Choose the shared results folder")
+        if path:
+            self.shared_folder.setText(path)
+
+    def changes(self) -> dict[str, Any]:
+        folder = self.shared_folder.text().strip()
+        return {**super().changes(), "redis_url": self.redis_url.text().strip(),
+                "queue": self.queue.text().strip(), "placement": self.placement.currentData(),
+                "transport": self.transport.currentData(),
+                "shared_folder": str(Path(folder).expanduser()) if folder else None}
+
+
+def page_for(descriptor: ProviderDescriptor, parent: QWidget | None = None) -> ProviderPage:
+    """The Settings page a descriptor names (``"package.module:Class"``), with a
+    secret field when the provider needs one. Resolved here, so descriptors
+    never import Qt."""
+    module_name, _, class_name = descriptor.settings_page.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, ProviderPage)):
+        raise TypeError(f"{descriptor.settings_page} is not a settings page "
+                        f"(provider {descriptor.name})")
+    page = cls(parent)
+    page.section = descriptor.name
+    if descriptor.key is not None:
+        page.add_key_field(descriptor.key.noun)
+    return page

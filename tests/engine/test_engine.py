@@ -106,8 +106,7 @@ async def test_a_job_no_provider_can_serve_fails_with_every_reason(
 
 
 async def test_blocked_terms_reject_before_anything_is_queued(make_engine: EngineMaker) -> None:
-    engine = make_engine(ScriptedProvider("local"))
-    engine.blocked_terms = ["gore"]
+    engine = make_engine(ScriptedProvider("local"), blocked_terms=["gore"])
     with pytest.raises(InvalidRequest, match='blocked term "gore"'):
         await engine.submit(REQ.replace(prompt="a scene with gore"))
     assert await engine.jobs() == []

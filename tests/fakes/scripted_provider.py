@@ -14,6 +14,8 @@ from desktop_app.domain.request import GenerationRequest
 from desktop_app.providers.base import (
     CancelToken,
     Capabilities,
+    ConnectionOutcome,
+    ConnectionReport,
     Health,
     HealthState,
     Phase,
@@ -61,6 +63,7 @@ class ScriptedProvider:
         self.calls: list[GenerationRequest] = []
         self.health_calls = 0
         self.closed = False
+        self.connection_tests = 0
 
     @property
     def name(self) -> str:
@@ -76,6 +79,13 @@ class ScriptedProvider:
     async def health(self) -> Health:
         self.health_calls += 1
         return self.health_value
+
+    async def test_connection(self) -> ConnectionReport:
+        """Passes when the scripted health is ready; ``connection_tests`` counts calls."""
+        self.connection_tests += 1
+        health = self.health_value
+        outcome = ConnectionOutcome.PASSED if health.ready else ConnectionOutcome.FAILED
+        return ConnectionReport(self.name, outcome, health.message or health.state.value)
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken

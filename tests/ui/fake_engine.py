@@ -36,6 +36,9 @@ class FakeEngine:
         self.calls.append(("search_images", (text, filters)))
         return []
 
+    def prompt_limits(self) -> dict[Any, tuple[int, str]]:
+        return {}
+
     async def provider_statuses(self) -> list[Any]:
         return []
 

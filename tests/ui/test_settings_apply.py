@@ -42,7 +42,7 @@ def test_saving_a_fixed_model_rebuilds_local_and_clears_its_forced_open_breaker(
     assert ctx.engine.slot("local").breaker.snapshot().state is BreakerState.FORCED_OPEN
     window.settings_action.trigger()
     [dialog] = window.findChildren(SettingsDialog)
-    dialog.local_page.source.setCurrentIndex(0)  # the built-in test model
+    dialog.pages["local"].source.setCurrentIndex(0)  # the built-in test model
     dialog.save()
     qtbot.waitUntil(lambda: ctx.settings.local.model == "builtin:tiny", timeout=5_000)
     qtbot.waitUntil(lambda: window.statusBar().currentMessage() == "Settings saved.")

@@ -10,11 +10,20 @@ import qasync
 from pytestqt.qtbot import QtBot
 
 from desktop_app.config import Settings, load_settings, save_settings
+from desktop_app.providers.base import ConnectionOutcome, ConnectionReport
 from desktop_app.secrets import KeyStore
 from desktop_app.ui.settings_dialog import SettingsDialog
+from desktop_app.ui.settings_pages import KeyField
 from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring
 
 KEY = "sk-test" + "A1b2C3d4" * 5
+
+
+
+def key_field(dialog: SettingsDialog, name: str) -> KeyField:
+    field = dialog.pages[name].key_field
+    assert field is not None
+    return field
 
 
 @pytest.fixture
@@ -35,15 +44,15 @@ def test_saving_puts_the_key_in_the_keyring_and_never_in_the_settings_file(
         qtbot: QtBot, tmp_path: Path, memory_keyring: InMemoryKeyring) -> None:
     path = tmp_path / "settings.json"
     dialog = make_dialog(qtbot, path)
-    dialog.openai_page.api_key.setText(KEY)
-    dialog.openai_page.model.setCurrentText("dall-e-3")
+    key_field(dialog, "openai").secret.setText(KEY)
+    dialog.pages["openai"].model.setCurrentText("dall-e-3")
     with qtbot.waitSignal(dialog.saved):
         dialog.save()
     assert memory_keyring.passwords[("ImageDesk", "openai")] == KEY
     text = path.read_text()
     assert KEY not in text and "A1b2C3d4" not in text
     assert load_settings(path, env={}).settings.openai.model == "dall-e-3"
-    assert dialog.openai_page.api_key.text() == ""  # not kept in the widget either
+    assert key_field(dialog, "openai").secret.text() == ""  # not kept in the widget either
 
 
 def test_without_a_keyring_the_dialog_says_so_and_saves_nothing(
@@ -51,20 +60,20 @@ def test_without_a_keyring_the_dialog_says_so_and_saves_nothing(
     path = tmp_path / "settings.json"
     with installed_keyring(keyring.backends.fail.Keyring()):
         dialog = make_dialog(qtbot, path)
-        dialog.openai_page.api_key.setText(KEY)
+        key_field(dialog, "openai").secret.setText(KEY)
         dialog.save()
     assert not path.exists()
     assert dialog.result() != SettingsDialog.DialogCode.Accepted
-    assert "keyring" in dialog.openai_page.key_status.text().lower()
+    assert "keyring" in key_field(dialog, "openai").status.text().lower()
     assert "The key was not stored" in dialog.error.text()
 
 
 def test_an_invalid_key_is_refused_at_the_key_field(
         qtbot: QtBot, tmp_path: Path, memory_keyring: InMemoryKeyring) -> None:
     dialog = make_dialog(qtbot, tmp_path / "settings.json")
-    dialog.openai_page.api_key.setText("not-a-key")
+    key_field(dialog, "openai").secret.setText("not-a-key")
     dialog.save()
-    assert "starts with 'sk-'" in dialog.openai_page.key_status.text()
+    assert "starts with 'sk-'" in key_field(dialog, "openai").status.text()
     assert memory_keyring.passwords == {}
 
 
@@ -72,15 +81,16 @@ def test_provider_order_and_unreadable_rate_limits(
         qtbot: QtBot, tmp_path: Path, memory_keyring: InMemoryKeyring) -> None:
     path = tmp_path / "settings.json"
     dialog = make_dialog(qtbot, path)
-    assert dialog.provider_order() == ["local", "openai"]
-    dialog.order.setCurrentRow(1)
+    assert dialog.provider_order() == ["local", "remote", "openai"]
+    dialog.order.setCurrentRow(2)
     dialog.move_provider(-1)
-    assert dialog.provider_order() == ["openai", "local"]
-    dialog.openai_page.rate_limits.setText("five per minute")
+    dialog.move_provider(-1)
+    assert dialog.provider_order() == ["openai", "local", "remote"]
+    dialog.pages["openai"].rate_limits.setText("five per minute")
     dialog.save()
     assert "Rate limits look like" in dialog.error.text()
     assert not path.exists()
-    dialog.openai_page.rate_limits.setText("3/60s, 100/86400s")
+    dialog.pages["openai"].rate_limits.setText("3/60s, 100/86400s")
     dialog.save()
     saved = load_settings(path, env={}).settings
     assert saved.openai.priority < saved.local.priority
@@ -93,15 +103,16 @@ def test_test_connection_runs_without_freezing_the_dialog(
     release = asyncio.Event()
     seen: list[tuple[str, str, str | None]] = []
 
-    async def check(name: str, settings: Settings, key: str | None) -> tuple[bool, str]:
+    async def check(name: str, settings: Settings, key: str | None) -> ConnectionReport:
         seen.append((name, settings.openai.model, key))
         await release.wait()
-        return True, "OpenAI answered: gpt-image-1 is available"
+        return ConnectionReport(name, ConnectionOutcome.PASSED,
+                                "OpenAI answered: gpt-image-1 is available")
 
     dialog = make_dialog(qtbot, tmp_path / "settings.json", test_connection=check)
-    page = dialog.openai_page
+    page = dialog.pages["openai"]
     page.model.setCurrentText("gpt-image-1")
-    page.api_key.setText(KEY)
+    key_field(dialog, page.section).secret.setText(KEY)
     page.test_button.click()
     qtbot.waitUntil(lambda: bool(seen))
     # the check is still waiting, and the dialog keeps working meanwhile

@@ -22,6 +22,8 @@ from desktop_app.domain.request import MAX_SEED, GenerationRequest
 from desktop_app.providers.base import (
     CancelToken,
     Capabilities,
+    ConnectionOutcome,
+    ConnectionReport,
     Health,
     HealthState,
     Phase,
@@ -151,6 +153,15 @@ class LocalDiffusionProvider:
         text += f"; model {label} " + ("loaded" if self._loaded_model else "not loaded yet")
         state = HealthState.BUSY if self._lock.locked() else HealthState.READY
         return Health(state, text, details)
+
+    async def test_connection(self) -> ConnectionReport:
+        """Interim (the lifecycle branch replaces it with a real model load): the
+        health check's answer as a report."""
+        health = await self.health()
+        outcome = (ConnectionOutcome.PASSED if health.ready else
+                   ConnectionOutcome.NOT_CONFIGURED if health.state is HealthState.NOT_CONFIGURED
+                   else ConnectionOutcome.FAILED)
+        return ConnectionReport(PROVIDER, outcome, health.message, dict(health.details))
 
     def _device_details(self) -> dict[str, str]:
         info = self._device

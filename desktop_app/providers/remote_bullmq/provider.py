@@ -31,6 +31,7 @@ from desktop_app.domain.request import GenerationRequest
 from desktop_app.providers.base import (
     CancelToken,
     Capabilities,
+    ConnectionReport,
     Health,
     HealthState,
     Phase,
@@ -41,6 +42,8 @@ from desktop_app.providers.base import (
 )
 from desktop_app.providers.remote_bullmq import connection, results
 from desktop_app.providers.remote_bullmq.config import RemoteConfig
+from desktop_app.providers.remote_bullmq.connection_check import WAITING as _WAITING
+from desktop_app.providers.remote_bullmq.connection_check import check_connection
 from desktop_app.providers.remote_bullmq.errors import (
     PROVIDER,
     from_failed_reason,
@@ -63,7 +66,6 @@ FALLBACK_CAPABILITIES = Capabilities(
     sizes=SizeRule(multiple_of=8, min_side=64, max_side=1024), max_images_per_call=4,
     supports_seed=True, supports_negative_prompt=True, supports_steps=True,
     supports_guidance=True, estimated_latency_s=60.0)
-_WAITING = ("waiting", "prioritized", "delayed", "paused", "waiting-children")
 _MESSAGES = {
     "waiting": "queued for a remote worker",
     "active": "a remote worker took the job",
@@ -119,6 +121,12 @@ class RemoteProvider:
         health = await self._probe()
         self._health = (self._clock(), health)
         return health
+
+    async def test_connection(self) -> ConnectionReport:
+        """Reach Redis with the stored password on a connection of its own, and
+        say how many workers are alive and how many jobs wait (Settings → Test)."""
+        return await check_connection(self.config,
+                                      self._password() if self.config.redis_url else None)
 
     async def generate(self, request: GenerationRequest, progress: ProgressCallback,
                        cancel: CancelToken) -> list[GeneratedImage]:

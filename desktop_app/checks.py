@@ -1,0 +1,269 @@
+"""The installation checks, one list rendered by both ``imagedesk doctor`` and
+``imagedesk --self-test``: one line per check, ``ok   <check>: <detail>`` or
+``FAIL <check>: <what to do>`` (``Check.line``).
+
+``doctor`` runs them deep (it probes torch in a child process, see the local
+provider's checks); ``--self-test`` runs them shallow and also opens the
+window. Each provider adds its own checks through its descriptor, so no
+provider is named here. torch is never imported into this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import pkgutil
+import sqlite3
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import desktop_app
+from desktop_app.domain.checks import Check
+from desktop_app.paths import HOME_VARIABLE, AppPaths
+from desktop_app.resources import resource_path
+
+REQUIRED_RESOURCES = (
+    ("icons", "imagedesk.svg"),
+    ("icons", "imagedesk-256.png"),
+    ("prices.json",),
+    ("styles", "app.qss"),
+    ("model_skeletons", "sd15", "model_index.json"),
+)
+WINDOW_TIMEOUT_S = 60.0
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or "no message"
+    return f"{type(error).__name__}: {text}"
+
+
+def check_python() -> Check:
+    return Check("python", sys.version_info >= (3, 11), sys.version.split()[0])
+
+
+def check_imports() -> Check:
+    """Import every module of the app. A module of an optional extra that is not
+    installed (torch for the local provider's worker side, bullmq for remote
+    workers) is skipped when it fails for want of that extra; nothing else is."""
+    names: list[str] = []
+    failures: list[str] = []
+    skipped: list[str] = []
+
+    def walk_error(name: str) -> None:
+        """A package that failed to import while walking: it is already in ``names``,
+        and importing it below reports (or skips) it once."""
+
+    for module in pkgutil.walk_packages(desktop_app.__path__, "desktop_app.",
+                                        onerror=walk_error):
+        names.append(module.name)
+    for name in ["desktop_app", *sorted(set(names))]:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            missing = (error.name or "").split(".")[0]
+            extra = _optional_extra(name, missing)
+            if extra is not None:
+                skipped.append(extra)
+            else:
+                failures.append(f"{name} ({_one_line(error)})")
+        except Exception as error:  # any import failure is what this check is for
+            failures.append(f"{name} ({_one_line(error)})")
+    if "torch" in sys.modules:
+        failures.append("torch was imported into the app process (it belongs in the worker)")
+    imported = len(names) + 1 - len(skipped) - len(failures)
+    if failures:
+        names_only = ", ".join(f.split(" (")[0] for f in failures)
+        return Check("imports", False, f"{len(failures)} failed: {names_only}; "
+                           f"first: {failures[0]}")
+    detail = f"{imported} modules"
+    if skipped:
+        extras = ", ".join(sorted(set(skipped)))
+        detail += f" ({len(skipped)} skipped: extra not installed: {extras})"
+    return Check("imports", True, detail)
+
+
+def _optional_extra(module: str, missing: str) -> str | None:
+    """The extra whose absence explains ``missing`` for ``module``, if any."""
+    from desktop_app.providers import registry
+
+    for descriptor in registry.descriptors():
+        needs = descriptor.optional_extra
+        if needs is None or missing not in needs.distributions:
+            continue
+        if module == needs.package or module.startswith(needs.package + "."):
+            first = needs.distributions[0]
+            return needs.extra if importlib.util.find_spec(first) is None else None
+    return None
+
+
+def check_resources() -> Check:
+    missing = [str(resource_path(*parts)) for parts in REQUIRED_RESOURCES
+               if not resource_path(*parts).is_file()]
+    if missing:
+        return Check("resources", False, "missing " + ", ".join(missing)
+                           + " (reinstall, or run from a complete checkout)")
+    return Check("resources", True, str(resource_path()))
+
+
+def check_folders(paths: AppPaths) -> Check:
+    """Create the profile's folders and prove each one takes a file."""
+    try:
+        paths.ensure()
+        for folder in (paths.data_dir, paths.config_dir, paths.cache_dir, paths.log_dir,
+                       paths.gallery_dir, paths.thumbs_dir):
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".selftest-"):
+                pass
+    except OSError as error:
+        return Check("folders", False, f"{_one_line(error)}: make the folder writable "
+                           f"or point {HOME_VARIABLE} at one that is")
+    return Check("folders", True, f"data {paths.data_dir}, config {paths.config_dir}")
+
+
+def _open_store(db_path: Path) -> tuple[Any, Callable[[Any], bool]]:
+    """The store's own opener when it has one, else plain sqlite3."""
+    database: Any = None
+    # Without the store, the imports check reports why; sqlite3 alone still tests the file.
+    with contextlib.suppress(ImportError):
+        database = importlib.import_module("desktop_app.store.database")
+    opener = getattr(database, "open_database", None)
+    checker = getattr(database, "integrity_ok", None)
+    conn = opener(db_path) if opener is not None else sqlite3.connect(db_path)
+
+    def integrity(connection: Any) -> bool:
+        if checker is not None:
+            return bool(checker(connection))
+        row = connection.execute("PRAGMA integrity_check").fetchone()
+        return bool(row) and row[0] == "ok"
+
+    return conn, integrity
+
+
+def check_database(paths: AppPaths) -> Check:
+    try:
+        paths.data_dir.mkdir(parents=True, exist_ok=True)
+        conn, integrity = _open_store(paths.db_path)
+    except Exception as error:
+        return Check("database", False, f"cannot open {paths.db_path}: {_one_line(error)}")
+    try:
+        if not integrity(conn):
+            return Check("database", False, f"{paths.db_path} failed its integrity check: "
+                               "move it aside and restart (a new one is made)")
+        conn.execute("BEGIN IMMEDIATE")  # proves we may write, without writing
+        conn.execute("ROLLBACK")
+    except Exception as error:
+        return Check("database", False, f"{paths.db_path}: {_one_line(error)}")
+    finally:
+        conn.close()
+    return Check("database", True, str(paths.db_path))
+
+
+def check_settings(paths: AppPaths, env: Mapping[str, str]) -> Check:
+    """The settings file loads; each problem found on the way (a file set aside,
+    an override ignored) fails the check with what to fix. Config's own list of
+    problems, once it has one, is rendered here too."""
+    from desktop_app.config import load_settings
+
+    try:
+        result = load_settings(paths.settings_path, env)
+    except Exception as error:
+        return Check("settings", False, _one_line(error))
+    where = (str(paths.settings_path) if paths.settings_path.exists()
+             else "defaults (no settings file yet)")
+    if result.warnings:
+        return Check("settings", False, f"{where}; " + " / ".join(result.warnings))
+    return Check("settings", True, where)
+
+
+def check_keyring(env: Mapping[str, str]) -> Check:
+    """Informational: no keyring is a supported setup (keys from the environment)."""
+    from desktop_app.providers import registry
+    from desktop_app.secrets import KeyStore, env_variable
+
+    keyed = [d.name for d in registry.with_keys()]
+    try:
+        keys = KeyStore(env=env)
+        backend = keys.backend_name()
+        statuses = {name: keys.status(name) for name in keyed}
+    except Exception as error:
+        return Check("keyring", False, _one_line(error))
+    found = "; ".join(f"{name} key: {status.source}" for name, status in statuses.items())
+    if any(status.error for status in statuses.values()):
+        variables = " / ".join(env_variable(name) for name in keyed)
+        return Check("keyring", True, f"no usable keyring: set {variables} or install a "
+                     f"Secret Service provider ({backend}; {found})")
+    return Check("keyring", True, f"{backend} ({found})")
+
+
+def provider_checks(paths: AppPaths, env: Mapping[str, str], *, deep: bool) -> list[Check]:
+    """Each registered provider's own checks (model present, key present, GPU...)."""
+    from desktop_app.config import load_settings
+    from desktop_app.providers import registry
+    from desktop_app.secrets import KeySource, KeyStore
+
+    settings = load_settings(paths.settings_path, env).settings
+    keys = KeyStore(env=env)
+    found: list[Check] = []
+    for descriptor in registry.descriptors():
+        present: bool | None = None
+        if descriptor.key is not None:
+            status = keys.status(descriptor.name)
+            present = (status.source is not KeySource.NONE) if (
+                status.error is None or status.source is KeySource.ENV) else None
+        context = registry.CheckContext(descriptor.section(settings), settings, paths.models_dir,
+                               present, env, deep)
+        try:
+            found.extend(descriptor.checks(context))
+        except Exception as error:  # one provider's broken check must not hide the others
+            found.append(Check(descriptor.name, False, _one_line(error)))
+    return found
+
+
+def check_window(env: Mapping[str, str]) -> Check:
+    """Open the app's main window as ``run_app`` does, let it paint, grab it, close it."""
+    try:
+        from desktop_app.ui.self_check import open_and_grab_window
+    except Exception as error:
+        return Check("window", False, f"Qt could not load: {_one_line(error)}")
+    try:
+        detail, warnings = open_and_grab_window(env, WINDOW_TIMEOUT_S)
+    except TimeoutError:
+        return Check("window", False,
+                     f"did not open and close within {WINDOW_TIMEOUT_S:.0f} s")
+    except Exception as error:
+        return Check("window", False, _one_line(error))
+    if warnings:
+        detail += f"; startup warnings: {' / '.join(warnings)}"
+    return Check("window", True, detail)
+
+
+def run_checks(paths: AppPaths, env: Mapping[str, str], *, deep: bool, window: bool,
+               out: Callable[[str], None] | None = None) -> list[Check]:
+    """Every check in order (``out`` gets each line as it is known); a check that
+    crashes is a failed check, not a crash."""
+    steps: list[Callable[[], Check | list[Check]]] = [
+        check_python,
+        check_imports,
+        check_resources,
+        lambda: check_folders(paths),
+        lambda: check_settings(paths, env),
+        lambda: check_database(paths),
+        lambda: check_keyring(env),
+        lambda: provider_checks(paths, env, deep=deep),
+    ]
+    if window:
+        steps.append(lambda: check_window(env))
+    results: list[Check] = []
+    for step in steps:
+        try:
+            outcome = step()
+        except Exception as error:
+            outcome = Check(getattr(step, "__name__", "check"), False, _one_line(error))
+        for check in outcome if isinstance(outcome, list) else [outcome]:
+            results.append(check)
+            if out is not None:
+                out(check.line())
+    return results
