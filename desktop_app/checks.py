@@ -161,21 +161,24 @@ def check_database(paths: AppPaths) -> Check:
     return Check("database", True, str(paths.db_path))
 
 
-def check_settings(paths: AppPaths, env: Mapping[str, str]) -> Check:
-    """The settings file loads; each problem found on the way (a file set aside,
-    an override ignored) fails the check with what to fix. Config's own list of
-    problems, once it has one, is rendered here too."""
+def check_settings(paths: AppPaths, env: Mapping[str, str]) -> list[Check]:
+    """One failed check per settings problem, by the setting's name and what to
+    fix, then the file itself: fine only when nothing in it is wrong (a bad
+    environment variable is not the file's fault)."""
     from desktop_app.config import load_settings
+    from desktop_app.config.problems import ProblemSource
 
     try:
         result = load_settings(paths.settings_path, env)
     except Exception as error:
-        return Check("settings", False, _one_line(error))
+        return [Check("settings", False, _one_line(error))]
+    checks = [Check("settings", False, problem.line()) for problem in result.problems]
     where = (str(paths.settings_path) if paths.settings_path.exists()
              else "defaults (no settings file yet)")
-    if result.warnings:
-        return Check("settings", False, f"{where}; " + " / ".join(result.warnings))
-    return Check("settings", True, where)
+    in_file = sum(problem.source is ProblemSource.FILE for problem in result.problems)
+    checks.append(Check("settings file", in_file == 0, where if in_file == 0 else
+                        f"{where}: {in_file} problem(s), listed above"))
+    return checks
 
 
 def check_keyring(env: Mapping[str, str]) -> Check:

@@ -24,7 +24,7 @@ def test_doctor_prints_one_ok_or_fail_line_per_check_and_exits_by_them(tmp_path:
     lines = result.stdout.splitlines()
     assert lines and all(line.startswith(("ok   ", "FAIL ")) for line in lines), result.stdout
     names = [line[5:].split(":", 1)[0] for line in lines]
-    for name in ("python", "folders", "settings", "database", "keyring", "torch",
+    for name in ("python", "folders", "settings file", "database", "keyring", "torch",
                  "local model"):
         assert name in names, result.stdout
     assert (result.returncode == 0) == all(line.startswith("ok") for line in lines)

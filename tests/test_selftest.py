@@ -14,7 +14,7 @@ from desktop_app import selftest
 from desktop_app.domain.checks import Check
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKS = ("python", "imports", "resources", "folders", "settings", "database", "keyring",
+CHECKS = ("python", "imports", "resources", "folders", "settings file", "database", "keyring",
           "local provider", "local model", "window")
 
 

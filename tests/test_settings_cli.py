@@ -106,7 +106,7 @@ def test_doctor_names_each_settings_problem_and_fails(tmp_path: Path) -> None:
     result = run(tmp_path, "doctor")
     assert result.returncode == 5
     lines = result.stdout.splitlines()
-    assert any(line.startswith("[FIX] settings: budget.daily_usd: 'five' is not allowed")
+    assert any(line.startswith("FAIL settings: budget.daily_usd: 'five' is not allowed")
                and line.endswith(HELD) for line in lines)
-    assert any(line.startswith("[FIX] settings: ui.theme: ") for line in lines)
-    assert any(line.startswith("[FIX] settings file: ") for line in lines)
+    assert any(line.startswith("FAIL settings: ui.theme: ") for line in lines)
+    assert any(line.startswith("FAIL settings file: ") for line in lines)

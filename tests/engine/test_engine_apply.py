@@ -67,7 +67,7 @@ async def test_applied_slots_route_and_replaced_providers_are_closed(
     plan = await engine.route_preview(GenerationRequest(
         "a lighthouse", policy=RoutingPolicy(mode=RouteMode.LOCAL_ONLY)))
     assert [c.slot.name for c in plan.candidates] == ["local"]
-    assert "cloud: skipped — disabled by policy: local only" in plan.explain()
+    assert {s.provider: s.reason for s in plan.skipped}["cloud"] == "disabled by policy: local only"
 
 
 async def test_applied_blocked_terms_and_gallery_folder_take_effect_at_once(

@@ -92,7 +92,8 @@ def test_saving_the_remote_page_puts_the_workers_in_the_route_with_that_queue(
     assert slot.provider.config.queue == "studio"  # type: ignore[attr-defined]
     assert slot.standby_for is ProviderKind.LOCAL
     plan = drive(qtbot, ctx.engine.route_preview(GenerationRequest("a lighthouse")))
-    assert "remote: skipped — standing by while local is free" in plan.explain(), plan.explain()
+    skipped = {s.provider: s.reason for s in plan.skipped}
+    assert skipped["remote"] == "standing by while local is free", skipped
     assert ctx.engine.runner_settings.max_parallel_jobs == 1 + 2 + 2  # remote counts now
     drive(qtbot, ctx.engine.close())
 
