@@ -212,7 +212,7 @@ class Engine:
         return count
 
     async def jobs(self, states: Collection[JobState] | None = None, limit: int = 500) -> list[Job]:
-        return await self._store.run(self._queue.list, states, limit)
+        return await self._store.run(self._queue.jobs, states, limit)
 
     async def job(self, job_id: int) -> Job | None:
         return await self._store.run(self._queue.get, job_id)
