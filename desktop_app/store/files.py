@@ -22,7 +22,7 @@ from typing import Any
 
 from desktop_app.store.a1111 import a1111_parameters, parse_a1111_parameters
 from desktop_app.store.database import StoreError
-from desktop_app.store.gallery import Gallery, ImageRecord, NewImage
+from desktop_app.store.gallery import Gallery, NewImage
 from desktop_app.store.metadata import (
     MAKERNOTE_PREFIX,
     PARAMETERS_KEY,
@@ -43,7 +43,7 @@ MAX_PIXELS = 8192 * 8192  # larger than anything we generate; bigger files are r
 _STEM = re.compile(r"^[\w.\-]+$")
 
 __all__ = [
-    "ImageMetadata", "ImportReport", "a1111_parameters", "delete_image_files", "import_folder",
+    "ImageMetadata", "ImportReport", "a1111_parameters", "import_folder",
     "make_thumbnail", "parse_a1111_parameters", "read_image_metadata",
     "remove_stale_temp_files", "write_image_atomic",
 ]
@@ -147,20 +147,6 @@ def _writer_alive(temp: Path) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def delete_image_files(gallery: Gallery, image_id: int) -> ImageRecord:
-    """Remove an image from the index, then its file and thumbnail: a crash in
-    between leaves an unindexed file (found again by import), never an index
-    row pointing at nothing."""
-    record = gallery.delete(image_id)
-    for path in (record.path, record.thumb_path):
-        if path is not None:
-            try:
-                path.unlink(missing_ok=True)
-            except OSError as error:
-                log.warning("could not delete %s: %s", path, error)
-    return record
 
 
 # -- reading metadata ----------------------------------------------------------------
