@@ -153,13 +153,14 @@ class JobQueue:
     def jobs(self, states: Collection[JobState] | None = None, limit: int = 500) -> list[Job]:
         """Running jobs (oldest start first), then queued in run order, then finished
         ones, most recently finished first — the order of the queue panel."""
-        wanted = [s.value for s in (states if states is not None else JobState)]
-        if not wanted:
+        wanted = [s.value for s in states] if states is not None else []
+        if states is not None and not wanted:
             return []
-        marks = ",".join("?" * len(wanted))
+        # Without a filter every row is read, so a damaged state is quarantined too.
+        where = f"state IN ({','.join('?' * len(wanted))})" if wanted else "1"
         with reading(self.conn):
             rows = self.conn.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY "
+                f"SELECT {_COLUMNS} FROM jobs WHERE {where} ORDER BY "
                 "CASE state WHEN 'running' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, "
                 "CASE state WHEN 'running' THEN started_at WHEN 'queued' THEN NULL "
                 "ELSE -finished_at END, priority DESC, position, id LIMIT ?",
@@ -190,8 +191,12 @@ class JobQueue:
     def _quarantine(self, bad: UnreadableJob) -> None:
         with transaction(self.conn) as conn:
             state = conn.execute("SELECT state FROM jobs WHERE id = ?", (bad.job_id,)).fetchone()
-            if state is None or (state[0] == JobState.FAILED.value and not bad.repairs):
-                return  # gone, or already failed with nothing left to repair
+            if state is None:
+                return
+            kept = conn.execute("SELECT 1 FROM job_quarantine WHERE job_id = ?",
+                                (bad.job_id,)).fetchone()
+            if kept and state[0] == JobState.FAILED.value and not bad.repairs:
+                return  # quarantined before; only its request is left, which has no default
             log.warning("%s", bad.message)
             quarantine(conn, bad, self.clock(), self._last_position() + 1)
 
