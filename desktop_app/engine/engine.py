@@ -180,7 +180,9 @@ class Engine:
     async def cancel(self, job_id: int) -> None:
         if self._runner.cancel_running(job_id):
             return
-        job = await self._store.run(self._queue.cancel, job_id)
+        # Holding the profile's lock, a job still marked running that our runner does not
+        # run has no process left running it (an interrupted `queue run`): it may be cancelled.
+        job = await self._store.run(self._queue.cancel, job_id, orphaned=self._owns_queue())
         self.hub.emit(JobFinished(job.id, JobState.CANCELLED, None, (), "Cancelled",
                                   "cancelled by the user"))
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from desktop_app.store.profile_lock import LOCK_FILE, ProfileLock
 from tests.store.mounts import read_only
 from tests.test_cli import CLI, cli_env, run
 
@@ -90,3 +91,20 @@ def test_a_corrupt_attempts_value_fails_that_job_and_list_and_run_go_on(
     ran = run(tmp_path, "queue", "run", timeout=120)  # used to loop for ever
     assert ran.returncode == 0, ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+@pytest.mark.slow
+def test_a_job_left_running_by_an_interrupted_run_can_be_cancelled(tmp_path: Path) -> None:
+    assert run(tmp_path, "queue", "add", "a cat").returncode == 0
+    leftover = tmp_path / "half-saved.png"
+    leftover.write_bytes(b"written but never indexed")
+    with sqlite3.connect(_db(tmp_path)) as conn:  # as a SIGKILLed `queue run` leaves it
+        conn.execute("UPDATE jobs SET state = 'running', started_at = 1, pending_files = ? "
+                     "WHERE id = 1", (json.dumps([str(leftover)]),))
+    with ProfileLock(tmp_path / "data" / LOCK_FILE):  # another process runs the queue
+        busy = run(tmp_path, "queue", "cancel", "1")
+        assert busy.returncode == 2 and "cancel it in the window" in busy.stderr
+    cancelled = run(tmp_path, "queue", "cancel", "1", "--json")  # nobody runs it now
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert json.loads(cancelled.stdout)["state"] == "cancelled"
+    assert not leftover.exists()  # its unindexed file went with it
