@@ -30,9 +30,10 @@ from desktop_app.domain.job import Attempt, Outcome
 from desktop_app.domain.request import MAX_SEED, GenerationRequest
 from desktop_app.engine.events import EventHub, JobAttempted, JobProgress, JobRouted, MetricsUpdated
 from desktop_app.engine.metrics import Metrics
+from desktop_app.engine.paid_calls import PaidCallJournal
 from desktop_app.engine.router import BudgetCheck, Candidate, plan_route
 from desktop_app.engine.slots import ProviderSlot
-from desktop_app.providers.base import CancelToken, Progress
+from desktop_app.providers.base import CancelToken, Progress, ProviderKind
 from desktop_app.providers.fitting import fit_request
 from desktop_app.resilience.clock import Clock
 from desktop_app.resilience.retry import retry_call
@@ -66,6 +67,7 @@ class JobContext:
     budget: BudgetCheck | None = None
     cpu_after_cloud: bool = True
     on_attempt: Callable[[Attempt], None] | None = None
+    paid_calls: PaidCallJournal | None = None  # marks the job during a cloud call
 
 
 # A 429 that names no wait still cools the provider down this long, so the next
@@ -263,6 +265,9 @@ async def _call_once(
     if remaining <= 0:  # waited out the deadline (e.g. for the GPU): not the provider's fault
         permit.ignore()
         raise Transient(f"the job's deadline passed before {slot.name} could start")
+    paid = ctx.paid_calls if slot.kind is ProviderKind.CLOUD else None
+    if paid is not None:
+        await paid.started(slot.name)
     try:
         async with asyncio.timeout(remaining):
             images = await slot.provider.generate(request, progress, ctx.cancel)
@@ -281,6 +286,8 @@ async def _call_once(
                           "details are in the log")
     if error is None and not images:
         error = Transient(f"{slot.name} returned no images")
+    if paid is not None:  # a cancelled (app stopping) call keeps its mark for recovery
+        paid.ended(charged=error is None)
     duration = ctx.clock.monotonic() - started
     if isinstance(error, Misconfigured) and request.model is not None:
         # The job's own model choice failed, not the provider's setup: other jobs

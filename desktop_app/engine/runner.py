@@ -19,6 +19,7 @@ from desktop_app.domain.job import Attempt, Job, JobState
 from desktop_app.engine.events import EventHub, JobFinished, JobStarted
 from desktop_app.engine.failover import JobContext, JobOutcome, run_job
 from desktop_app.engine.metrics import Metrics
+from desktop_app.engine.paid_calls import PaidCallJournal
 from desktop_app.engine.router import BudgetCheck
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.engine.store_thread import StoreThread
@@ -180,7 +181,7 @@ class QueueRunner:
             rng=self._rng, cancel=token,
             deadline=self._clock.monotonic() + self.settings.job_deadline_s,
             budget=self._budget, cpu_after_cloud=self.settings.cpu_after_cloud,
-            on_attempt=on_attempt,
+            on_attempt=on_attempt, paid_calls=PaidCallJournal(self._store, self._queue, job.id),
         )
         try:
             outcome = await run_job(job.request, self.slots, ctx)
