@@ -53,7 +53,7 @@ async def test_a_job_added_by_the_cli_appears_and_runs_in_a_running_engine(
             *CLI, "queue", "add", "a cat from the command line", "--json",
             env=cli_env(tmp_path), stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(cli.communicate(), 240)
+        _, err = await asyncio.wait_for(cli.communicate(), 240)
         assert cli.returncode == 0, err.decode()
 
         async def finished() -> JobFinished:
