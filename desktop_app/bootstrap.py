@@ -106,7 +106,8 @@ def open_app(env: Mapping[str, str] = os.environ, *, clock: Clock | None = None)
     clock = clock or SystemClock()
     key_cache = KeyCache(keys)
     conn = open_database(paths.db_path)
-    saver = ImageSaver(gallery_folder(settings, paths), paths.thumbs_dir)
+    saver = ImageSaver(gallery_folder(settings, paths), paths.thumbs_dir,
+                       paths.data_dir / "unsaved")
     engine = Engine(
         queue=JobQueue(conn), gallery=Gallery(conn), metrics_store=MetricsStore(conn),
         saver=saver, slots=build_slots(settings, paths, key_cache, clock), clock=clock,

@@ -14,7 +14,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 
-from desktop_app.domain.errors import Cancelled, JobFailed
+from desktop_app.domain.errors import Cancelled, ImageDeskError, JobFailed
 from desktop_app.domain.job import Attempt, Job, JobState
 from desktop_app.engine.events import EventHub, JobFinished, JobStarted
 from desktop_app.engine.failover import JobContext, JobOutcome, run_job
@@ -198,6 +198,10 @@ class QueueRunner:
                                                       message=token.reason))
             # otherwise the app is stopping: the job stays running and is requeued on next start
             raise
+        except ImageDeskError as error:  # a typed fault after the call (the output folder)
+            log.info("job %d failed: %s", job.id, error.message)
+            await self._finish(job, JobState.FAILED, error=type(error).__name__,
+                               message=error.message)
         except Exception as error:
             log.exception("job %d failed with an internal error", job.id)
             await self._finish(job, JobState.FAILED, error="InternalError",

@@ -22,6 +22,7 @@ from desktop_app.engine.failover import JobOutcome
 from desktop_app.store import files
 from desktop_app.store.gallery import Gallery, ImageRecord, NewImage
 from desktop_app.store.jobs import JobQueue
+from desktop_app.store.output_folder import UnsavedImage, keep_unsaved
 
 log = logging.getLogger(__name__)
 
@@ -33,26 +34,36 @@ class SavedFile:
 
 
 class ImageSaver:
-    def __init__(self, folder: Path, thumbs_dir: Path) -> None:
+    def __init__(self, folder: Path, thumbs_dir: Path, unsaved_dir: Path | None = None) -> None:
         self.folder = folder
         self.thumbs_dir = thumbs_dir
+        self.unsaved_dir = unsaved_dir  # where images go when the folder refuses them
 
     def write_files(self, job: Job, outcome: JobOutcome,
                     journal: Callable[[Path], None]) -> list[SavedFile]:
         """Blocking file I/O: run it in a worker thread, never on the UI thread.
 
         ``journal(path)`` records each final name before the file appears there,
-        so a crash between writing and indexing leaves files recovery removes."""
+        so a crash between writing and indexing leaves files recovery removes.
+        A folder that refuses them raises ``OutputFolderUnusable`` once the images
+        are kept in ``unsaved_dir`` (see ``store.output_folder``)."""
         now = dt.datetime.now()
         folder = self.folder / now.strftime("%Y-%m-%d")
-        saved = []
-        for index, image in enumerate(outcome.images):
-            written = files.write_image_atomic(
-                folder, f"{now:%Y%m%d-%H%M%S}_job{job.id}_{index}", image.data, image.format,
-                parameters=self.parameters(outcome, image),
-                provenance=self.provenance(job, outcome, image), journal=journal,
-            )
-            saved.append(SavedFile(written, image))
+        saved: list[SavedFile] = []
+        try:
+            for index, image in enumerate(outcome.images):
+                written = files.write_image_atomic(
+                    folder, f"{now:%Y%m%d-%H%M%S}_job{job.id}_{index}", image.data,
+                    image.format, parameters=self.parameters(outcome, image),
+                    provenance=self.provenance(job, outcome, image), journal=journal,
+                )
+                saved.append(SavedFile(written, image))
+        except OSError as error:
+            raise keep_unsaved(self.folder, error, [UnsavedImage(
+                f"{now:%Y%m%d-%H%M%S}_job{job.id}_{index}", image.data, image.format,
+                self.parameters(outcome, image), self.provenance(job, outcome, image))
+                for index, image in enumerate(outcome.images)],
+                [s.path for s in saved], self.unsaved_dir) from error
         return saved
 
     def remove_stale_temp_files(self) -> int:
