@@ -12,8 +12,9 @@ so no other process is running these jobs) recovers every ``running`` job:
   that reason (error ``InterruptedPaidCall``) and runs again only when the user
   retries it.
 
-Either way, image files the job wrote but never indexed are deleted, so the
-gallery folder and the index agree.
+Image files a requeued job wrote but never indexed are deleted, so the gallery
+folder and the index agree; a held job's are its charged images, so they are
+kept and its reason names them.
 """
 
 from __future__ import annotations
@@ -54,7 +55,13 @@ def recover_interrupted(conn: sqlite3.Connection, now: float) -> list[int]:
                               message=held or INTERRUPTED_MESSAGE,
                               started_at=_started(started_at, now))
             attempts = _with_attempt(attempts, attempt)
-            if held:
+            files = unindexed(conn, pending)
+            if held:  # its unindexed files are the charged images: keep them, say where
+                kept = [name for name in files if os.path.isfile(name)]
+                if kept:
+                    held += (f" Its images were written but not added to the gallery: "
+                             f"{', '.join(kept)} (`imagedesk gallery import` adds them).")
+                files = []
                 conn.execute(
                     "UPDATE jobs SET state = 'failed', finished_at = ?, error = ?, "
                     "error_message = ?, pending_files = '[]', paid_call = NULL, "
@@ -65,8 +72,11 @@ def recover_interrupted(conn: sqlite3.Connection, now: float) -> list[int]:
                              "pending_files = '[]', attempts = ? WHERE id = ?",
                              (attempts, job_id))
                 requeued.append(int(job_id))
-            removed += unindexed(conn, pending)
-    remove_files(removed)  # after the commit: a crash here only leaves an orphan file
+            removed += files
+        # Before the commit: a crash in between leaves the job running with its journal,
+        # and the next recovery finds the rest (a missing file is fine). After it, a
+        # crash would leave files no journal names any more.
+        remove_files(removed)
     return requeued
 
 

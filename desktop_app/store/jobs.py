@@ -311,7 +311,6 @@ class JobQueue:
         the job itself, so no process runs it (an interrupted ``queue run`` left it
         ``running``): then it is cancelled, and files it wrote but never indexed go.
         """
-        removed: list[str] = []
         with transaction(self.conn) as conn:
             row = conn.execute("SELECT state, pending_files FROM jobs WHERE id = ?",
                                (job_id,)).fetchone()
@@ -320,14 +319,13 @@ class JobQueue:
                 raise IllegalTransition(f"Job {job_id} is running; cancel it in the window "
                                         "or process that runs it.")
             if running:
-                removed = unindexed(conn, row[1])
+                remove_files(unindexed(conn, row[1]))  # before the commit, as recovery does
             self._move_state(job_id, JobState.CANCELLED,
                              "finished_at = ?, error = 'Cancelled', error_message = ?, "
                              "pending_files = '[]', paid_call = NULL, paid_unsaved = 0",
                              (self.clock(), "cancelled by the user"),
                              only_from=(JobState.QUEUED, JobState.RUNNING) if orphaned
                              else (JobState.QUEUED,))
-        remove_files(removed)
         return self._must_get(job_id)
 
     def retry(self, job_id: int) -> Job:

@@ -22,7 +22,7 @@ KEY = "sk-test-paid-call-0123456789abcdef"
 
 
 def test_recovery_holds_a_job_marked_in_a_paid_call_and_requeues_the_rest(
-        queue: JobQueue) -> None:
+        queue: JobQueue, tmp_path: Path) -> None:
     in_call, charged, failed_call, local = queue.add_many([request(f"job {i}") for i in range(4)])
     for job in (in_call, charged, failed_call, local):
         queue.start(job.id)
@@ -31,6 +31,10 @@ def test_recovery_holds_a_job_marked_in_a_paid_call_and_requeues_the_rest(
     queue.paid_call_ended(charged.id, charged=True)  # ... or before its images were saved
     queue.paid_call_started(failed_call.id, "openai")
     queue.paid_call_ended(failed_call.id, charged=False)  # the call failed: nothing charged
+    paid_image, local_image = tmp_path / "paid.png", tmp_path / "local.png"
+    for path, job in ((paid_image, charged), (local_image, local)):
+        path.write_bytes(b"written, never indexed")
+        queue.note_pending_files(job.id, [path])
 
     assert queue.recover_interrupted() == [failed_call.id, local.id]
     for job_id, where in ((in_call.id, "during a paid call to openai"),
@@ -39,6 +43,9 @@ def test_recovery_holds_a_job_marked_in_a_paid_call_and_requeues_the_rest(
         assert held is not None and held.state is JobState.FAILED
         assert held.error == INTERRUPTED_PAID_ERROR and held.error_message is not None
         assert where in held.error_message and "Retry it" in held.error_message
+    assert paid_image.exists() and str(paid_image) in (  # the charged image is kept
+        queue.get(charged.id).error_message or "")  # type: ignore[union-attr]
+    assert not local_image.exists()  # a requeued job's half-saved files go, as before
     assert queue.retry(in_call.id).state is JobState.QUEUED  # the user decides
     queue.start(in_call.id)
     assert in_call.id in queue.recover_interrupted()  # the retry cleared the old mark
