@@ -95,7 +95,7 @@ def bench_recovery(folder: Path) -> list[str]:
         assert len(recovered) == RUNNING_AT_CRASH
         counts = restarted.counts()
         # put the same jobs back to running for the next round
-        for job in restarted.list({JobState.QUEUED}, limit=RUNNING_AT_CRASH):
+        for job in restarted.jobs({JobState.QUEUED}, limit=RUNNING_AT_CRASH):
             restarted.start(job.id)
         restarted.conn.close()
     assert counts[JobState.QUEUED] == JOBS

@@ -129,7 +129,7 @@ def open_app(env: Mapping[str, str] = os.environ, *, clock: Clock | None = None)
     key_cache = KeyCache(keys)
     conn = open_database(paths.db_path)
     saver = ImageSaver(gallery_folder(settings, paths), paths.thumbs_dir,
-                       quality=settings.output.quality)
+                       paths.data_dir / "unsaved", quality=settings.output.quality)
     engine = Engine(
         queue=JobQueue(conn), gallery=Gallery(conn), metrics_store=MetricsStore(conn),
         saver=saver, slots=build_slots(settings, paths, key_cache, clock), clock=clock,

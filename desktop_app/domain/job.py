@@ -122,11 +122,6 @@ class Job:
     error_message: str | None = None
     image_ids: list[int] = dataclasses.field(default_factory=list)
     provider: str | None = None  # the provider that served it
-    progress: float = 0.0  # 0..1
-
-    def move_to(self, target: JobState) -> None:
-        check_transition(self.state, target)
-        self.state = target
 
     @property
     def cost_usd(self) -> float:

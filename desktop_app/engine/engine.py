@@ -32,6 +32,7 @@ from desktop_app.engine.events import (
 from desktop_app.engine.failover import JobOutcome
 from desktop_app.engine.metrics import CallRecord, Metrics
 from desktop_app.engine.nsfw import NsfwMode, NsfwSettings, Scorer, screen_images
+from desktop_app.engine.queue_watch import QueueWatch
 from desktop_app.engine.router import RoutePlan, mode_allows, plan_route
 from desktop_app.engine.runner import QueueRunner, RunnerSettings
 from desktop_app.engine.saving import ImageSaver
@@ -110,6 +111,7 @@ class Engine:
             settings=runner_settings, budget=self._cap,
         )
         self._runner_task: asyncio.Task[None] | None = None
+        self._watch = QueueWatch(self._store, queue, self._changed_elsewhere)
         self._waiters: dict[int, list[asyncio.Future[Job]]] = {}
         self._background: set[asyncio.Future[None]] = set()
         self._closed = False
@@ -123,7 +125,9 @@ class Engine:
         """Recover jobs a crash left running, then run the queue in the background.
 
         If another process runs this profile's queue, jobs added here wait for it
-        (it picks them up), and this engine takes over once that process exits."""
+        (it picks them up), and this engine takes over once that process exits.
+        Jobs other processes add or change show up here (``QueueWatch``)."""
+        self._watch.start()
         if self._owns_queue():
             recovered = await self._recover()
             self._runner_task = asyncio.create_task(self._runner.run(), name="imagedesk-runner")
@@ -167,6 +171,7 @@ class Engine:
         if self._closed:
             return
         self._closed = True
+        await self._watch.stop()
         await self._runner.stop(finish_running=finish_running)
         if self._runner_task is not None:
             self._runner_task.cancel()
@@ -196,7 +201,9 @@ class Engine:
     async def cancel(self, job_id: int) -> None:
         if self._runner.cancel_running(job_id):
             return
-        job = await self._store.run(self._queue.cancel, job_id)
+        # Holding the profile's lock, a job still marked running that our runner does not
+        # run has no process left running it (an interrupted `queue run`): it may be cancelled.
+        job = await self._store.run(self._queue.cancel, job_id, orphaned=self._owns_queue())
         self.hub.emit(JobFinished(job.id, JobState.CANCELLED, None, (), "Cancelled",
                                   "cancelled by the user"))
 
@@ -228,7 +235,7 @@ class Engine:
         return count
 
     async def jobs(self, states: Collection[JobState] | None = None, limit: int = 500) -> list[Job]:
-        return await self._store.run(self._queue.list, states, limit)
+        return await self._store.run(self._queue.jobs, states, limit)
 
     async def job(self, job_id: int) -> Job | None:
         return await self._store.run(self._queue.get, job_id)
@@ -426,6 +433,11 @@ class Engine:
                                                      day.isoformat())
             month[slot.name] = await self._store.run(self._metrics_store.spend, slot.name, first)
         self._spend.load(day, today, month)
+
+    def _changed_elsewhere(self, paused: bool) -> None:
+        """Another process changed the queue: show it, and run what it added."""
+        self._runner.wake()
+        self.hub.emit(QueueChanged(paused=paused))
 
     def _on_breaker_transition(self, transition: BreakerTransition) -> None:
         self.hub.emit(ProviderStateChanged(transition.provider, transition.new.value,

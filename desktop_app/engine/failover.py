@@ -38,6 +38,7 @@ from desktop_app.engine.pacing import (
     sleep_unless_cancelled,
     wait_for_rate_slot,
 )
+from desktop_app.engine.paid_calls import PaidCallJournal
 from desktop_app.engine.router import BudgetCheck, Candidate, plan_route
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers.base import CancelToken, Progress, ProviderKind
@@ -81,6 +82,7 @@ class JobContext:
     # False when it goes on, so the runner can start other jobs meanwhile.
     on_waiting: Callable[[bool], None] | None = None
     calls_started: int = 0  # provider calls begun for this job, on any provider
+    paid_calls: PaidCallJournal | None = None  # marks the job during a cloud call
 
     def route_budget(self) -> BudgetCheck | None:
         cap = self.budget
@@ -314,6 +316,9 @@ async def _call_once(
         permit.ignore()
         raise Transient(f"the job's deadline passed before {slot.name} could start")
     ctx.calls_started += 1
+    paid = ctx.paid_calls if slot.kind is ProviderKind.CLOUD else None
+    if paid is not None:
+        await paid.started(slot.name)
     try:
         async with asyncio.timeout(remaining):
             images = await slot.provider.generate(request, progress, ctx.cancel)
@@ -332,6 +337,8 @@ async def _call_once(
                           "details are in the log")
     if error is None and not images:
         error = Transient(f"{slot.name} returned no images")
+    if paid is not None:  # a cancelled (app stopping) call keeps its mark for recovery
+        paid.ended(charged=error is None)
     duration = ctx.clock.monotonic() - started
     if isinstance(error, Misconfigured) and request.model is not None:
         # The job's own model choice failed, not the provider's setup: other jobs

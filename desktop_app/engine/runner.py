@@ -14,12 +14,13 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 
-from desktop_app.domain.errors import Cancelled, JobFailed
+from desktop_app.domain.errors import Cancelled, ImageDeskError, JobFailed
 from desktop_app.domain.job import Attempt, Job, JobState
 from desktop_app.engine.budget import SpendingCap
 from desktop_app.engine.events import EventHub, JobFinished, JobStarted
 from desktop_app.engine.failover import JobContext, JobOutcome, run_job
 from desktop_app.engine.metrics import Metrics
+from desktop_app.engine.paid_calls import PaidCallJournal
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.engine.store_thread import StoreThread
 from desktop_app.providers.base import CancelToken
@@ -193,6 +194,7 @@ class QueueRunner:
             deadline=self._clock.monotonic() + self.settings.job_deadline_s,
             budget=self._budget, cpu_after_cloud=self.settings.cpu_after_cloud,
             on_attempt=on_attempt, on_waiting=functools.partial(self._set_waiting, job.id),
+            paid_calls=PaidCallJournal(self._store, self._queue, job.id),
         )
         try:
             outcome = await run_job(job.request, self.slots, ctx)
@@ -209,6 +211,10 @@ class QueueRunner:
                                                       message=token.reason))
             # otherwise the app is stopping: the job stays running and is requeued on next start
             raise
+        except ImageDeskError as error:  # a typed fault after the call (the output folder)
+            log.info("job %d failed: %s", job.id, error.message)
+            await self._finish(job, JobState.FAILED, error=type(error).__name__,
+                               message=error.message)
         except Exception as error:
             log.exception("job %d failed with an internal error", job.id)
             await self._finish(job, JobState.FAILED, error="InternalError",

@@ -24,6 +24,7 @@ from desktop_app.store.database import StoreError
 from desktop_app.store.gallery import Gallery, ImageRecord, NewImage
 from desktop_app.store.jobs import JobQueue
 from desktop_app.store.metadata import MetadataTooLarge, sniff_format, transcode
+from desktop_app.store.output_folder import UnsavedImage, keep_unsaved
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,13 @@ class ImageSaver:
     """Writes a job's images in the request's format (``output.format`` for jobs
     that do not name one), re-encoding with ``quality`` (1-100, JPEG and WebP)
     when a provider returned another format: a paid image is never thrown away
-    for its format."""
+    for its format. When the folder refuses them, images go to ``unsaved_dir``."""
 
-    def __init__(self, folder: Path, thumbs_dir: Path, quality: int = 90) -> None:
+    def __init__(self, folder: Path, thumbs_dir: Path, unsaved_dir: Path | None = None,
+                 quality: int = 90) -> None:
         self.folder = folder
         self.thumbs_dir = thumbs_dir
+        self.unsaved_dir = unsaved_dir  # where images go when the folder refuses them
         self.quality = quality
 
     def write_files(self, job: Job, outcome: JobOutcome,
@@ -52,28 +55,43 @@ class ImageSaver:
         """Blocking file I/O: run it in a worker thread, never on the UI thread.
 
         ``journal(path)`` records each final name before the file appears there,
-        so a crash between writing and indexing leaves files recovery removes."""
+        so a crash between writing and indexing leaves files recovery removes.
+        A folder that refuses them raises ``OutputFolderUnusable`` once the images
+        are kept in ``unsaved_dir`` (see ``store.output_folder``)."""
         now = dt.datetime.now()
         folder = self.folder / now.strftime("%Y-%m-%d")
-        saved = []
+        saved: list[SavedFile] = []
         wanted = outcome.request.output_format.value
-        for index, image in enumerate(outcome.images):
-            stem = f"{now:%Y%m%d-%H%M%S}_job{job.id}_{index}"
-            data, fmt, converted_from = self.encode(image.data, wanted)
-            try:
-                written = files.write_image_atomic(
-                    folder, stem, data, fmt, parameters=self.parameters(outcome, image),
-                    provenance=self.provenance(job, outcome, image, fmt, converted_from),
-                    journal=journal)
-            except MetadataTooLarge as error:  # JPEG's 64 KiB EXIF: keep the image as PNG
-                log.warning("job %s image %s: %s Saved as PNG.", job.id, index, error)
-                data, fmt, converted_from = self.encode(image.data, "png")
-                written = files.write_image_atomic(
-                    folder, stem, data, fmt, parameters=self.parameters(outcome, image),
-                    provenance=self.provenance(job, outcome, image, fmt, converted_from),
-                    journal=journal)
-            saved.append(SavedFile(written, image, fmt, converted_from))
+        try:
+            for index, image in enumerate(outcome.images):
+                saved.append(self._write_one(job, outcome, image, folder,
+                                             f"{now:%Y%m%d-%H%M%S}_job{job.id}_{index}",
+                                             wanted, journal))
+        except OSError as error:  # kept as the provider sent them, with their metadata
+            raise keep_unsaved(self.folder, error, [UnsavedImage(
+                f"{now:%Y%m%d-%H%M%S}_job{job.id}_{index}", image.data, image.format,
+                self.parameters(outcome, image),
+                self.provenance(job, outcome, image, image.format, None))
+                for index, image in enumerate(outcome.images)],
+                [s.path for s in saved], self.unsaved_dir) from error
         return saved
+
+    def _write_one(self, job: Job, outcome: JobOutcome, image: GeneratedImage, folder: Path,
+                   stem: str, wanted: str, journal: Callable[[Path], None]) -> SavedFile:
+        data, fmt, converted_from = self.encode(image.data, wanted)
+        try:
+            written = files.write_image_atomic(
+                folder, stem, data, fmt, parameters=self.parameters(outcome, image),
+                provenance=self.provenance(job, outcome, image, fmt, converted_from),
+                journal=journal)
+        except MetadataTooLarge as error:  # JPEG's 64 KiB EXIF: keep the image as PNG
+            log.warning("job %s image %s: %s Saved as PNG.", job.id, stem, error)
+            data, fmt, converted_from = self.encode(image.data, "png")
+            written = files.write_image_atomic(
+                folder, stem, data, fmt, parameters=self.parameters(outcome, image),
+                provenance=self.provenance(job, outcome, image, fmt, converted_from),
+                journal=journal)
+        return SavedFile(written, image, fmt, converted_from)
 
     def encode(self, data: bytes, wanted: str) -> tuple[bytes, str, str | None]:
         """(bytes, format, the provider's format if re-encoded). The bytes are

@@ -10,6 +10,16 @@ transaction here (bench/bench_store.py), well inside the 2 ms submit budget.
 Threads: the engine calls the store from one dedicated thread, but the
 connection is opened on another (start-up), so it is created with
 ``check_same_thread=False`` and every transaction holds the connection's lock.
+
+Faults: every SQLite error raised inside ``transaction`` or ``reading`` (and
+while opening) leaves as a typed ``StoreError`` from ``store.faults`` whose
+message says what to fix: read-only, disk full, locked, disk error, or damaged
+(only after an integrity check said so).
+
+Concurrent first opens: several processes may open a fresh profile at once
+(``imagedesk queue add`` run in parallel). Migrations therefore read
+``user_version`` only after taking the write lock (``BEGIN IMMEDIATE``), so
+exactly one process runs each step and the others find it done.
 """
 
 from __future__ import annotations
@@ -21,22 +31,39 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from desktop_app.domain.errors import ImageDeskError
+from desktop_app.store.faults import StoreError, store_fault
 
 BUSY_TIMEOUT_MS = 5_000
 
-
-class StoreError(ImageDeskError):
-    """The database or an image file could not be read or written."""
+__all__ = ["StoreConnection", "StoreError", "integrity_ok", "migrate", "open_database",
+           "reading", "schema_version", "transaction"]
 
 
 class StoreConnection(sqlite3.Connection):
-    """A connection with the lock and nesting depth that ``transaction`` uses."""
+    """A connection with the lock ``transaction`` uses and the file it opened."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lock = threading.RLock()
-        self.depth = 0
+        self.path = Path(str(args[0]) if args else str(kwargs.get("database", "")))
+
+
+def _path_of(conn: sqlite3.Connection) -> Path:
+    if isinstance(conn, StoreConnection):
+        return conn.path
+    try:
+        return Path(conn.execute("PRAGMA database_list").fetchone()[2])
+    except (sqlite3.Error, TypeError):
+        return Path("(database)")
+
+
+def _typed(conn: sqlite3.Connection, error: sqlite3.Error) -> BaseException:
+    """A programming error or a broken constraint stays as it is (a bug in our own
+    statements, to fix); the rest become typed faults."""
+    if isinstance(error, (sqlite3.ProgrammingError, sqlite3.InterfaceError,
+                          sqlite3.IntegrityError)):
+        return error
+    return store_fault(error, _path_of(conn), conn)
 
 
 @contextlib.contextmanager
@@ -50,13 +77,23 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         if conn.in_transaction:
             yield conn  # joined: the outermost block commits
             return
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield conn
-        except BaseException:
-            conn.rollback()
-            raise
-        conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            if conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
+                with contextlib.suppress(sqlite3.Error):
+                    conn.rollback()
+            typed = _typed(conn, error)
+            if typed is error:
+                raise
+            raise typed from error
 
 
 @contextlib.contextmanager
@@ -65,7 +102,13 @@ def reading(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     lock: threading.RLock | contextlib.nullcontext[None]
     lock = conn.lock if isinstance(conn, StoreConnection) else contextlib.nullcontext()
     with lock:
-        yield conn
+        try:
+            yield conn
+        except sqlite3.Error as error:
+            typed = _typed(conn, error)
+            if typed is error:
+                raise
+            raise typed from error
 
 
 def open_database(path: Path) -> sqlite3.Connection:
@@ -78,8 +121,7 @@ def open_database(path: Path) -> sqlite3.Connection:
             check_same_thread=False, factory=StoreConnection,
         )
     except (OSError, sqlite3.Error) as error:
-        raise StoreError(f"Cannot open the ImageDesk database at {path}: {error}. "
-                         "Check that the folder exists and is writable.") from error
+        raise store_fault(error, path) from error
     try:
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
@@ -89,12 +131,10 @@ def open_database(path: Path) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA synchronous=FULL")
         migrate(conn)
-    except sqlite3.DatabaseError as error:
+    except sqlite3.Error as error:
+        fault = store_fault(error, path, conn)
         conn.close()
-        raise StoreError(
-            f"The ImageDesk database at {path} is damaged or not a database ({error}). "
-            "Move it aside and restart ImageDesk to begin a fresh one."
-        ) from error
+        raise fault from error
     except BaseException:
         conn.close()
         raise
@@ -116,19 +156,30 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 def migrate(conn: sqlite3.Connection) -> None:
     """Apply every migration the database has not had, each in its own transaction
-    together with its ``user_version`` bump (both or neither land)."""
+    together with its ``user_version`` bump (both or neither land). The version is
+    read again under the write lock before each step, so processes opening the
+    same database at once never both run a step (see the module doc)."""
     from desktop_app.store.schema import MIGRATIONS
 
-    current = schema_version(conn)
-    if current > len(MIGRATIONS):
+    while True:
+        if _check_version(schema_version(conn), len(MIGRATIONS)):
+            return  # the common case, without taking the write lock
+        with transaction(conn):
+            current = schema_version(conn)
+            if _check_version(current, len(MIGRATIONS)):
+                return  # another process migrated while we waited for the lock
+            MIGRATIONS[current](conn)
+            conn.execute(f"PRAGMA user_version={current + 1}")
+
+
+def _check_version(current: int, known: int) -> bool:
+    """True when the database is up to date; refuses one from a newer ImageDesk."""
+    if current > known:
         raise StoreError(
             f"This database was written by a newer ImageDesk (schema {current}; this version "
-            f"knows up to {len(MIGRATIONS)}). Update ImageDesk, or move the database aside."
-        )
-    for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
-        with transaction(conn):
-            step(conn)
-            conn.execute(f"PRAGMA user_version={version}")
+            f"knows up to {known}). Update ImageDesk; do not delete the database, it holds "
+            "your queue and gallery.")
+    return current == known
 
 
 Migration = Callable[[sqlite3.Connection], None]

@@ -19,7 +19,6 @@ from typing import Any
 
 from desktop_app.store.a1111 import MetadataError, a1111_parameters, parse_a1111_parameters
 from desktop_app.store.database import StoreError
-from desktop_app.store.gallery import Gallery, ImageRecord
 from desktop_app.store.image_metadata import (
     MAX_PIXELS,
     ImageMetadata,
@@ -42,7 +41,7 @@ _STEM = re.compile(r"^[\w.\-]+$")
 __all__ = [
     "IMAGE_SUFFIXES", "MAX_PIXELS", "TEMP_SUFFIX", "ImageMetadata", "ImportReport",
     "MetadataError", "a1111_parameters",
-    "delete_image_files", "import_folder", "make_thumbnail", "parse_a1111_parameters",
+    "import_folder", "make_thumbnail", "parse_a1111_parameters",
     "read_image_metadata", "remove_stale_temp_files", "write_image_atomic",
 ]
 
@@ -145,20 +144,6 @@ def _writer_alive(temp: Path) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def delete_image_files(gallery: Gallery, image_id: int) -> ImageRecord:
-    """Remove an image from the index, then its file and thumbnail: a crash in
-    between leaves an unindexed file (found again by import), never an index
-    row pointing at nothing."""
-    record = gallery.delete(image_id)
-    for path in (record.path, record.thumb_path):
-        if path is not None:
-            try:
-                path.unlink(missing_ok=True)
-            except OSError as error:
-                log.warning("could not delete %s: %s", path, error)
-    return record
 
 
 # -- reading metadata ----------------------------------------------------------------

@@ -143,16 +143,10 @@ class Gallery:
             if cursor.rowcount == 0:
                 raise ImageNotFound(image_id)
 
-    def set_thumbnail(self, image_id: int, thumb_path: Path | None) -> None:
-        with transaction(self.conn) as conn:
-            cursor = conn.execute("UPDATE images SET thumb_path = ? WHERE id = ?",
-                                  (str(thumb_path) if thumb_path else None, image_id))
-            if cursor.rowcount == 0:
-                raise ImageNotFound(image_id)
-
     def delete(self, image_id: int) -> ImageRecord:
-        """Remove the row and return it; the caller deletes the files
-        (``files.delete_image_files`` does both in the safe order)."""
+        """Remove the row and return it; the caller deletes the files afterwards
+        (``Engine.delete_image``), so a crash in between leaves an unindexed file
+        that import finds again, never a row pointing at nothing."""
         with transaction(self.conn) as conn:
             record = self.get(image_id)
             if record is None:
@@ -166,12 +160,6 @@ class Gallery:
         with reading(self.conn):
             row = self.conn.execute(f"SELECT {_COLUMNS} FROM images WHERE id = ?",
                                     (image_id,)).fetchone()
-        return _record(row) if row else None
-
-    def get_by_path(self, path: Path) -> ImageRecord | None:
-        with reading(self.conn):
-            row = self.conn.execute(f"SELECT {_COLUMNS} FROM images WHERE path = ?",
-                                    (str(path),)).fetchone()
         return _record(row) if row else None
 
     def search(self, text: str = "", *, provider: str | None = None, model: str | None = None,

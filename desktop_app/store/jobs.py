@@ -12,16 +12,28 @@ order, and ``move(job_id, delta)`` moves a job ``delta`` places in that list
 (negative = earlier). A job moved past a job of another priority takes that
 job's priority, so the list the user sees is always the order jobs will run in.
 
-Progress is kept in memory only: it changes many times a second while a job
-runs and is meaningless after a restart (the job starts again from 0).
+Progress is not stored: it changes many times a second while a job runs, is
+meaningless after a restart (the job starts again from 0), and reaches the
+faces as ``JobProgress`` events.
+
+Rows are read back through ``job_rows``: a row that does not read back is
+quarantined (kept as it was, the job failed with the reason) and the queue goes
+on. Paid calls: while a cloud provider's call runs, and until the images it was
+charged for are saved, the job is marked (``paid_call``, ``paid_unsaved``), so
+recovery after a crash holds it as failed instead of running it, and paying,
+again without the user knowing.
+
+Other processes: ``changed_elsewhere`` tells whether another connection (the
+CLI's ``queue add`` beside the window) committed since it was last asked, from
+``PRAGMA data_version``, a read of a counter in shared memory.
 """
 
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -34,11 +46,18 @@ from desktop_app.domain.job import (
     IllegalTransition,
     Job,
     JobState,
-    Outcome,
     check_transition,
 )
 from desktop_app.domain.request import GenerationRequest
 from desktop_app.store.database import StoreError, reading, transaction
+from desktop_app.store.interrupted import (
+    pending_names,
+    recover_interrupted,
+    remove_files,
+    unindexed,
+)
+from desktop_app.store.job_rows import SELECT as _COLUMNS
+from desktop_app.store.job_rows import UnreadableJob, parse_job, quarantine
 
 if TYPE_CHECKING:
     from desktop_app.store.gallery import Gallery, NewImage
@@ -46,9 +65,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PAUSED_FLAG = "queue_paused"
-INTERRUPTED_MESSAGE = "ImageDesk stopped while this job ran; it went back to the queue"
-_COLUMNS = ("id, state, priority, position, created_at, started_at, finished_at, request, "
-            "attempts, error, error_message, image_ids, provider, progress")
+_ORDERABLE = ("typeof(position) IN ('integer', 'real') AND abs(position) < 1e300 "
+              "AND typeof(priority) = 'integer'")
 
 
 class JobNotFound(ImageDeskError, KeyError):
@@ -59,20 +77,20 @@ class JobNotFound(ImageDeskError, KeyError):
         self.job_id = job_id
 
 
-class UnreadableJob(StoreError):
-    """A stored job whose request no longer validates (a newer version wrote it,
-    or the file was edited): the queue fails it rather than stall on it."""
+@dataclasses.dataclass(frozen=True)
+class QuarantinedJob:
+    """A job row that did not read back, as it was kept when it was failed."""
 
-    def __init__(self, job_id: int, message: str) -> None:
-        super().__init__(message)
-        self.job_id = job_id
+    job_id: int
+    quarantined_at: float
+    reason: str
 
 
 class JobQueue:
     def __init__(self, conn: sqlite3.Connection, clock: Callable[[], float] = time.time) -> None:
         self.conn = conn
         self.clock = clock
-        self._progress: dict[int, float] = {}
+        self._data_version: int | None = None
 
     # -- adding --------------------------------------------------------------------
 
@@ -98,13 +116,25 @@ class JobQueue:
     # -- reading -------------------------------------------------------------------
 
     def get(self, job_id: int) -> Job | None:
+        """The job, or None when there is none. A row that does not read back is
+        quarantined first; one that still cannot be read raises ``UnreadableJob``."""
         with reading(self.conn):
             row = self.conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?",
                                     (job_id,)).fetchone()
-        return self._job(row) if row else None
+        if row is None:
+            return None
+        try:
+            return parse_job(row, self.clock())
+        except UnreadableJob as bad:
+            self._quarantine(bad)
+            with reading(self.conn):
+                row = self.conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?",
+                                        (job_id,)).fetchone()
+            return None if row is None else parse_job(row, self.clock())
 
     def next_runnable(self, exclude: Collection[int] = ()) -> Job | None:
-        """The queued job that should run next, skipping ``exclude``."""
+        """The queued job that should run next, skipping ``exclude``. Rows that do
+        not read back are quarantined on the way (each leaves ``queued``, so this ends)."""
         excluded = list(exclude)
         marks = ",".join("?" * len(excluded))
         where = f"AND id NOT IN ({marks})" if excluded else ""
@@ -116,20 +146,21 @@ class JobQueue:
             if row is None:
                 return None
             try:
-                return self._job(row)
+                return parse_job(row, self.clock())
             except UnreadableJob as bad:  # e.g. written by a newer version: fail it, go on
-                self._fail_unreadable(bad)
+                self._quarantine(bad)
 
-    def list(self, states: Collection[JobState] | None = None, limit: int = 500) -> list[Job]:
+    def jobs(self, states: Collection[JobState] | None = None, limit: int = 500) -> list[Job]:
         """Running jobs (oldest start first), then queued in run order, then finished
         ones, most recently finished first — the order of the queue panel."""
-        wanted = [s.value for s in (states if states is not None else JobState)]
-        if not wanted:
+        wanted = [s.value for s in states] if states is not None else []
+        if states is not None and not wanted:
             return []
-        marks = ",".join("?" * len(wanted))
+        # Without a filter every row is read, so a damaged state is quarantined too.
+        where = f"state IN ({','.join('?' * len(wanted))})" if wanted else "1"
         with reading(self.conn):
             rows = self.conn.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY "
+                f"SELECT {_COLUMNS} FROM jobs WHERE {where} ORDER BY "
                 "CASE state WHEN 'running' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, "
                 "CASE state WHEN 'running' THEN started_at WHEN 'queued' THEN NULL "
                 "ELSE -finished_at END, priority DESC, position, id LIMIT ?",
@@ -137,25 +168,56 @@ class JobQueue:
         jobs = []
         for row in rows:
             try:
-                jobs.append(self._job(row))
+                jobs.append(parse_job(row, self.clock()))
             except UnreadableJob as bad:
-                log.warning("%s", bad.message)
+                try:
+                    job = self.get(bad.job_id)  # quarantines it, then reads it again
+                except StoreError as still:  # a request with no safe default, or read-only
+                    log.debug("job %s is left out of the list: %s", bad.job_id, still)
+                    continue
+                if job is not None and (states is None or job.state in states):
+                    jobs.append(job)
         return jobs
 
-    def _fail_unreadable(self, bad: UnreadableJob) -> None:
-        log.warning("%s", bad.message)
+    def quarantined(self) -> builtins.list[QuarantinedJob]:
+        """Jobs whose stored row did not read back, newest first (the rows as they
+        were are kept in ``job_quarantine``)."""
+        with reading(self.conn):
+            rows = self.conn.execute(
+                "SELECT job_id, quarantined_at, reason FROM job_quarantine "
+                "ORDER BY quarantined_at DESC, rowid DESC").fetchall()
+        return [QuarantinedJob(int(i), float(t), str(r)) for i, t, r in rows]
+
+    def _quarantine(self, bad: UnreadableJob) -> None:
         with transaction(self.conn) as conn:
-            conn.execute("UPDATE jobs SET state = 'failed', finished_at = ?, "
-                         "error = 'InvalidRequest', error_message = ? WHERE id = ?",
-                         (self.clock(), bad.message, bad.job_id))
+            state = conn.execute("SELECT state FROM jobs WHERE id = ?", (bad.job_id,)).fetchone()
+            if state is None:
+                return
+            kept = conn.execute("SELECT 1 FROM job_quarantine WHERE job_id = ?",
+                                (bad.job_id,)).fetchone()
+            if kept and state[0] == JobState.FAILED.value and not bad.repairs:
+                return  # quarantined before; only its request is left, which has no default
+            log.warning("%s", bad.message)
+            quarantine(conn, bad, self.clock(), self._last_position() + 1)
 
     def counts(self) -> dict[JobState, int]:
         counts = dict.fromkeys(JobState, 0)
         with reading(self.conn):
             for state, count in self.conn.execute(
                     "SELECT state, COUNT(*) FROM jobs GROUP BY state"):
-                counts[JobState(state)] = int(count)
+                if state in JobState._value2member_map_:  # a damaged row counts nowhere
+                    counts[JobState(state)] = int(count)
         return counts
+
+    def changed_elsewhere(self) -> bool:
+        """Whether another connection (another process) committed to the database
+        since the last call; the first call only takes the baseline. Cheap: a read
+        of a counter in the WAL's shared memory, no table is touched."""
+        with reading(self.conn):
+            version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+        changed = self._data_version is not None and version != self._data_version
+        self._data_version = version
+        return changed
 
     # -- state changes -------------------------------------------------------------
 
@@ -163,13 +225,23 @@ class JobQueue:
         """queued -> running, stamping ``started_at``."""
         with transaction(self.conn):
             self._move_state(job_id, JobState.RUNNING,
-                             "started_at = ?, finished_at = NULL, progress = 0", (self.clock(),))
-        self._progress[job_id] = 0.0
+                             "started_at = ?, finished_at = NULL", (self.clock(),))
         return self._must_get(job_id)
 
-    def set_progress(self, job_id: int, fraction: float) -> None:
-        """Record how far a running job is (0..1); in memory only, see the module doc."""
-        self._progress[job_id] = min(1.0, max(0.0, float(fraction)))
+    def paid_call_started(self, job_id: int, provider: str) -> None:
+        """A call that may be charged for (a cloud provider's) is about to start:
+        committed before the call goes out, so a crash during it is seen on recovery."""
+        with transaction(self.conn) as conn:
+            conn.execute("UPDATE jobs SET paid_call = ? WHERE id = ? AND state = 'running'",
+                         (provider, job_id))
+
+    def paid_call_ended(self, job_id: int, *, charged: bool) -> None:
+        """The paid call returned: with images (``charged``: they are held until the
+        job's images are saved), or with an error (nothing to hold for it)."""
+        with transaction(self.conn) as conn:
+            conn.execute("UPDATE jobs SET paid_call = NULL, paid_unsaved = paid_unsaved + ? "
+                         "WHERE id = ? AND typeof(paid_unsaved) = 'integer'",
+                         (1 if charged else 0, job_id))
 
     def add_attempt(self, job_id: int, attempt: Attempt) -> None:
         with transaction(self.conn) as conn:
@@ -188,7 +260,7 @@ class JobQueue:
                                (job_id,)).fetchone()
             if row is None:
                 raise JobNotFound(job_id)
-            pending = json.loads(row[0]) + [str(p) for p in paths]
+            pending = pending_names(row[0]) + [str(p) for p in paths]
             conn.execute("UPDATE jobs SET pending_files = ? WHERE id = ?",
                          (_dumps(pending), job_id))
 
@@ -200,7 +272,6 @@ class JobQueue:
             raise ValueError(f"finish() needs a finished state, not {state.value}")
         with transaction(self.conn):
             self._finish(job_id, state, provider, error, error_message, image_ids)
-        self._progress.pop(job_id, None)
         return self._must_get(job_id)
 
     def finish_with_images(self, job_id: int, gallery: Gallery, images: Sequence[NewImage],
@@ -224,28 +295,37 @@ class JobQueue:
                                      (_dumps(data), job_id))
             self._finish(job_id, JobState.SUCCEEDED, provider, None, None,
                          [r.id for r in image_ids])
-        self._progress.pop(job_id, None)
         return [r.id for r in image_ids]
 
-    def cancel(self, job_id: int) -> Job:
-        """queued -> cancelled, and nothing else.
+    def cancel(self, job_id: int, *, orphaned: bool = False) -> Job:
+        """queued -> cancelled; running -> cancelled only when ``orphaned``.
 
-        A running job raises ``IllegalTransition``: the process running it (this
-        one's runner, or another window or CLI on the same profile) holds its
+        A running job normally raises ``IllegalTransition``: the process running it
+        (this one's runner, or another window or CLI on the same profile) holds its
         provider call, so only that process can stop it — its runner cancels the
         call, then records ``finish(job_id, JobState.CANCELLED)``. Marking the row
         cancelled from here would leave the call running, paying for images
         whose job then refuses to finish.
+
+        ``orphaned`` says the caller holds the profile's queue lock and does not run
+        the job itself, so no process runs it (an interrupted ``queue run`` left it
+        ``running``): then it is cancelled, and files it wrote but never indexed go.
         """
         with transaction(self.conn) as conn:
-            row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is not None and row[0] == JobState.RUNNING.value:
+            row = conn.execute("SELECT state, pending_files FROM jobs WHERE id = ?",
+                               (job_id,)).fetchone()
+            running = row is not None and row[0] == JobState.RUNNING.value
+            if running and not orphaned:
                 raise IllegalTransition(f"Job {job_id} is running; cancel it in the window "
                                         "or process that runs it.")
+            if running:
+                remove_files(unindexed(conn, row[1]))  # before the commit, as recovery does
             self._move_state(job_id, JobState.CANCELLED,
-                             "finished_at = ?, error = 'Cancelled', error_message = ?",
+                             "finished_at = ?, error = 'Cancelled', error_message = ?, "
+                             "pending_files = '[]', paid_call = NULL, paid_unsaved = 0",
                              (self.clock(), "cancelled by the user"),
-                             only_from=(JobState.QUEUED,))
+                             only_from=(JobState.QUEUED, JobState.RUNNING) if orphaned
+                             else (JobState.QUEUED,))
         return self._must_get(job_id)
 
     def retry(self, job_id: int) -> Job:
@@ -254,7 +334,7 @@ class JobQueue:
             self._move_state(
                 job_id, JobState.QUEUED,
                 "position = ?, started_at = NULL, finished_at = NULL, error = NULL, "
-                "error_message = NULL, provider = NULL, progress = 0",
+                "error_message = NULL, provider = NULL, paid_call = NULL, paid_unsaved = 0",
                 (self._last_position() + 1,), only_from=(JobState.FAILED, JobState.CANCELLED))
         return self._must_get(job_id)
 
@@ -266,7 +346,8 @@ class JobQueue:
             if job.state is not JobState.QUEUED:
                 raise IllegalTransition(f"Only queued jobs can be moved; job {job_id} is "
                                         f"{job.state.value}.")
-            order = conn.execute("SELECT id, priority, position FROM jobs WHERE state = 'queued' "
+            order = conn.execute(f"SELECT id, priority, position FROM jobs WHERE state = 'queued' "
+                                 f"AND {_ORDERABLE} "
                                  "ORDER BY priority DESC, position ASC").fetchall()
             index = next(i for i, row in enumerate(order) if row[0] == job_id)
             target = max(0, min(len(order) - 1, index + int(delta)))
@@ -297,36 +378,10 @@ class JobQueue:
 
     def recover_interrupted(self) -> builtins.list[int]:
         """On start: every ``running`` job goes back to ``queued`` at its old place,
-        with an ``INTERRUPTED`` attempt recorded; files it wrote but never indexed
-        are deleted. Returns the ids put back."""
-        now = self.clock()
-        removed: list[str] = []
-        with transaction(self.conn) as conn:
-            rows = conn.execute("SELECT id, started_at, pending_files FROM jobs "
-                                "WHERE state = 'running' ORDER BY id").fetchall()
-            for job_id, started_at, pending in rows:
-                attempt = Attempt(provider="imagedesk", outcome=Outcome.INTERRUPTED,
-                                  message=INTERRUPTED_MESSAGE,
-                                  started_at=float(started_at or now))
-                conn.execute(
-                    "UPDATE jobs SET state = 'queued', started_at = NULL, progress = 0, "
-                    "pending_files = '[]', "
-                    "attempts = json_insert(attempts, '$[#]', json(?)) WHERE id = ?",
-                    (_dumps(attempt.to_dict()), job_id))
-                for name in json.loads(pending):
-                    indexed = conn.execute("SELECT 1 FROM images WHERE path = ?",
-                                           (name,)).fetchone()
-                    if not indexed:
-                        removed.append(name)
-        for name in removed:  # after the commit: a crash here only leaves an orphan file
-            try:
-                os.unlink(name)
-            except FileNotFoundError:
-                pass
-            except OSError as error:
-                log.warning("could not remove the unindexed file %s: %s", name, error)
-        self._progress.clear()
-        return [int(r[0]) for r in rows]
+        except one interrupted during (or just after) a paid call, which is held
+        as failed until the user retries it; see ``store.interrupted``. Returns the
+        ids put back."""
+        return recover_interrupted(self.conn, self.clock())
 
     # -- the pause flag ------------------------------------------------------------
 
@@ -345,7 +400,7 @@ class JobQueue:
     # -- internals -----------------------------------------------------------------
 
     def _last_position(self) -> float:
-        row = self.conn.execute("SELECT MAX(position) FROM jobs").fetchone()
+        row = self.conn.execute(f"SELECT MAX(position) FROM jobs WHERE {_ORDERABLE}").fetchone()
         return float(row[0]) if row and row[0] is not None else 0.0
 
     def _must_get(self, job_id: int) -> Job:
@@ -373,26 +428,8 @@ class JobQueue:
         self._move_state(
             job_id, state,
             "finished_at = ?, provider = COALESCE(?, provider), error = ?, error_message = ?, "
-            "image_ids = ?, pending_files = '[]', progress = ?",
-            (self.clock(), provider, error, error_message, _dumps([int(i) for i in image_ids]),
-             1.0 if state is JobState.SUCCEEDED else 0.0))
-
-    def _job(self, row: Sequence[Any]) -> Job:
-        (job_id, state, priority, _position, created_at, started_at, finished_at, request,
-         attempts, error, error_message, image_ids, provider, progress) = row
-        try:
-            parsed = GenerationRequest.from_dict(json.loads(request))
-        except (ValueError, ImageDeskError) as cause:
-            raise UnreadableJob(int(job_id), f"Job {job_id}'s stored request cannot be read "
-                                f"({cause}); it was marked failed.") from cause
-        return Job(
-            id=int(job_id), request=parsed, state=JobState(state), priority=int(priority),
-            created_at=float(created_at), started_at=started_at, finished_at=finished_at,
-            attempts=[Attempt.from_dict(a) for a in json.loads(attempts)],
-            error=error, error_message=error_message,
-            image_ids=[int(i) for i in json.loads(image_ids)], provider=provider,
-            progress=self._progress.get(int(job_id), float(progress)),
-        )
+            "image_ids = ?, pending_files = '[]', paid_call = NULL, paid_unsaved = 0",
+            (self.clock(), provider, error, error_message, _dumps([int(i) for i in image_ids])))
 
 
 def _between(low: float | None, high: float | None) -> float | None:

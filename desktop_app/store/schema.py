@@ -120,4 +120,25 @@ def _split(script: str) -> list[str]:
     return statements
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+def _v2(conn: sqlite3.Connection) -> None:
+    """Paid-call marks, the quarantine of unreadable job rows, and no stored progress.
+
+    ``jobs.progress`` was never written with anything but 0 or 1 (progress is an
+    event, not a stored value); it is dropped where this SQLite can (3.35+) and
+    otherwise left unused. No later code may read or write it.
+    """
+    conn.execute("ALTER TABLE jobs ADD COLUMN paid_call TEXT")  # provider of a call in flight
+    conn.execute("ALTER TABLE jobs ADD COLUMN paid_unsaved INTEGER NOT NULL DEFAULT 0")
+    conn.execute("""
+        CREATE TABLE job_quarantine (            -- job rows that did not read back, as they were
+            job_id         INTEGER NOT NULL,
+            quarantined_at REAL    NOT NULL,
+            reason         TEXT    NOT NULL,
+            row            TEXT    NOT NULL        -- every column, as JSON
+        )""")
+    conn.execute("CREATE INDEX job_quarantine_job ON job_quarantine (job_id)")
+    if sqlite3.sqlite_version_info >= (3, 35, 0):
+        conn.execute("ALTER TABLE jobs DROP COLUMN progress")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]

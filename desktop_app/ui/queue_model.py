@@ -100,7 +100,7 @@ class JobRow:
             routed=f"routed to {job.provider}: {reason}" if reason else None,
             attempts=list(job.attempts), started_at=job.started_at,
             finished_at=job.finished_at, error=job.error, message=job.error_message,
-            image_ids=tuple(job.image_ids), fraction=job.progress,
+            image_ids=tuple(job.image_ids),
         )
 
     def details(self) -> str:

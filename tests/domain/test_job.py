@@ -12,7 +12,14 @@ from desktop_app.domain.errors import (
     RateLimited,
     error_class_named,
 )
-from desktop_app.domain.job import Attempt, IllegalTransition, Job, JobState, Outcome
+from desktop_app.domain.job import (
+    Attempt,
+    IllegalTransition,
+    Job,
+    JobState,
+    Outcome,
+    check_transition,
+)
 from desktop_app.domain.request import GenerationRequest
 
 
@@ -20,11 +27,17 @@ def _job() -> Job:
     return Job(id=1, request=GenerationRequest(prompt="a cat"))
 
 
+def _walk(path: list[JobState]) -> JobState:
+    """Follow ``path`` from queued, as the store does, checking every step."""
+    state = JobState.QUEUED
+    for target in path:
+        check_transition(state, target)
+        state = target
+    return state
+
+
 def test_a_job_runs_from_queued_to_succeeded() -> None:
-    job = _job()
-    job.move_to(JobState.RUNNING)
-    job.move_to(JobState.SUCCEEDED)
-    assert job.state is JobState.SUCCEEDED
+    assert _walk([JobState.RUNNING, JobState.SUCCEEDED]) is JobState.SUCCEEDED
 
 
 @pytest.mark.parametrize(
@@ -36,21 +49,14 @@ def test_a_job_runs_from_queued_to_succeeded() -> None:
     ],
 )
 def test_illegal_transitions_are_refused(path: list[JobState], bad: JobState) -> None:
-    job = _job()
-    for state in path:
-        job.move_to(state)
     with pytest.raises(IllegalTransition, match=f"cannot become {bad.value}"):
-        job.move_to(bad)
+        _walk([*path, bad])
 
 
 def test_a_failed_job_can_be_retried_and_an_interrupted_one_requeued() -> None:
-    job = _job()
-    job.move_to(JobState.RUNNING)
-    job.move_to(JobState.QUEUED)  # the app stopped mid-run
-    job.move_to(JobState.RUNNING)
-    job.move_to(JobState.FAILED)
-    job.move_to(JobState.QUEUED)
-    assert job.state is JobState.QUEUED
+    # running -> queued: the app stopped mid-run; failed -> queued: the user retried
+    assert _walk([JobState.RUNNING, JobState.QUEUED, JobState.RUNNING, JobState.FAILED,
+                  JobState.QUEUED]) is JobState.QUEUED
 
 
 def test_fallback_reason_names_the_provider_that_failed_first() -> None:

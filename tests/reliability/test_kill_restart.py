@@ -40,7 +40,7 @@ def check_consistent(home: Path, accepted: set[int]) -> dict[int, JobState]:
     try:
         assert integrity_ok(conn)
         queue, gallery = JobQueue(conn), Gallery(conn)
-        jobs = {j.id: j for j in queue.list(limit=10_000)}
+        jobs = {j.id: j for j in queue.jobs(limit=10_000)}
         assert accepted <= set(jobs), f"lost jobs: {sorted(accepted - set(jobs))}"
         per_job = dict(conn.execute("SELECT job_id, COUNT(*) FROM images GROUP BY job_id"))
         for job in jobs.values():

@@ -79,11 +79,11 @@ def test_sigkill_at_random_moments_loses_no_accepted_job(tmp_path: Path) -> None
         queue.recover_interrupted()
         remove_stale_temp_files(folder)
         assert final_files(folder) == gallery.paths(), f"index and folder differ after kill {kill}"
-        assert not queue.list({JobState.RUNNING})
+        assert not queue.jobs({JobState.RUNNING})
         by_job: dict[int | None, list[int]] = {}
         for record in gallery.search(limit=1_000_000, sort="oldest"):
             by_job.setdefault(record.job_id, []).append(record.id)
-        for job in queue.list({JobState.SUCCEEDED}, limit=1_000_000):
+        for job in queue.jobs({JobState.SUCCEEDED}, limit=1_000_000):
             images = by_job.get(job.id, [])
             assert images == job.image_ids and len(images) == 1, (
                 f"job {job.id} completed {len(images)} times")

@@ -286,19 +286,6 @@ def test_import_of_a_missing_folder_is_a_clear_error(tmp_path: Path, gallery: Ga
         import_folder(tmp_path / "nope", gallery)
 
 
-def test_delete_image_files_removes_row_file_and_thumbnail(tmp_path: Path,
-                                                           gallery: Gallery) -> None:
-    path = write_image_atomic(tmp_path, "d", encoded("png"), "png", parameters=params("gone"),
-                              provenance={})
-    thumb = make_thumbnail(path, tmp_path / "t")
-    from desktop_app.store.gallery import NewImage
-    record = gallery.add(NewImage(path=path, prompt="gone", width=64, height=48,
-                                  thumb_path=thumb))
-    files.delete_image_files(gallery, record.id)
-    assert not path.exists() and not thumb.exists()
-    assert gallery.get(record.id) is None
-
-
 def test_stale_temp_files_are_cleaned_up(tmp_path: Path) -> None:
     (tmp_path / f".x.abc{files.TEMP_SUFFIX}").write_bytes(b"half")
     keep = tmp_path / "x.png"

@@ -18,7 +18,7 @@ def ids(jobs: list[Job]) -> list[int]:
 
 
 def run_order(queue: JobQueue) -> list[int]:
-    return ids(queue.list({JobState.QUEUED}))
+    return ids(queue.jobs({JobState.QUEUED}))
 
 
 def test_added_job_is_queued_with_its_request_and_time(queue: JobQueue, clock: FakeClock) -> None:
@@ -36,7 +36,7 @@ def test_added_job_is_queued_with_its_request_and_time(queue: JobQueue, clock: F
 def test_add_many_accepts_all_in_order(queue: JobQueue) -> None:
     jobs = queue.add_many([request(f"prompt {i}") for i in range(5)])
     assert run_order(queue) == ids(jobs)
-    assert [j.request.prompt for j in queue.list()] == [f"prompt {i}" for i in range(5)]
+    assert [j.request.prompt for j in queue.jobs()] == [f"prompt {i}" for i in range(5)]
 
 
 def test_get_of_a_missing_job_is_none_and_mutations_raise_job_not_found(queue: JobQueue) -> None:
@@ -83,15 +83,6 @@ def test_a_job_cannot_be_started_twice(queue: JobQueue) -> None:
         queue.start(job.id)
 
 
-def test_progress_is_clamped_and_shown_on_the_running_job(queue: JobQueue) -> None:
-    job = queue.add(request())
-    queue.start(job.id)
-    queue.set_progress(job.id, 0.4)
-    assert queue.get(job.id).progress == pytest.approx(0.4)  # type: ignore[union-attr]
-    queue.set_progress(job.id, 7)
-    assert queue.get(job.id).progress == 1.0  # type: ignore[union-attr]
-
-
 def test_attempts_are_appended_in_order_and_kept(queue: JobQueue, db_path: Path) -> None:
     job = queue.add(request())
     queue.start(job.id)
@@ -116,7 +107,6 @@ def test_finish_records_outcome_provider_error_and_images(queue: JobQueue,
                           error_message="the prompt was refused")
     assert (done.state, done.provider, done.image_ids, done.finished_at) == (
         JobState.SUCCEEDED, "local", [3, 4], clock.now)
-    assert done.progress == 1.0
     assert (failed.state, failed.error, failed.error_message) == (
         JobState.FAILED, "ContentRejected", "the prompt was refused")
 
@@ -231,7 +221,7 @@ def test_clear_finished_removes_only_finished_jobs_and_keeps_their_images(
     queue.start(failed.id)
     queue.finish(failed.id, JobState.FAILED)
     assert queue.clear_finished() == 2
-    assert ids(queue.list()) == [waiting.id]
+    assert ids(queue.jobs()) == [waiting.id]
     [image] = gallery.search()
     assert image.job_id is None  # the job is gone; the image stays
 
@@ -251,10 +241,10 @@ def test_list_filters_by_state_orders_like_the_panel_and_limits(queue: JobQueue,
         clock.advance(1)
         queue.finish(job.id, JobState.SUCCEEDED)
     queue.start(running.id)
-    assert ids(queue.list()) == [running.id, q1.id, q2.id, new_done.id, old_done.id]
-    assert ids(queue.list({JobState.SUCCEEDED})) == [new_done.id, old_done.id]
-    assert ids(queue.list(limit=2)) == [running.id, q1.id]
-    assert queue.list(set()) == []
+    assert ids(queue.jobs()) == [running.id, q1.id, q2.id, new_done.id, old_done.id]
+    assert ids(queue.jobs({JobState.SUCCEEDED})) == [new_done.id, old_done.id]
+    assert ids(queue.jobs(limit=2)) == [running.id, q1.id]
+    assert queue.jobs(set()) == []
 
 
 def test_counts_cover_every_state(queue: JobQueue) -> None:
@@ -343,4 +333,4 @@ def test_queued_jobs_survive_a_restart(db_path: Path) -> None:
     queue = JobQueue(open_database(db_path))
     added = queue.add_many([request(f"night {i}", seed=i) for i in range(3)])
     again = JobQueue(open_database(db_path))
-    assert [j.request for j in again.list()] == [j.request for j in added]
+    assert [j.request for j in again.jobs()] == [j.request for j in added]

@@ -22,7 +22,7 @@ def test_an_unreadable_job_is_failed_and_the_next_one_runs(tmp_path: Path) -> No
 
     nxt = queue.next_runnable()
     assert nxt is not None and nxt.id == good.id
-    assert [j.id for j in queue.list()] == [good.id]  # the list shows what it can read
+    assert [j.id for j in queue.jobs()] == [good.id]  # the list shows what it can read
     row = conn.execute("SELECT state, error_message FROM jobs WHERE id = ?",
                        (broken.id,)).fetchone()
-    assert row[0] == JobState.FAILED.value and "cannot be read" in row[1]
+    assert row[0] == JobState.FAILED.value and "could not be read back" in row[1]
