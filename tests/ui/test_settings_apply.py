@@ -3,10 +3,8 @@ provider is rebuilt (its forced-open breaker gone), and the window follows."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import qasync
 from pytestqt.qtbot import QtBot
 
@@ -19,16 +17,9 @@ from desktop_app.resilience.breaker import BreakerState
 from desktop_app.ui.app import build_window
 from desktop_app.ui.main_window import MainWindow
 from desktop_app.ui.settings_dialog import SettingsDialog
-from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring
+from tests.fakes.keyring_memory import InMemoryKeyring
 from tests.ui.conftest import drive
 from tests.ui.fake_engine import FakeEngine
-
-
-@pytest.fixture
-def memory_keyring() -> Iterator[InMemoryKeyring]:
-    backend = InMemoryKeyring()
-    with installed_keyring(backend):
-        yield backend
 
 
 def test_saving_a_fixed_model_rebuilds_local_and_clears_its_forced_open_breaker(

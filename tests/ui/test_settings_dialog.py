@@ -1,11 +1,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import keyring.backends.fail
-import pytest
 import qasync
 from pytestqt.qtbot import QtBot
 
@@ -15,13 +13,6 @@ from desktop_app.ui.settings_dialog import SettingsDialog
 from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring
 
 KEY = "sk-test" + "A1b2C3d4" * 5
-
-
-@pytest.fixture
-def memory_keyring() -> Iterator[InMemoryKeyring]:
-    backend = InMemoryKeyring()
-    with installed_keyring(backend):
-        yield backend
 
 
 def make_dialog(qtbot: QtBot, path: Path, **kw: object) -> SettingsDialog:
