@@ -1,18 +1,19 @@
-"""Where ``resources/`` (icons, price table, styles, model skeletons, desktop entry) lives.
+"""The package's data files: icons, styles, price table, model skeletons, desktop entry.
 
-From a source checkout (or an editable install) it is the folder next to the
-``desktop_app`` package; in a PyInstaller bundle it is ``resources/`` inside
-the bundle's data folder (``sys._MEIPASS``), where ``packaging/imagedesk.spec``
-puts it. Every module that reads a resource asks here, so there is one answer
-to "where are the resources" for both cases.
+They live inside the package (``desktop_app/data/``) and are read through
+``importlib.resources``, so the same call finds them in a source checkout, an
+installed wheel (no ``-e`` needed) and a PyInstaller bundle (whose importer maps a
+package's files to ``<bundle>/_internal/desktop_app/data``; ``packaging/imagedesk.spec``
+puts them there). Qt-side loading of the icon and style sheet is ``ui/resources.py``.
 """
 
 from __future__ import annotations
 
 import sys
+from importlib import resources
 from pathlib import Path
 
-RESOURCES = "resources"
+DATA = "data"
 
 
 def is_frozen() -> bool:
@@ -21,14 +22,15 @@ def is_frozen() -> bool:
 
 
 def resources_root() -> Path:
-    """The ``resources`` folder: the bundle's copy when frozen, else the repository's."""
-    bundle = getattr(sys, "_MEIPASS", None)
-    if bundle:
-        return Path(bundle) / RESOURCES
-    return Path(__file__).resolve().parent.parent / RESOURCES
+    """The folder that holds the data files, as a real path on disk.
+
+    Every supported install (checkout, wheel, bundle) unpacks the package onto the
+    file system, so the files are plain files that subprocesses and Qt can open.
+    """
+    return Path(str(resources.files("desktop_app").joinpath(DATA)))
 
 
 def resource_path(*parts: str) -> Path:
-    """``resources/<parts...>`` as an absolute path (it may not exist; callers decide
-    whether a missing file is an error)."""
+    """``desktop_app/data/<parts...>`` as an absolute path (it may not exist; callers
+    decide whether a missing file is an error)."""
     return resources_root().joinpath(*parts)

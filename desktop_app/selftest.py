@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import desktop_app
+from desktop_app.data_files import is_frozen, resource_path
 from desktop_app.paths import HOME_VARIABLE, AppPaths
-from desktop_app.resources import is_frozen, resource_path
 
 TORCH_SIDE = ("torch", "diffusers", "transformers", "accelerate", "safetensors",
               "huggingface_hub")
