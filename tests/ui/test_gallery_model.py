@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def test_the_thumbnail_cache_keeps_only_the_most_recent(qtbot: QtBot, tmp_path: 
     cache = ThumbnailCache(size=32, capacity=2)
     for key, path in enumerate(paths):
         cache.pixmap(key, path)
-        qtbot.waitUntil(lambda key=key: cache.cached(key), timeout=5_000)
+        qtbot.waitUntil(functools.partial(cache.cached, key), timeout=5_000)
     assert [cache.cached(k) for k in range(3)] == [False, True, True]
 
 
