@@ -46,6 +46,8 @@ from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers.base import (
     CancelToken,
     Capabilities,
+    ConnectionOutcome,
+    ConnectionReport,
     Health,
     HealthState,
     ImageProvider,
@@ -116,6 +118,9 @@ class NextProvider:
     async def health(self) -> Health:
         return Health(HealthState.READY)
 
+    async def test_connection(self) -> ConnectionReport:
+        return ConnectionReport(self.name, ConnectionOutcome.PASSED, "ready")
+
     async def generate(self, request: GenerationRequest, progress: ProgressCallback,
                        cancel: CancelToken) -> list[GeneratedImage]:
         self.started.append(time.perf_counter())
@@ -139,6 +144,9 @@ class TimedProvider:
 
     async def health(self) -> Health:
         return await self.inner.health()
+
+    async def test_connection(self) -> ConnectionReport:
+        return ConnectionReport(self.name, ConnectionOutcome.PASSED, "ready")
 
     async def generate(self, request: GenerationRequest, progress: ProgressCallback,
                        cancel: CancelToken) -> list[GeneratedImage]:

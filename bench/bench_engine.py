@@ -20,6 +20,8 @@ from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers.base import (
     CancelToken,
     Capabilities,
+    ConnectionOutcome,
+    ConnectionReport,
     Health,
     HealthState,
     ProgressCallback,
@@ -45,6 +47,9 @@ class InstantProvider:
 
     async def health(self) -> Health:
         return Health(HealthState.READY)
+
+    async def test_connection(self) -> ConnectionReport:
+        return ConnectionReport(self.name, ConnectionOutcome.PASSED, "ready")
 
     async def generate(self, request: GenerationRequest, progress: ProgressCallback,
                        cancel: CancelToken) -> list[GeneratedImage]:

@@ -119,7 +119,8 @@ async def latency(url: str, data: Path) -> tuple[list[float], list[float]]:
     remote = RemoteProvider(RemoteConfig(redis_url=url, queue="lat", health_cache_s=0),
                             lambda: PASSWORD)
     worker = start_worker(url, "lat", data / "w0", "lat")
-    local_s, remote_s = [], []
+    local_s: list[float] = []
+    remote_s: list[float] = []
     try:
         await local.generate(job(0, 4), lambda _: None, CancelToken())  # warm
         await wait_ready(remote, 1)
@@ -191,12 +192,16 @@ async def transports(url: str, folder: Path) -> list[str]:
     for side in (256, 512, 1024):
         data = noise_png(side)
         image = GeneratedImage(data, "png", side, side, "local", "bench", 1)
-        inline, blob, files = [], [], []
+        inline: list[float] = []
+        blob: list[float] = []
+        files: list[float] = []
         for _ in range(10):
             started = time.perf_counter()
             value = json.dumps({"images": [base64.b64encode(data).decode()]})
             await text.set("tr:inline", value)
-            back = json.loads(await text.get("tr:inline"))
+            stored = await text.get("tr:inline")
+            assert stored is not None
+            back = json.loads(stored)
             assert base64.b64decode(back["images"][0]) == data
             inline.append(time.perf_counter() - started)
             for kind, times in ((Transport.REDIS, blob), (Transport.FOLDER, files)):

@@ -89,7 +89,7 @@ LOADS = [
 
 
 async def bench_limiter(folder: Path) -> list[str]:
-    lines = []
+    lines: list[str] = []
     for load, rates, step in LOADS:
         for strategy in RateStrategy:
             for persisted in (False, True):

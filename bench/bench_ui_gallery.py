@@ -51,7 +51,8 @@ def make_files(folder: Path) -> list[Path]:
         image = QImage(256, 256, QImage.Format.Format_RGB32)
         image.fill(QColor.fromHsv((i * 37) % 360, 160, 220))
         path = folder / f"img{i:04d}.jpg"
-        image.save(str(path), "JPEG", 85)
+        # the stubs say bytes, but PySide6 6.11 accepts only str here at run time
+        image.save(str(path), "JPEG", 85)  # type: ignore[call-overload]
         paths.append(path)
     return paths
 

@@ -19,4 +19,4 @@ async def run_doctor(env: Mapping[str, str] = os.environ,
                      out: Callable[[str], None] | None = None) -> list[Check]:
     """Every check, deep, off the event loop (the torch probe takes seconds)."""
     paths = AppPaths.discover(env)
-    return await asyncio.to_thread(run_checks, paths, env, deep=True, window=False, out=out)
+    return await asyncio.to_thread(run_checks, paths, env, deep=True, out=out)

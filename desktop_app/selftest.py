@@ -23,9 +23,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from desktop_app.checks import run_checks
+from desktop_app.checks import one_line, run_checks
+from desktop_app.data_files import is_frozen
+from desktop_app.domain.checks import Check
 from desktop_app.paths import HOME_VARIABLE, AppPaths
-from desktop_app.resources import is_frozen
+
+WINDOW_TIMEOUT_S = 60.0
 
 
 def use_offscreen_if_headless(env: Mapping[str, str]) -> None:
@@ -33,6 +36,24 @@ def use_offscreen_if_headless(env: Mapping[str, str]) -> None:
     headless = not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY")
     if headless and not env.get("QT_QPA_PLATFORM") and not os.environ.get("QT_QPA_PLATFORM"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+
+def check_window(env: Mapping[str, str]) -> Check:
+    """Open the app's main window as ``run_app`` does, let it paint, grab it, close it."""
+    try:
+        from desktop_app.ui.self_check import open_and_grab_window
+    except Exception as error:
+        return Check("window", False, f"Qt could not load: {one_line(error)}")
+    try:
+        detail, warnings = open_and_grab_window(env, WINDOW_TIMEOUT_S)
+    except TimeoutError:
+        return Check("window", False,
+                     f"did not open and close within {WINDOW_TIMEOUT_S:.0f} s")
+    except Exception as error:
+        return Check("window", False, one_line(error))
+    if warnings:
+        detail += f"; startup warnings: {' / '.join(warnings)}"
+    return Check("window", True, detail)
 
 
 def run_self_test(env: Mapping[str, str] = os.environ, *, temp_home: bool = False,
@@ -50,7 +71,8 @@ def run_self_test(env: Mapping[str, str] = os.environ, *, temp_home: bool = Fals
     out(f"ImageDesk self-test ({kind}, Python {sys.version.split()[0]}, "
         f"Qt platform {os.environ.get('QT_QPA_PLATFORM') or 'default'})")
     try:
-        results = run_checks(AppPaths.discover(env), env, deep=False, window=True, out=out)
+        results = run_checks(AppPaths.discover(env), env, deep=False,
+                              window=lambda: check_window(env), out=out)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -21,10 +21,10 @@ fi
 
 bundle="${1:-$here}"
 bundle="$(cd "$bundle" && pwd)"
-if [[ -x "$bundle/imagedesk" && -d "$bundle/_internal/resources" ]]; then
-  exe="$bundle/imagedesk"; res="$bundle/_internal/resources"
-elif [[ -d "$here/../resources/linux" ]]; then  # a source checkout: use the imagedesk on PATH
-  exe="$(command -v imagedesk || true)"; res="$(cd "$here/../resources" && pwd)"
+if [[ -x "$bundle/imagedesk" && -d "$bundle/_internal/desktop_app/data" ]]; then
+  exe="$bundle/imagedesk"; res="$bundle/_internal/desktop_app/data"
+elif [[ -d "$here/../desktop_app/data/linux" ]]; then  # a source checkout: use the imagedesk on PATH
+  exe="$(command -v imagedesk || true)"; res="$(cd "$here/../desktop_app/data" && pwd)"
   [[ -n "$exe" ]] || { echo "imagedesk is not on PATH: pip install it first" >&2; exit 1; }
 else
   echo "no ImageDesk bundle in $bundle" >&2; exit 1

@@ -23,13 +23,6 @@ UNAVAILABLE = ("No usable keyring on this system: install and unlock a Secret Se
 
 
 @pytest.fixture
-def memory() -> Iterator[InMemoryKeyring]:
-    backend = InMemoryKeyring()
-    with installed_keyring(backend):
-        yield backend
-
-
-@pytest.fixture
 def no_keyring() -> Iterator[None]:
     with installed_keyring(keyring.backends.fail.Keyring()):
         yield
@@ -50,27 +43,28 @@ def test_fixture_restores_the_previous_backend() -> None:
 # --- set / get / delete / status ------------------------------------------------------
 
 
-def test_set_key_is_read_back_from_the_keyring(memory: InMemoryKeyring, store: KeyStore) -> None:
+def test_set_key_is_read_back_from_the_keyring(
+        memory_keyring: InMemoryKeyring, store: KeyStore) -> None:
     store.set("openai", f"  {KEY}\n")
     assert store.get("openai") == KEY
-    assert memory.passwords == {("ImageDesk", "openai"): KEY}
+    assert memory_keyring.passwords == {("ImageDesk", "openai"): KEY}
 
 
-def test_providers_keep_separate_keys(memory: InMemoryKeyring, store: KeyStore) -> None:
+def test_providers_keep_separate_keys(memory_keyring: InMemoryKeyring, store: KeyStore) -> None:
     store.set("openai", KEY)
     store.set("remote", "correct horse")
     assert store.get("openai") == KEY
     assert store.get("remote") == "correct horse"
 
 
-def test_no_key_reads_as_none(memory: InMemoryKeyring, store: KeyStore) -> None:
+def test_no_key_reads_as_none(memory_keyring: InMemoryKeyring, store: KeyStore) -> None:
     assert store.get("openai") is None
     status = store.status("openai")
     assert (status.source, status.masked, status.error) == (KeySource.NONE, None, None)
 
 
 def test_delete_removes_the_key_and_reports_whether_one_existed(
-    memory: InMemoryKeyring, store: KeyStore
+    memory_keyring: InMemoryKeyring, store: KeyStore
 ) -> None:
     store.set("openai", KEY)
     assert store.delete("openai") is True
@@ -79,7 +73,7 @@ def test_delete_removes_the_key_and_reports_whether_one_existed(
 
 
 def test_status_shows_keyring_source_backend_and_masked_key(
-    memory: InMemoryKeyring, store: KeyStore
+    memory_keyring: InMemoryKeyring, store: KeyStore
 ) -> None:
     store.set("openai", KEY)
     status = store.status("openai")
@@ -90,7 +84,7 @@ def test_status_shows_keyring_source_backend_and_masked_key(
     assert status.error is None
 
 
-def test_environment_key_wins_over_the_keyring(memory: InMemoryKeyring) -> None:
+def test_environment_key_wins_over_the_keyring(memory_keyring: InMemoryKeyring) -> None:
     store = KeyStore(env={"OPENAI_API_KEY": f" {OTHER_KEY} "})
     store.set("openai", KEY)
     assert store.get("openai") == OTHER_KEY
@@ -98,13 +92,13 @@ def test_environment_key_wins_over_the_keyring(memory: InMemoryKeyring) -> None:
     assert (status.source, status.masked) == (KeySource.ENV, "sk-...9876")
 
 
-def test_remote_password_comes_from_its_own_variable(memory: InMemoryKeyring) -> None:
+def test_remote_password_comes_from_its_own_variable(memory_keyring: InMemoryKeyring) -> None:
     store = KeyStore(env={"IMAGEDESK_REMOTE_PASSWORD": "hunter2hunter2", "OPENAI_API_KEY": ""})
     assert store.get("remote") == "hunter2hunter2"
     assert store.get("openai") is None  # an empty variable is no key
 
 
-def test_service_name_separates_profiles(memory: InMemoryKeyring) -> None:
+def test_service_name_separates_profiles(memory_keyring: InMemoryKeyring) -> None:
     KeyStore(service="ImageDesk-test", env={}).set("openai", KEY)
     assert KeyStore(env={}).get("openai") is None
 
@@ -124,23 +118,23 @@ def test_service_name_separates_profiles(memory: InMemoryKeyring) -> None:
     ("sk-abc", "cut off"),
 ])
 def test_malformed_openai_key_is_refused_with_a_reason_and_not_stored(
-    memory: InMemoryKeyring, store: KeyStore, bad: str, complaint: str
+    memory_keyring: InMemoryKeyring, store: KeyStore, bad: str, complaint: str
 ) -> None:
     with pytest.raises(InvalidKey) as caught:
         store.set("openai", bad)
     assert complaint in str(caught.value)
     if bad.strip():
         assert bad.strip() not in str(caught.value)
-    assert memory.passwords == {}
+    assert memory_keyring.passwords == {}
 
 
-def test_short_remote_password_is_refused(memory: InMemoryKeyring, store: KeyStore) -> None:
+def test_short_remote_password_is_refused(memory_keyring: InMemoryKeyring, store: KeyStore) -> None:
     with pytest.raises(InvalidKey, match="8 to 1024 characters"):
         store.set("remote", "short")
 
 
 def test_remote_password_may_hold_spaces_but_not_line_breaks(
-    memory: InMemoryKeyring, store: KeyStore
+    memory_keyring: InMemoryKeyring, store: KeyStore
 ) -> None:
     store.set("remote", "correct horse battery")
     assert store.get("remote") == "correct horse battery"
@@ -148,7 +142,7 @@ def test_remote_password_may_hold_spaces_but_not_line_breaks(
         store.set("remote", "correct\nhorse battery")
 
 
-def test_unknown_provider_is_refused(memory: InMemoryKeyring, store: KeyStore) -> None:
+def test_unknown_provider_is_refused(memory_keyring: InMemoryKeyring, store: KeyStore) -> None:
     with pytest.raises(InvalidKey, match="Unknown provider 'stability'"):
         store.set("stability", KEY)
 
@@ -157,7 +151,7 @@ def test_unknown_provider_is_refused(memory: InMemoryKeyring, store: KeyStore) -
 
 
 async def test_rotate_replaces_the_key_after_the_check_passes(
-    memory: InMemoryKeyring, store: KeyStore
+    memory_keyring: InMemoryKeyring, store: KeyStore
 ) -> None:
     store.set("openai", KEY)
     checked: list[str] = []
@@ -174,7 +168,7 @@ async def test_rotate_replaces_the_key_after_the_check_passes(
 
 
 async def test_rotate_keeps_the_old_key_when_the_check_fails(
-    memory: InMemoryKeyring, store: KeyStore
+    memory_keyring: InMemoryKeyring, store: KeyStore
 ) -> None:
     store.set("openai", KEY)
 
@@ -187,7 +181,7 @@ async def test_rotate_keeps_the_old_key_when_the_check_fails(
 
 
 async def test_rotate_without_a_check_replaces_at_once(
-    memory: InMemoryKeyring, store: KeyStore
+    memory_keyring: InMemoryKeyring, store: KeyStore
 ) -> None:
     store.set("openai", KEY)
     await store.rotate("openai", OTHER_KEY)
@@ -195,7 +189,7 @@ async def test_rotate_without_a_check_replaces_at_once(
 
 
 async def test_rotate_refuses_a_malformed_key_before_calling_the_check(
-    memory: InMemoryKeyring, store: KeyStore
+    memory_keyring: InMemoryKeyring, store: KeyStore
 ) -> None:
     calls = 0
 
@@ -256,9 +250,9 @@ def test_environment_key_works_without_a_keyring(no_keyring: None) -> None:
 
 
 def test_locked_keyring_error_on_read_and_write_becomes_the_fix(
-    memory: InMemoryKeyring, store: KeyStore
+    memory_keyring: InMemoryKeyring, store: KeyStore
 ) -> None:
-    memory.locked = True
+    memory_keyring.locked = True
     for action in (lambda: store.get("openai"), lambda: store.set("openai", KEY)):
         with pytest.raises(KeyringUnavailable) as caught:
             action()
@@ -283,7 +277,7 @@ def test_nothing_is_written_to_a_file_when_the_keyring_fails(
 
 
 async def test_key_never_appears_in_logs(
-    memory: InMemoryKeyring, caplog: pytest.LogCaptureFixture
+    memory_keyring: InMemoryKeyring, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     store = KeyStore(env={})

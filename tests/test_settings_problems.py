@@ -28,7 +28,7 @@ def settings_path(tmp_path: Path) -> Path:
     return tmp_path / "config" / "settings.json"
 
 
-GOOD = {"budget": {"daily_usd": 0, "monthly_usd": 12.5},
+GOOD: dict[str, dict[str, object]] = {"budget": {"daily_usd": 0, "monthly_usd": 12.5},
         "content": {"blocked_terms": ["gore"], "nsfw_check": "block"},
         "openai": {"model": "dall-e-3", "timeout_s": 60},
         "routing": {"allow_cloud_fallback": False}, "ui": {"theme": "dark"}}

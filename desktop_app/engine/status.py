@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from desktop_app.engine.metrics import Metrics, MetricsSnapshot
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.engine.store_thread import StoreThread
-from desktop_app.providers.base import Health, ProviderKind
-from desktop_app.resilience.breaker import BreakerSnapshot
+from desktop_app.providers.base import Health, HealthState, ProviderKind
+from desktop_app.resilience.breaker import BreakerSnapshot, BreakerState
 from desktop_app.store.metrics import MetricsStore, ProviderTotals
 
 
@@ -58,3 +58,9 @@ async def gather_statuses(slots: Sequence[ProviderSlot], metrics: Metrics, store
             busy=slot.in_flight > 0,
         ))
     return statuses
+
+
+# What a face needs to read a ProviderStatus, so it reaches providers and resilience
+# only through the engine (the import contracts in pyproject.toml).
+__all__ = ["BreakerSnapshot", "BreakerState", "Health", "HealthState", "ProviderKind",
+           "ProviderStatus", "gather_statuses"]

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Iterator
 
 from desktop_app.domain.errors import ImageDeskError
+from desktop_app.providers.base import ConnectionOutcome, ConnectionReport, ProviderKind
 from desktop_app.providers.descriptor import (
     BuildContext,
     CheckContext,
@@ -80,6 +81,23 @@ def registered(descriptor: ProviderDescriptor) -> Iterator[ProviderDescriptor]:
         unregister(descriptor.name)
 
 
-__all__ = ["BUILT_IN", "BuildContext", "CheckContext", "KeySpec", "ProviderDescriptor",
-           "RoutePlace", "UnknownProvider", "descriptors", "get", "label_of", "names",
-           "register", "registered", "unregister", "with_keys"]
+__all__ = [
+    "BUILT_IN",
+    "BuildContext",
+    "CheckContext",
+    "ConnectionOutcome",
+    "ConnectionReport",
+    "KeySpec",
+    "ProviderDescriptor",
+    "ProviderKind",
+    "RoutePlace",
+    "UnknownProvider",
+    "descriptors",
+    "get",
+    "label_of",
+    "names",
+    "register",
+    "registered",
+    "unregister",
+    "with_keys",
+]

@@ -16,8 +16,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QWidget
 
-from desktop_app.providers.base import HealthState
-from desktop_app.resilience.breaker import BreakerState
+from desktop_app.engine.status import BreakerState, HealthState
 from desktop_app.ui.qt_events import EngineSignals
 from desktop_app.ui.tasks import spawn
 

@@ -1,4 +1,5 @@
-"""The app icon and style sheet from ``resources/`` (see ``desktop_app.resources``)."""
+"""The app icon and style sheet as Qt objects, from the package's data files
+(``desktop_app/data/``, located by ``desktop_app.data_files``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtGui import QIcon
 
-from desktop_app.resources import resources_root
+from desktop_app.data_files import resources_root
 
 ICON_SIZES = (16, 32, 48, 64, 128, 256, 512)
 

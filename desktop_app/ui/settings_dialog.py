@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from desktop_app.config import Settings, SettingsError
 from desktop_app.domain.errors import ImageDeskError
 from desktop_app.providers import registry
-from desktop_app.providers.base import ConnectionReport
+from desktop_app.providers.registry import ConnectionReport
 from desktop_app.secrets import KeySource, KeyStore
 from desktop_app.ui.settings_pages import KeyField, ProviderPage, page_for
 from desktop_app.ui.tasks import spawn

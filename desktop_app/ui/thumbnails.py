@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
+import weakref
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, Signal, Slot
@@ -19,20 +20,54 @@ from PySide6.QtGui import QColor, QImage, QImageReader, QPainter, QPixmap
 
 
 class _Relay(QObject):
-    loaded = Signal(object, QImage)  # image ids are 64-bit
+    """Carries decoded images from the pool threads to the GUI thread.
+
+    One relay lives as long as the process. A decode may still be running when the
+    pane (and its cache) that asked for it is closed; when each cache had its own
+    relay, a child of the cache, the relay could be deleted on the GUI thread while
+    a pool thread was inside ``emit`` on it: a use-after-free that ended the whole
+    process at random (pytest exited with no summary). Emitting on an object that is
+    never deleted cannot race; a result for a cache that is gone is dropped.
+    """
+
+    loaded = Signal(int, object, QImage)  # cache number, image id (64-bit), image
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.caches: weakref.WeakValueDictionary[int, ThumbnailCache] = (
+            weakref.WeakValueDictionary())
+        self.loaded.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+
+    @Slot(int, object, QImage)
+    def _deliver(self, cache_number: int, key: int, image: QImage) -> None:
+        cache = self.caches.get(cache_number)
+        if cache is None:
+            return
+        with contextlib.suppress(RuntimeError):  # its Qt half was deleted by a parent
+            cache._on_loaded(key, image)
+
+
+_relay: _Relay | None = None
+_cache_numbers = itertools.count()
+
+
+def _shared_relay() -> _Relay:
+    """The process's relay, made on first use (on the GUI thread, by a cache)."""
+    global _relay
+    if _relay is None:
+        _relay = _Relay()
+    return _relay
 
 
 class _Decode(QRunnable):
-    def __init__(self, key: int, path: Path, size: int, relay: _Relay) -> None:
+    def __init__(self, cache_number: int, key: int, path: Path, size: int) -> None:
         super().__init__()
-        self.key, self.path, self.size, self.relay = key, path, size, relay
+        self.cache_number, self.key, self.path, self.size = cache_number, key, path, size
         self.setAutoDelete(True)
 
     def run(self) -> None:
         image = decode_scaled(self.path, self.size)
-        # the cache may have been deleted while this decode ran (a closed pane)
-        with contextlib.suppress(RuntimeError):
-            self.relay.loaded.emit(self.key, image)
+        _shared_relay().loaded.emit(self.cache_number, self.key, image)
 
 
 def decode_scaled(path: Path, size: int) -> QImage:
@@ -62,8 +97,8 @@ class ThumbnailCache(QObject):
         self._cache: collections.OrderedDict[int, QPixmap] = collections.OrderedDict()
         self._pending: set[int] = set()
         self._order = itertools.count()
-        self._relay = _Relay(self)
-        self._relay.loaded.connect(self._on_loaded, Qt.ConnectionType.QueuedConnection)
+        self._number = next(_cache_numbers)
+        _shared_relay().caches[self._number] = self
         self.placeholder = _placeholder(size, QColor(128, 128, 128, 60))
         self.broken = _placeholder(size, QColor(200, 60, 60, 80))
 
@@ -76,7 +111,7 @@ class ThumbnailCache(QObject):
         if path is not None and key not in self._pending:
             self._pending.add(key)
             # later requests get a higher priority: what is on screen now comes first
-            self._pool.start(_Decode(key, path, self.size, self._relay), next(self._order))
+            self._pool.start(_Decode(self._number, key, path, self.size), next(self._order))
         return None
 
     def cached(self, key: int) -> bool:
@@ -95,7 +130,6 @@ class ThumbnailCache(QObject):
     def pending(self) -> int:
         return len(self._pending)
 
-    @Slot(object, QImage)
     def _on_loaded(self, key: int, image: QImage) -> None:
         self._pending.discard(key)
         pixmap = self.broken if image.isNull() else QPixmap.fromImage(image)

@@ -144,8 +144,8 @@ async def test_cancelling_a_running_job_stops_it(make_engine: EngineMaker, behav
     await engine.cancel(job.id)
     done = await asyncio.wait_for(engine.wait_for(job.id), 10)
     assert done.state is JobState.CANCELLED and done.image_ids == []
-    await engine.submit(REQ)  # the runner carries on with the next job
-    await asyncio.sleep(0.3)
+    following = await engine.submit(REQ)  # the runner carries on with the next job
+    await asyncio.wait_for(engine.wait_for(following.id), 10)
     assert len(local.calls) == 2
 
 

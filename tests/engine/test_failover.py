@@ -38,7 +38,7 @@ CtxMaker = Callable[..., JobContext]
 REQ = GenerationRequest(prompt="a lighthouse at dusk", width=256, height=256, seed=11)
 
 
-def cloud(script: list | None = None, **kw: object) -> ScriptedProvider:  # type: ignore[type-arg]
+def cloud(script: list | None = None, **kw: object) -> ScriptedProvider:
     return ScriptedProvider("openai", ProviderKind.CLOUD, script, **kw)  # type: ignore[arg-type]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_ID = "io.github.imagedesk.ImageDesk"
-LINUX = ROOT / "resources" / "linux"
+LINUX = ROOT / "desktop_app" / "data" / "linux"
 
 
 def desktop_entry() -> configparser.SectionProxy:
@@ -40,7 +40,7 @@ def test_metainfo_names_the_desktop_entry_and_the_binary() -> None:
 
 
 def test_every_icon_the_installer_copies_exists() -> None:
-    icons = ROOT / "resources" / "icons"
+    icons = ROOT / "desktop_app" / "data" / "icons"
     assert (icons / "imagedesk.svg").is_file()
     sizes = sorted(int(p.stem.split("-")[1]) for p in icons.glob("imagedesk-*.png"))
     assert {16, 32, 48, 64, 128, 256} <= set(sizes)

@@ -136,7 +136,7 @@ def test_the_settings_dialog_shows_its_page_and_saves_it(
 
 def test_the_checks_run_its_own_check(fourth: ProviderDescriptor, tmp_path: Path) -> None:
     env = {**os.environ, "IMAGEDESK_HOME": str(tmp_path)}
-    checks = run_checks(AppPaths.discover(env), env, deep=False, window=False)
+    checks = run_checks(AppPaths.discover(env), env, deep=False)
     assert Check("fourth service", True, "flavour plain") in checks
 
 

@@ -1,8 +1,8 @@
 """Qt + qasync fixtures for the UI tests (offscreen).
 
-The loop fixture follows shared/notes/qt-desktop.md: it makes a qasync loop,
-sets it as the current *and running* loop, and on teardown cancels its tasks,
-processes events, unsets the running loop and closes it. It never calls
+The loop fixture follows docs/ARCHITECTURE.md ("Library behaviour we rely on"):
+it makes a qasync loop, sets it as the current *and running* loop, and on teardown
+cancels its tasks, processes events, unsets the running loop and closes it. It never calls
 ``loop.stop()``: that calls ``QApplication.exit()`` while no ``exec()`` runs
 and every later nested event loop (each ``qtbot.waitSignal``) returns at once.
 """

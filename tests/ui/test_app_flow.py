@@ -21,10 +21,10 @@ from pytestqt.qtbot import QtBot
 
 from desktop_app.bootstrap import AppContext, open_app
 from desktop_app.domain.job import JobState
+from desktop_app.store.gallery import ImageRecord
 from desktop_app.ui.main_window import MainWindow
 from desktop_app.ui.queue_model import Column
 from tests.fakes.fake_openai import FakeOpenAI
-from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring
 from tests.ui.qt_loop import qasync_loop
 
 pytestmark = pytest.mark.slow
@@ -81,15 +81,7 @@ def stop_window(qapp: QApplication, ctx: AppContext, window: MainWindow) -> None
 
 
 @pytest.fixture(scope="module")
-def memory_keyring() -> Iterator[InMemoryKeyring]:
-    backend = InMemoryKeyring()
-    with installed_keyring(backend):
-        yield backend
-
-
-@pytest.fixture(scope="module")
 def app_window(qapp: QApplication, module_loop: qasync.QEventLoop,
-               memory_keyring: InMemoryKeyring,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[MainWindow]:
     ctx, window = start_window(qapp, tmp_path_factory.mktemp("home"))
     yield window
@@ -158,33 +150,56 @@ def test_generate_shows_progress_then_the_image_in_the_gallery_with_its_paramete
     qtbot.waitUntil(lambda: window.gallery.model.thumbnails.cached(record.id), timeout=10_000)
 
 
+def generate_image(qtbot: QtBot, window: MainWindow, prompt: str, steps: int,
+                   seed: int) -> ImageRecord:
+    """This test's own image, made through the editor and shown in the detail pane (so
+    that no test depends on an image an earlier test made)."""
+    type_request(window, prompt, steps=steps, seed=seed)
+    window.editor.generate()
+    gallery = window.gallery.model
+
+    def made() -> ImageRecord | None:
+        return next((gallery.record(r) for r in range(gallery.rowCount())
+                     if gallery.record(r).prompt == prompt), None)
+
+    qtbot.waitUntil(lambda: made() is not None, timeout=120_000)
+    record = made()
+    assert record is not None
+    qtbot.waitUntil(lambda: window.detail.record is not None
+                    and window.detail.record.id == record.id, timeout=10_000)
+    return record
+
+
 def test_a_generated_png_recalls_its_own_parameters(
         qtbot: QtBot, app_window: MainWindow) -> None:
     window = app_window
-    record = window.gallery.model.record(0)
+    record = generate_image(qtbot, window, "a quiet harbour at dawn", steps=6, seed=11)
     editor = window.editor
     editor.prompt.setPlainText("something else")
     editor.steps.setValue(30)
     editor.seed.clear()
     assert editor.recall_from_file(Path(record.path))
     assert editor.prompt.toPlainText() == record.prompt
-    assert (editor.steps.value(), editor.seed.text()) == (8, "42")
+    assert (editor.steps.value(), editor.seed.text()) == (6, "11")
     assert (editor.width_box.value(), editor.height_box.value()) == (256, 256)
 
 
 def test_reuse_from_the_gallery_fills_the_editor(
         qtbot: QtBot, app_window: MainWindow) -> None:
     window = app_window
+    generate_image(qtbot, window, "a windmill in a tulip field", steps=4, seed=5)
     window.editor.prompt.setPlainText("x")
+    window.editor.steps.setValue(30)
     window.detail.buttons["reuse"].click()
-    assert window.editor.prompt.toPlainText() == "a lighthouse at dusk, oil painting"
+    assert window.editor.prompt.toPlainText() == "a windmill in a tulip field"
+    assert window.editor.steps.value() == 4
 
 
 def test_delete_asks_first_then_removes_the_file_and_the_entry(
         qtbot: QtBot, app_window: MainWindow, monkeypatch: pytest.MonkeyPatch) -> None:
     window = app_window
     gallery = window.gallery
-    record = gallery.model.record(0)
+    record = generate_image(qtbot, window, "a paper boat on a pond", steps=4, seed=3)
     answers = iter([QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes])
     asked: list[str] = []
 
@@ -201,7 +216,8 @@ def test_delete_asks_first_then_removes_the_file_and_the_entry(
     assert not Path(record.path).exists()
     found = spin_result(window.engine.image(record.id))
     assert found is None
-    assert window.detail.record is None
+    # the pane shows the next image (earlier tests' images may be there), never the deleted one
+    assert window.detail.record is None or window.detail.record.id != record.id
 
 
 def test_cancel_mid_run_stops_the_job_and_adds_no_image(
@@ -226,7 +242,6 @@ def test_cancel_mid_run_stops_the_job_and_adds_no_image(
 
 @pytest.fixture
 def failover_window(qapp: QApplication, module_loop: qasync.QEventLoop,
-                    memory_keyring: InMemoryKeyring,
                     tmp_path: Path) -> Iterator[tuple[MainWindow, FakeOpenAI]]:
     with FakeOpenAI(api_key=KEY) as server:
         ctx, window = start_window(

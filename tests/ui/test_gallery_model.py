@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+import functools
+import threading
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, Qt
+import pytest
+import shiboken6
+from PySide6.QtCore import QMimeData, Qt, QThreadPool
 from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import QApplication
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
 from desktop_app.store.gallery import ImageRecord
+from desktop_app.ui import thumbnails as thumbnails_module
 from desktop_app.ui.gallery_model import IMAGE_ID_ROLE, GalleryModel, SortOrder
 from desktop_app.ui.gallery_view import make_list_view
 from desktop_app.ui.thumbnails import ThumbnailCache
@@ -77,7 +82,7 @@ def test_the_thumbnail_cache_keeps_only_the_most_recent(qtbot: QtBot, tmp_path: 
     cache = ThumbnailCache(size=32, capacity=2)
     for key, path in enumerate(paths):
         cache.pixmap(key, path)
-        qtbot.waitUntil(lambda key=key: cache.cached(key), timeout=5_000)
+        qtbot.waitUntil(functools.partial(cache.cached, key), timeout=5_000)
     assert [cache.cached(k) for k in range(3)] == [False, True, True]
 
 
@@ -118,6 +123,32 @@ def test_the_icon_view_asks_only_for_the_items_it_shows(qtbot: QtBot, tmp_path: 
     view.resize(800, 600)
     view.show()
     qtbot.waitExposed(view)
-    qtbot.wait(50)
-    assert 0 < len(asked) < 100  # a screenful, not 5,000
+    qtbot.waitUntil(lambda: len(asked) > 0, timeout=5_000)  # the first paint has happened
+    assert len(asked) < 100  # a screenful, not 5,000
     assert model.index(0).data(IMAGE_ID_ROLE) == 1
+
+
+def test_closing_a_pane_while_its_thumbnails_decode_drops_them_and_later_panes_still_load(
+        qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A pane closed while its decodes run used to free the object the pool threads
+    # were emitting on, and the process died at random (no pytest summary at all).
+    path = image_file(tmp_path, "a.png")
+    release = threading.Event()
+    decode = thumbnails_module.decode_scaled
+
+    def held_decode(file: Path, size: int) -> QImage:
+        release.wait(10)
+        return decode(file, size)
+
+    monkeypatch.setattr(thumbnails_module, "decode_scaled", held_decode)
+    pool = QThreadPool()
+    closed = ThumbnailCache(size=32, pool=pool)
+    for key in range(8):
+        closed.pixmap(key, path)
+    shiboken6.delete(closed)  # the pane and its cache are gone; 8 decodes are not
+    release.set()
+    assert pool.waitForDone(10_000)
+    fresh = ThumbnailCache(size=32, pool=pool)
+    fresh.pixmap(1, path)
+    qtbot.waitUntil(lambda: fresh.cached(1), timeout=5_000)
+    assert fresh.pending == 0

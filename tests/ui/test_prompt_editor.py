@@ -53,7 +53,8 @@ def test_bad_input_is_shown_at_its_field_and_nothing_is_queued(
     setup(editor)  # type: ignore[operator]
     qtbot.keyClick(editor.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     assert expected in editor.error_text(field)
-    assert editor.findChild(type(editor.prompt_count), f"{field}Error").isVisible()
+    label = editor.findChild(type(editor.prompt_count), f"{field}Error")
+    assert label is not None and label.isVisible()
     assert submit.requests == []
     for other in ("prompt", "width", "steps", "seed", "n"):
         if other != field:

@@ -1,5 +1,6 @@
 """~10k void Qt calls in a child process (PySide6 6.12.0 on Python 3.11 aborted after
-~5,000 of them with "Fatal Python error: none_dealloc"; see shared/notes/qt-desktop.md).
+~5,000 of them with "Fatal Python error: none_dealloc"; see docs/ARCHITECTURE.md,
+"Library behaviour we rely on").
 
 In a child process, an abort shows as this test failing rather than the whole
 suite dying after printing its results.

@@ -6,11 +6,16 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from pytestqt.qtbot import QtBot
 
+from desktop_app.domain.request import GenerationRequest
 from desktop_app.store.a1111 import a1111_parameters
 from desktop_app.store.files import write_image_atomic
 from desktop_app.ui.prompt_editor import PromptEditor
 from desktop_app.ui.recall import parameters_from_png
 from tests.fakes.scripted_provider import png_bytes
+
+
+async def never_submitted(_request: GenerationRequest) -> None:
+    raise AssertionError("recalling parameters must not queue a job")
 
 
 def other_tools_png(folder: Path) -> Path:
@@ -33,8 +38,8 @@ def test_a_png_without_parameters_recalls_nothing_and_says_so(
         qtbot: QtBot, tmp_path: Path) -> None:
     plain = tmp_path / "plain.png"
     plain.write_bytes(png_bytes())
-    editor = PromptEditor(lambda r: None, QSettings(str(tmp_path / "w.ini"),  # type: ignore[arg-type]
-                                                    QSettings.Format.IniFormat))
+    editor = PromptEditor(never_submitted, QSettings(str(tmp_path / "w.ini"),
+                                                     QSettings.Format.IniFormat))
     qtbot.addWidget(editor)
     editor.prompt.setPlainText("keep me")
     assert not editor.recall_from_file(plain)
@@ -43,8 +48,8 @@ def test_a_png_without_parameters_recalls_nothing_and_says_so(
 
 
 def test_dropping_a_png_on_the_editor_fills_the_form(qtbot: QtBot, tmp_path: Path) -> None:
-    editor = PromptEditor(lambda r: None, QSettings(str(tmp_path / "w.ini"),  # type: ignore[arg-type]
-                                                    QSettings.Format.IniFormat))
+    editor = PromptEditor(never_submitted, QSettings(str(tmp_path / "w.ini"),
+                                                     QSettings.Format.IniFormat))
     qtbot.addWidget(editor)
     editor.show()
     mime = QMimeData()

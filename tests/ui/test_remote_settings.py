@@ -18,7 +18,7 @@ from desktop_app.domain.request import GenerationRequest
 from desktop_app.providers.base import ProviderKind
 from desktop_app.secrets import KeyStore
 from desktop_app.ui.settings_dialog import SettingsDialog
-from desktop_app.ui.settings_pages import KeyField
+from desktop_app.ui.settings_pages import KeyField, RemotePage
 from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring
 from tests.providers.remote_bullmq.support import PASSWORD, REDIS_SERVER, RedisServer
 from tests.ui.conftest import drive
@@ -70,6 +70,7 @@ def test_saving_the_remote_page_puts_the_workers_in_the_route_with_that_queue(
         test_connection=lambda name, s, key: run_connection_test(ctx, name, s, key))
     qtbot.addWidget(dialog)
     page = dialog.pages["remote"]
+    assert isinstance(page, RemotePage)
     page.enabled.setChecked(True)
     page.redis_url.setText(server.url)
     page.queue.setText("studio")
@@ -104,6 +105,7 @@ def test_a_bad_remote_url_is_refused_at_save_with_what_to_fix(
     dialog = SettingsDialog(Settings(), KeyStore(env={}), save=saved.append)
     qtbot.addWidget(dialog)
     page = dialog.pages["remote"]
+    assert isinstance(page, RemotePage)
     page.enabled.setChecked(True)
     page.redis_url.setText("http://render-box:6379")
     dialog.save()
@@ -120,6 +122,7 @@ def test_test_with_a_wrong_password_says_it_was_rejected(
         test_connection=lambda name, s, key: run_connection_test(ctx, name, s, key))
     qtbot.addWidget(dialog)
     page = dialog.pages["remote"]
+    assert isinstance(page, RemotePage)
     page.redis_url.setText(server.url)
     key_field(dialog, page.section).secret.setText("not the password at all")
     page.test_button.click()

@@ -3,10 +3,8 @@ provider is rebuilt (its forced-open breaker gone), and the window follows."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import qasync
 from pytestqt.qtbot import QtBot
 
@@ -19,16 +17,10 @@ from desktop_app.resilience.breaker import BreakerState
 from desktop_app.ui.app import build_window
 from desktop_app.ui.main_window import MainWindow
 from desktop_app.ui.settings_dialog import SettingsDialog
-from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring
+from desktop_app.ui.settings_pages import LocalPage
+from tests.fakes.keyring_memory import InMemoryKeyring
 from tests.ui.conftest import drive
 from tests.ui.fake_engine import FakeEngine
-
-
-@pytest.fixture
-def memory_keyring() -> Iterator[InMemoryKeyring]:
-    backend = InMemoryKeyring()
-    with installed_keyring(backend):
-        yield backend
 
 
 def test_saving_a_fixed_model_rebuilds_local_and_clears_its_forced_open_breaker(
@@ -42,7 +34,9 @@ def test_saving_a_fixed_model_rebuilds_local_and_clears_its_forced_open_breaker(
     assert ctx.engine.slot("local").breaker.snapshot().state is BreakerState.FORCED_OPEN
     window.settings_action.trigger()
     [dialog] = window.findChildren(SettingsDialog)
-    dialog.pages["local"].source.setCurrentIndex(0)  # the built-in test model
+    local = dialog.pages["local"]
+    assert isinstance(local, LocalPage)
+    local.source.setCurrentIndex(0)  # the built-in test model
     dialog.save()
     qtbot.waitUntil(lambda: ctx.settings.local.model == "builtin:tiny", timeout=5_000)
     qtbot.waitUntil(lambda: window.statusBar().currentMessage() == "Settings saved.")

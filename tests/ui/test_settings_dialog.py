@@ -1,11 +1,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import keyring.backends.fail
-import pytest
 import qasync
 from pytestqt.qtbot import QtBot
 
@@ -13,7 +11,7 @@ from desktop_app.config import Settings, load_settings, save_settings
 from desktop_app.providers.base import ConnectionOutcome, ConnectionReport
 from desktop_app.secrets import KeyStore
 from desktop_app.ui.settings_dialog import SettingsDialog
-from desktop_app.ui.settings_pages import KeyField
+from desktop_app.ui.settings_pages import KeyField, OpenAIPage
 from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring
 
 KEY = "sk-test" + "A1b2C3d4" * 5
@@ -26,11 +24,10 @@ def key_field(dialog: SettingsDialog, name: str) -> KeyField:
     return field
 
 
-@pytest.fixture
-def memory_keyring() -> Iterator[InMemoryKeyring]:
-    backend = InMemoryKeyring()
-    with installed_keyring(backend):
-        yield backend
+def openai_page(dialog: SettingsDialog) -> OpenAIPage:
+    page = dialog.pages["openai"]
+    assert isinstance(page, OpenAIPage)
+    return page
 
 
 def make_dialog(qtbot: QtBot, path: Path, **kw: object) -> SettingsDialog:
@@ -45,7 +42,7 @@ def test_saving_puts_the_key_in_the_keyring_and_never_in_the_settings_file(
     path = tmp_path / "settings.json"
     dialog = make_dialog(qtbot, path)
     key_field(dialog, "openai").secret.setText(KEY)
-    dialog.pages["openai"].model.setCurrentText("dall-e-3")
+    openai_page(dialog).model.setCurrentText("dall-e-3")
     with qtbot.waitSignal(dialog.saved):
         dialog.save()
     assert memory_keyring.passwords[("ImageDesk", "openai")] == KEY
@@ -86,11 +83,11 @@ def test_provider_order_and_unreadable_rate_limits(
     dialog.move_provider(-1)
     dialog.move_provider(-1)
     assert dialog.provider_order() == ["openai", "local", "remote"]
-    dialog.pages["openai"].rate_limits.setText("five per minute")
+    openai_page(dialog).rate_limits.setText("five per minute")
     dialog.save()
     assert "Rate limits look like" in dialog.error.text()
     assert not path.exists()
-    dialog.pages["openai"].rate_limits.setText("3/60s, 100/86400s")
+    openai_page(dialog).rate_limits.setText("3/60s, 100/86400s")
     dialog.save()
     saved = load_settings(path, env={}).settings
     assert saved.openai.priority < saved.local.priority
@@ -110,7 +107,7 @@ def test_test_connection_runs_without_freezing_the_dialog(
                                 "OpenAI answered: gpt-image-1 is available")
 
     dialog = make_dialog(qtbot, tmp_path / "settings.json", test_connection=check)
-    page = dialog.pages["openai"]
+    page = openai_page(dialog)
     page.model.setCurrentText("gpt-image-1")
     key_field(dialog, page.section).secret.setText(KEY)
     page.test_button.click()

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from desktop_app.data_files import resource_path
 from desktop_app.providers.local_diffusion.config import (
     BUILTIN_TINY,
     SINGLE_FILE_SUFFIXES,
@@ -19,7 +20,6 @@ from desktop_app.providers.local_diffusion.devices import Device
 from desktop_app.providers.local_diffusion.failures import WorkerProblem, classify
 from desktop_app.providers.local_diffusion.hashing import model_hash
 from desktop_app.providers.local_diffusion.messages import WorkerSettings
-from desktop_app.resources import resource_path
 
 SKELETONS = resource_path("model_skeletons")
 SD15_SKELETON = SKELETONS / "sd15"

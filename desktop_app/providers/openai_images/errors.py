@@ -1,11 +1,11 @@
 """Every way an OpenAI call can fail, mapped to the taxonomy (domain/errors.py).
 
-SDK behaviour measured against a fake server (openai 3.57): 429 carries the
-wait in ``retry-after-ms`` or ``Retry-After``; ``insufficient_quota`` arrives
-as a 429 too; a malformed
-body raises a bare ``json.JSONDecodeError``; an error event inside a stream is
-a base ``APIError`` with ``.code`` set. Messages from the server are passed
-through ``redact`` because an OpenAI-compatible endpoint may echo the key.
+Measured SDK behaviour (docs/ARCHITECTURE.md, "Library behaviour we rely on"):
+429 carries the wait in ``retry-after-ms`` or ``Retry-After``;
+``insufficient_quota`` arrives as a 429 too; a malformed body raises a bare
+``json.JSONDecodeError``; an error event inside a stream is a base ``APIError``
+with ``.code`` set. Messages from the server are passed through ``redact``
+because an OpenAI-compatible endpoint may echo the key.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What each OpenAI image model accepts, and how a fitted request becomes API parameters.
 
-The SDK validates nothing on the client side (openai 3.57):
+The SDK validates nothing on the client side (docs/ARCHITECTURE.md, "Library behaviour"):
 sizes, n, quality and prompt length are enforced here, before any call.
 """
 

@@ -1,4 +1,4 @@
-"""The editable price table (``resources/prices.json``) and what an image cost.
+"""The editable price table (``desktop_app/data/prices.json``) and what an image cost.
 
 Token usage from the response is the bill where the model has token prices;
 otherwise the per-image table gives an estimate.
@@ -13,14 +13,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from desktop_app.data_files import resource_path
 from desktop_app.domain.errors import Misconfigured
-from desktop_app.resources import resource_path
 
 PRICES_FILE = "prices.json"
 
 
 def default_prices_path() -> Path:
-    """``resources/prices.json``, from a checkout or inside a bundle."""
+    """``desktop_app/data/prices.json``, wherever the package is installed."""
     return resource_path(PRICES_FILE)
 
 

@@ -1,7 +1,7 @@
 """Turning what the SDK returned (a parsed response or a stream of events) into
 validated images, and pricing them.
 
-The SDK does not validate responses (openai 3.57): an HTML page comes back as
+The SDK does not validate responses (docs/ARCHITECTURE.md): an HTML page comes back as
 a ``str``, a wrong schema as an object whose ``data`` may be anything. Every
 shape is checked here; image decoding runs in a worker thread, off the loop.
 """

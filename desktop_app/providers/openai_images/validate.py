@@ -1,7 +1,7 @@
 """Checks every image payload before it is accepted: a bad payload is a
 ``Transient`` error with a clear message, never a broken file in the gallery.
 
-The SDK accepts any string as ``b64_json`` (openai 3.57), so the checks are
+The SDK accepts any string as ``b64_json`` (docs/ARCHITECTURE.md), so the checks are
 ours: strict base64, a byte cap before decoding, the pixel count from the
 header before any pixel is decoded (decompression-bomb guard), a full decode,
 a format we can store (PNG, JPEG or WebP) and dimensions plausible for the request.

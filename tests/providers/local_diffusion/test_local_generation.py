@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import sys
-import time
 
 import pytest
 from PIL import Image
@@ -70,20 +69,18 @@ async def test_cancel_mid_run_stops_within_a_step_and_the_worker_stays_usable(
     pid, spawns = tiny_provider.worker_pid, tiny_provider.spawn_count
     cancel = CancelToken()
     seen: list[int] = []
-    cancelled_at: list[float] = []
 
     def on_progress(event: Progress) -> None:
         if event.phase is Phase.GENERATING:
             seen.append(event.step)
             if event.step == 3:
                 cancel.cancel("stop, please")
-                cancelled_at.append(time.perf_counter())
 
     with pytest.raises(Cancelled, match="stop, please"):
         await tiny_provider.generate(request(width=256, height=256, steps=150), on_progress,
                                      cancel)
-    assert time.perf_counter() - cancelled_at[0] < 2.0
-    assert max(seen) <= 5  # at most a step or two in flight when the cancel landed
+    # counted in steps, not seconds: at most a step or two in flight when the cancel landed
+    assert max(seen) <= 5
     images = await tiny_provider.generate(request(), Recorder(), CancelToken())
     assert len(images) == 1
     assert (tiny_provider.worker_pid, tiny_provider.spawn_count) == (pid, spawns)

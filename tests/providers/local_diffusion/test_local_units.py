@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from desktop_app.data_files import resource_path
 from desktop_app.domain.errors import (
     Cancelled,
     DeviceFault,
@@ -183,7 +184,7 @@ def test_hugging_face_blob_names_are_used_without_reading_the_file(tmp_path: Pat
 def test_bundled_sd15_tokenizer_matches_clip_token_ids() -> None:
     """The SD 1.5 skeleton's tokenizer gives CLIP ViT-L/14's ids (checked in a subprocess:
     transformers must stay out of the test process)."""
-    skeleton = Path(__file__).resolve().parents[3] / "resources/model_skeletons/sd15/tokenizer"
+    skeleton = resource_path("model_skeletons", "sd15", "tokenizer")
     code = ("import sys; from transformers import CLIPTokenizer; "
             f"t = CLIPTokenizer.from_pretrained({str(skeleton)!r}); "
             "print(len(t), t('a photo of a cat').input_ids)")

@@ -23,6 +23,8 @@ from desktop_app.domain.request import GenerationRequest
 from desktop_app.providers.base import (
     CancelToken,
     Capabilities,
+    ConnectionOutcome,
+    ConnectionReport,
     Health,
     HealthState,
     Phase,
@@ -145,6 +147,9 @@ class StandInGPU:
 
     async def health(self) -> Health:
         return Health(HealthState.READY, "stand-in", {"device": "cpu", "device_name": "stand-in"})
+
+    async def test_connection(self) -> ConnectionReport:
+        return ConnectionReport(self.name, ConnectionOutcome.PASSED, "ready")
 
     async def generate(self, request: GenerationRequest, progress: ProgressCallback,
                        cancel: CancelToken) -> list[GeneratedImage]:

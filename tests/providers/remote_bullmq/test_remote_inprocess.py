@@ -16,6 +16,7 @@ from desktop_app.domain.errors import (
     ContentRejected,
     Misconfigured,
     OutOfMemory,
+    ProviderError,
     Transient,
 )
 from desktop_app.domain.request import GenerationRequest
@@ -144,7 +145,7 @@ async def test_a_worker_failure_arrives_as_the_same_class_with_its_message(
     await workers.start(StandInGPU(fail=error))  # type: ignore[arg-type]
     with pytest.raises(expected) as raised:
         await remote.generate(request(), lambda _: None, CancelToken())
-    assert raised.value.message == str(error)
+    assert isinstance(raised.value, ProviderError) and raised.value.message == str(error)
 
 
 async def test_cancel_reaches_the_worker_mid_job(workers: Workers,

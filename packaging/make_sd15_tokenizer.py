@@ -6,7 +6,7 @@ wheel (and OpenAI's ``clip`` package), both MIT-licensed. Hugging Face's
 derived from it the same way: 256 byte symbols, the same with ``</w>``, the
 first 48,894 merges, then the start and end tokens (49,408 entries).
 
-    python resources/model_skeletons/make_sd15_tokenizer.py path/to/bpe_simple_vocab_16e6.txt.gz
+    python packaging/make_sd15_tokenizer.py path/to/bpe_simple_vocab_16e6.txt.gz
 """
 
 from __future__ import annotations
@@ -49,4 +49,5 @@ def main(bpe_gz: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(__file__).with_name("sd15") / "tokenizer")
+    main(Path(sys.argv[1]), Path(__file__).resolve().parents[1] / "desktop_app" / "data"
+         / "model_skeletons" / "sd15" / "tokenizer")

@@ -1,6 +1,6 @@
 """Render imagedesk.svg to the PNG sizes desktops and installers ask for.
 
-Run: QT_QPA_PLATFORM=offscreen python resources/icons/render_icons.py
+Run: QT_QPA_PLATFORM=offscreen python packaging/render_icons.py
 The PNGs are committed, so the app and packaging never need this script.
 """
 
@@ -14,7 +14,7 @@ from PySide6.QtGui import QGuiApplication, QImage, QPainter
 from PySide6.QtSvg import QSvgRenderer
 
 SIZES = (16, 32, 48, 64, 128, 256, 512)
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1] / "desktop_app" / "data" / "icons"
 
 
 def render(svg: Path, size: int, out: Path) -> None:
