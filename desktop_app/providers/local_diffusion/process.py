@@ -1,7 +1,7 @@
 """The GUI side's handle on one worker process: spawn, pipes, reader thread, stop.
 
-Imports nothing heavy: the worker module itself imports torch only inside
-functions, so referring to its entry point here is free.
+Imports nothing of the worker side: the child imports ``gpu_worker.main`` by name
+(``_child_main``), so the GUI process never loads that package.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from desktop_app.providers.local_diffusion.messages import (
     WorkerDied,
     WorkerSettings,
 )
-from desktop_app.providers.local_diffusion.worker import worker_main
 
 Listener = Callable[[object], None]
 
@@ -37,7 +36,7 @@ class WorkerProcess:
         self._events_in, events_out = ctx.Pipe(duplex=False)
         self._cancel_upto: Any = ctx.Value("q", 0)
         self._process = ctx.Process(
-            target=worker_main,
+            target=_child_main,
             args=(settings, commands_in, events_out, self._cancel_upto, env),
             name="imagedesk-gpu-worker",
             daemon=True,
@@ -139,3 +138,10 @@ class WorkerProcess:
         loop, listener = subscriber
         with contextlib.suppress(RuntimeError):  # that loop has closed
             loop.call_soon_threadsafe(listener, message)
+
+
+def _child_main(*args: Any) -> None:
+    """The spawned process's entry point: import the worker side there, not here."""
+    from desktop_app.providers.local_diffusion.gpu_worker.main import worker_main
+
+    worker_main(*args)

@@ -36,7 +36,7 @@ from desktop_app.providers.local_diffusion.config import (
     guess_architecture,
     model_label,
 )
-from desktop_app.providers.local_diffusion.device_guess import (
+from desktop_app.providers.local_diffusion.expected_device import (
     MachineProbes,
     guess_device,
     machine_probes,

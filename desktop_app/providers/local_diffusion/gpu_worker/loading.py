@@ -15,8 +15,8 @@ from desktop_app.providers.local_diffusion.config import (
     Architecture,
     model_label,
 )
-from desktop_app.providers.local_diffusion.devices import Device
 from desktop_app.providers.local_diffusion.failures import WorkerProblem, classify
+from desktop_app.providers.local_diffusion.gpu_worker.device_choice import Device
 from desktop_app.providers.local_diffusion.hashing import model_hash
 from desktop_app.providers.local_diffusion.messages import WorkerSettings
 from desktop_app.resources import resource_path
@@ -163,7 +163,9 @@ def resolve(model: str, settings: WorkerSettings, report: Report) -> Path:
         folder = settings.data_dir / "models" / "builtin-tiny"
         if not (folder / "model_index.json").is_file():
             report("building the built-in test model (first use)")
-            from desktop_app.providers.local_diffusion.tiny_model import build_tiny_pipeline
+            from desktop_app.providers.local_diffusion.gpu_worker.tiny_model import (
+                build_tiny_pipeline,
+            )
 
             build_tiny_pipeline(folder)
         return folder

@@ -47,7 +47,7 @@ class Worker:
 
     def _ensure_device(self) -> Any:
         if self.device is None:
-            from desktop_app.providers.local_diffusion.devices import choose_device
+            from desktop_app.providers.local_diffusion.gpu_worker.device_choice import choose_device
 
             self.device = choose_device(self.settings)
             torch = __import__("torch")
@@ -58,7 +58,7 @@ class Worker:
         return self.device
 
     def _ensure_model(self, job: RunJob) -> Any:
-        from desktop_app.providers.local_diffusion import loading
+        from desktop_app.providers.local_diffusion.gpu_worker import loading
 
         device = self._ensure_device()
         key = (job.model, device.torch_device, device.info.dtype)
@@ -80,7 +80,7 @@ class Worker:
             loaded = self._ensure_model(job)
             if self.cancelled(job.job_id):
                 raise JobCancelled()
-            from desktop_app.providers.local_diffusion.loading import scheduler_for
+            from desktop_app.providers.local_diffusion.gpu_worker.loading import scheduler_for
 
             loaded.pipe.scheduler = scheduler_for(loaded, job.scheduler)
             for index, seed in enumerate(job.seeds):
@@ -123,7 +123,7 @@ class Worker:
                 raise
         self.send(Notice(job.job_id, "out of GPU memory: retrying with attention slicing "
                                      "and VAE tiling"))
-        from desktop_app.providers.local_diffusion.loading import enable_memory_saving
+        from desktop_app.providers.local_diffusion.gpu_worker.loading import enable_memory_saving
 
         _empty_cache()
         enable_memory_saving(loaded)
@@ -133,7 +133,7 @@ class Worker:
         import torch
 
         from desktop_app.providers.local_diffusion.config import Architecture
-        from desktop_app.providers.local_diffusion.previews import latent_preview_png
+        from desktop_app.providers.local_diffusion.gpu_worker.previews import latent_preview_png
 
         if self.cancelled(job.job_id):
             raise JobCancelled()
