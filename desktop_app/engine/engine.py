@@ -146,8 +146,10 @@ class Engine:
         return recovered
 
     async def close(self, *, finish_running: bool = False) -> None:
-        """Stop the runner and the providers; jobs still running stay ``running`` in the
-        store and are resumed on the next start. Closing twice is harmless."""
+        """Stop the runner and the providers. Jobs stopped mid-run go back to the queue
+        at once (with an "interrupted" attempt), so another process holding this
+        profile next can run them; a crash leaves them to the next start's recovery.
+        Closing twice is harmless."""
         if self._closed:
             return
         self._closed = True
@@ -155,6 +157,11 @@ class Engine:
         if self._runner_task is not None:
             self._runner_task.cancel()
             await asyncio.gather(self._runner_task, return_exceptions=True)
+        if self._lock is None or self._lock.held:  # only the queue's runner ran jobs
+            try:
+                await self._store.run(self._queue.recover_interrupted)
+            except Exception:  # the next start's recovery puts them back instead
+                log.exception("could not hand the stopped jobs back to the queue")
         for slot in self.slots:
             try:
                 await slot.provider.close()

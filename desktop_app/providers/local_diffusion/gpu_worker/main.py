@@ -9,9 +9,13 @@ while generating.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import multiprocessing
+import multiprocessing.connection
 import os
 import signal
+import threading
 import time
 from multiprocessing.connection import Connection
 from typing import Any
@@ -29,6 +33,9 @@ from desktop_app.providers.local_diffusion.messages import (
     Step,
     WorkerSettings,
 )
+
+EXIT_PARENT_GONE = 4  # the process that started this worker died
+PARENT_POLL_S = 0.5
 
 
 class Worker:
@@ -197,11 +204,46 @@ def _quiet_libraries() -> None:
         ) from exc
 
 
+def exit_when_parent_dies(parent_pid: int, *, poll_s: float = PARENT_POLL_S) -> threading.Thread:
+    """A daemon thread that ends this process as soon as the process that started it
+    is gone (even SIGKILLed), whatever the main thread is doing (a model load or a
+    VAE decode cannot be interrupted, so a check between steps alone is not enough).
+
+    It waits on multiprocessing's parent sentinel, a pipe whose write end only the
+    parent holds, so its EOF means the parent died; ``os.getppid()`` changing is
+    checked too, for platforms or start methods without that sentinel.
+    PR_SET_PDEATHSIG is not used: it fires when the *thread* that spawned us exits,
+    and the proxy spawns from a thread pool.
+    """
+    parent = multiprocessing.parent_process()
+    sentinel = parent.sentinel if parent is not None else None
+
+    def watch() -> None:
+        while True:
+            if sentinel is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    if multiprocessing.connection.wait([sentinel], timeout=poll_s):
+                        os._exit(EXIT_PARENT_GONE)
+            else:
+                time.sleep(poll_s)
+            if os.getppid() != parent_pid:
+                os._exit(EXIT_PARENT_GONE)
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
 def worker_main(settings: WorkerSettings, commands: Connection, events: Connection,
-                cancel_upto: Any, env: dict[str, str]) -> None:
+                cancel_upto: Any, env: dict[str, str], parent_pid: int) -> None:
     """Entry point of the spawned process."""
+    exit_when_parent_dies(parent_pid)
     os.environ.update(env)  # before huggingface_hub is imported: HF_HUB_OFFLINE
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # Ctrl-C and a closing terminal reach the whole process group: they are the
+    # parent's to handle (it cancels or hands back the job, then stops us).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     worker = Worker(settings, events, cancel_upto)
     while True:
         try:
