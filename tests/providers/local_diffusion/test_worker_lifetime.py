@@ -3,7 +3,6 @@ a user runs it, on the built-in tiny model, stopped by a signal or killed."""
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import subprocess
 import time
@@ -52,7 +51,7 @@ def test_a_stop_signal_hands_the_job_back_says_so_and_leaves_no_worker(
     try:
         children = spawned_children(process)
         process.send_signal(sig)
-        out, err = process.communicate(timeout=60)
+        _out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
