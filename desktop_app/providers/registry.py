@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from desktop_app.providers.base import ImageProvider, ProviderKind
 from desktop_app.providers.local_diffusion import LocalDiffusionConfig, LocalDiffusionProvider
+from desktop_app.providers.local_diffusion.model_source import check_model_source
 from desktop_app.providers.openai_images import OpenAIImagesConfig, OpenAIImagesProvider
 from desktop_app.providers.remote_bullmq import RemoteConfig, Transport
 
@@ -34,6 +35,12 @@ def create_local(config: LocalDiffusionConfig) -> ImageProvider:
     return LocalDiffusionProvider(config)
 
 
+def check_local_model_source(model: str) -> str | None:
+    """What is wrong with a local model path before a job is queued (None: fine).
+    Hugging Face ids pass here; whether they may be fetched is a setting."""
+    return check_model_source(model, allow_download=True)
+
+
 def create_openai(config: OpenAIImagesConfig, key: Callable[[], str | None]) -> ImageProvider:
     return OpenAIImagesProvider(config, key)
 
@@ -45,5 +52,6 @@ def create_remote(config: RemoteConfig, password: Callable[[], str | None]) -> I
 
 
 __all__ = ["KNOWN", "LocalDiffusionConfig", "OpenAIImagesConfig", "ProviderInfo",
-           "RemoteConfig", "Transport", "create_local", "create_openai", "create_remote",
+           "RemoteConfig", "Transport", "check_local_model_source",
+           "create_local", "create_openai", "create_remote",
            "label_of"]

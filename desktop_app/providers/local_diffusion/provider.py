@@ -22,6 +22,8 @@ from desktop_app.domain.request import MAX_SEED, GenerationRequest
 from desktop_app.providers.base import (
     CancelToken,
     Capabilities,
+    ConnectionOutcome,
+    ConnectionReport,
     Health,
     HealthState,
     Phase,
@@ -55,6 +57,7 @@ from desktop_app.providers.local_diffusion.messages import (
     WorkerDied,
     WorkerSettings,
 )
+from desktop_app.providers.local_diffusion.model_source import check_model_source
 from desktop_app.providers.local_diffusion.process import WorkerProcess
 
 MAX_IMAGES_PER_CALL = 4
@@ -124,8 +127,9 @@ class LocalDiffusionProvider:
 
     async def health(self) -> Health:
         label = model_label(self.config.model)
-        if self._misconfigured:
-            return Health(HealthState.NOT_CONFIGURED, self._misconfigured,
+        problem = self._misconfigured or await asyncio.to_thread(self.check_model_source)
+        if problem:
+            return Health(HealthState.NOT_CONFIGURED, problem,
                           {"model": label, **self._device_details()})
         worker = self._worker
         if worker is not None and worker.device_info is not None:
@@ -184,6 +188,49 @@ class LocalDiffusionProvider:
             self._latency_s = (elapsed if self._latency_s is None else
                                LATENCY_WEIGHT * elapsed + (1 - LATENCY_WEIGHT) * self._latency_s)
             return images
+
+    def check_model_source(self, model: str | None = None) -> str | None:
+        """What is wrong with ``model`` (default: the configured one) as far as its
+        files tell, or None (see ``model_source``). Blocking for a few reads."""
+        return check_model_source(model or self.config.model,
+                                  hf_cache_dir=self.config.hf_cache_dir,
+                                  allow_download=self.config.allow_download)
+
+    async def test_connection(self, *, run_one_step: bool = False) -> ConnectionReport:
+        """The model source resolves and its files are complete; with
+        ``run_one_step``, also load it in the worker and denoise one step at the
+        smallest size (the "Load and try" button: as slow as a model load)."""
+        label = model_label(self.config.model)
+        problem = await asyncio.to_thread(self.check_model_source)
+        if problem:
+            return ConnectionReport(PROVIDER, ConnectionOutcome.MODEL_UNAVAILABLE, problem,
+                                    {"model": label})
+        if not run_one_step:
+            return ConnectionReport(PROVIDER, ConnectionOutcome.PASSED,
+                                    f"The model {label} is there and its files are complete.",
+                                    {"model": label})
+        side = self.capabilities().sizes.min_side or 64
+        started = self._clock()
+        try:
+            await self.generate(GenerationRequest(prompt="connection test", width=side,
+                                                  height=side, steps=1, seed=0),
+                                lambda _progress: None, CancelToken())
+        except Misconfigured as error:
+            return ConnectionReport(PROVIDER, ConnectionOutcome.MODEL_UNAVAILABLE,
+                                    error.message, {"model": label})
+        except ProviderError as error:
+            return ConnectionReport(PROVIDER, ConnectionOutcome.FAILED, error.message,
+                                    {"model": label})
+        took = self._clock() - started
+        return ConnectionReport(
+            PROVIDER, ConnectionOutcome.PASSED,
+            f"The model {label} loaded and ran one step at {side} px on "
+            f"{self._device_text_short()} in {took:.1f} s.",
+            {"model": label, "device": self._device_details()["device"]})
+
+    def _device_text_short(self) -> str:
+        info = self._device
+        return info.device_name if info is not None else "this machine"
 
     async def close(self) -> None:
         self._cancel_idle_timer()

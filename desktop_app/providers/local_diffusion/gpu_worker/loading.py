@@ -178,6 +178,9 @@ def resolve(model: str, settings: WorkerSettings, report: Report) -> Path:
         return path
     if path.is_dir():
         return path
+    if path.is_file():  # a file is never called a folder (issue 12.12)
+        raise _misconfigured(f"The model {path} is a file, not a diffusers folder; single-file "
+                             f"models must be .safetensors checkpoints; {SETTINGS_HINT}.")
     if path.is_absolute() or model.startswith(("~", ".")) or not HF_ID.match(model):
         raise _misconfigured(f"The model folder {path} does not exist; {SETTINGS_HINT}.")
     return _hub_snapshot(model, settings, report)
