@@ -113,6 +113,8 @@ def _targets() -> dict[tuple[str, ...], FieldInfo]:
 
     def walk(model: type[BaseModel], prefix: tuple[str, ...]) -> None:
         for name, info in model.model_fields.items():
+            if info.exclude:  # kept only so old files load (local.concurrency)
+                continue
             path = (*prefix, name)
             if len(path) > 1:
                 found[path] = info

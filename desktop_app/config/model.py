@@ -104,8 +104,17 @@ class LocalSettings(ProviderSettings):
     scheduler: Literal["default", "ddim", "euler", "euler_a", "dpmpp_2m", "pndm"] = "default"
     idle_shutdown_s: float = Field(default=600.0, gt=0)
     allow_download: bool = False
-    warm_on_start: bool = False
-    concurrency: int = Field(default=1, ge=1, le=4)
+    warm_on_start: bool = False  # start the GPU worker and load the model with the window
+    # One job at a time on one GPU: the worker runs one pipeline. Not a setting any
+    # more (it changed nothing); old files that still carry a value load fine.
+    concurrency: Literal[1] = Field(default=1, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_old_concurrency(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "concurrency" in data:
+            data = {k: v for k, v in data.items() if k != "concurrency"}
+        return data
 
     @field_validator("model")
     @classmethod

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
+from desktop_app.domain.errors import ImageDeskError
 from desktop_app.paths import AppPaths
 from desktop_app.secrets import KeyStore
 from desktop_app.ui import tasks
@@ -26,6 +27,7 @@ from desktop_app.ui.resources import app_icon, style_sheet
 if TYPE_CHECKING:
     from desktop_app.bootstrap import AppContext
     from desktop_app.config import Settings
+    from desktop_app.providers.base import Progress
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +126,35 @@ async def _run(window: MainWindow) -> None:
         await warm_keys(ctx)  # keyring reads off the UI thread, once
         await ctx.engine.start()
         window.load()
+        if ctx.settings.local.warm_on_start:
+            warm_local_model(ctx, window)
     await finished.wait()
+
+
+def warm_local_model(ctx: AppContext, window: MainWindow) -> None:
+    """The "warm on start" setting: start the GPU worker and load the model now, shown
+    in the status bar, so the first Generate starts denoising without a load."""
+    provider = next((s.provider for s in ctx.engine.slots
+                     if s.name == "local" and s.enabled), None)
+    warm = getattr(provider, "warm", None)
+    if warm is None:
+        return
+    bar = window.statusBar()
+    bar.showMessage("Local model: starting the GPU worker…")
+
+    def on_progress(progress: Progress) -> None:
+        if progress.message:
+            bar.showMessage(f"Local model: {progress.message}…")
+
+    async def run() -> None:
+        try:
+            took = await warm(on_progress)
+        except ImageDeskError as error:
+            bar.showMessage(f"Local model not loaded: {error.message}", 30_000)
+        else:
+            bar.showMessage(f"Local model ready (loaded in {took:.1f} s)", 10_000)
+
+    tasks.spawn(run())
 
 
 def run_app(argv: Sequence[str] | None = None) -> int:

@@ -32,6 +32,7 @@ from desktop_app.providers.local_diffusion.messages import (
     RunJob,
     Shutdown,
     Step,
+    WarmUp,
     WorkerSettings,
 )
 
@@ -65,7 +66,21 @@ class Worker:
             _quiet_libraries()
         return self.device
 
-    def _ensure_model(self, job: RunJob) -> Any:
+    def warm_up(self, command: WarmUp) -> None:
+        """Load the model ahead of the first job (the "warm on start" setting)."""
+        started = time.perf_counter()
+        try:
+            if self.device is None:
+                self.send(Loading(command.job_id, "loading PyTorch and diffusers"))
+            self._ensure_model(command)
+            self.send(JobDone(command.job_id, {}, time.perf_counter() - started))
+        except BaseException as exc:
+            kind, message = classify(exc)
+            self.send(JobFailed(command.job_id, kind, message))
+            if not isinstance(exc, Exception):
+                raise
+
+    def _ensure_model(self, job: RunJob | WarmUp) -> Any:
         from desktop_app.providers.local_diffusion.gpu_worker import loading
 
         device = self._ensure_device()
@@ -255,6 +270,8 @@ def worker_main(settings: WorkerSettings, commands: Connection, events: Connecti
             break
         if isinstance(command, RunJob):
             worker.run(command)
+        elif isinstance(command, WarmUp):
+            worker.warm_up(command)
     events.close()
     # Skip the interpreter's teardown: with torch loaded it takes seconds (thread
     # pools, module finalizers), and the quit waits for it. Nothing is left to save.
