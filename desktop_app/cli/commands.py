@@ -101,7 +101,12 @@ class StopOnSignal:
 async def submit(args: argparse.Namespace, request: GenerationRequest, *, run: bool) -> int:
     stop = StopOnSignal()
     with stop:
-        job_id, finished = await _submit(args, request, run, stop)
+        try:
+            job_id, finished = await _submit(args, request, run, stop)
+        except asyncio.CancelledError:  # before the job ran: what was queued stays queued
+            if not stop.absorb():
+                raise
+            return stop.report("nothing had started; what was queued stays in the queue")
     if stop.received is not None:
         return stop.report(f"job {job_id} went back to the queue (imagedesk queue run "
                            "finishes it)")
@@ -166,7 +171,11 @@ async def _submit(args: argparse.Namespace, request: GenerationRequest, run: boo
 async def queue(args: argparse.Namespace) -> int:
     stop = StopOnSignal()
     with stop:
-        await _queue(args, stop)
+        try:
+            await _queue(args, stop)
+        except asyncio.CancelledError:
+            if not stop.absorb():
+                raise
     if stop.received is not None:
         return stop.report("the jobs it was running went back to the queue")
     return EXIT_OK
