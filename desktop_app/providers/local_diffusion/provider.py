@@ -128,9 +128,8 @@ class LocalDiffusionProvider:
 
     async def health(self) -> Health:
         label = model_label(self.config.model)
-        problem = self._misconfigured or await asyncio.to_thread(self.check_model_source)
-        if problem:
-            return Health(HealthState.NOT_CONFIGURED, problem,
+        if self._misconfigured:
+            return Health(HealthState.NOT_CONFIGURED, self._misconfigured,
                           {"model": label, **self._device_details()})
         worker = self._worker
         if worker is not None and worker.device_info is not None:
