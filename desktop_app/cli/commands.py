@@ -19,6 +19,7 @@ from desktop_app.cli.errors import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_SETUP,
+    EXIT_SIGNAL_BASE,
     CliError,
 )
 from desktop_app.cli.output import ProgressPrinter, job_json, job_row, print_table
@@ -95,7 +96,7 @@ class StopOnSignal:
     def report(self, what: str) -> int:
         assert self.received is not None
         print(f"imagedesk: stopped by {self.received.name}; {what}", file=sys.stderr)
-        return 128 + int(self.received)
+        return EXIT_SIGNAL_BASE + int(self.received)
 
 
 async def submit(args: argparse.Namespace, request: GenerationRequest, *, run: bool) -> int:
