@@ -148,6 +148,12 @@ def build_request(args: argparse.Namespace) -> GenerationRequest:
                            allow_adaptation=not args.no_adapt,
                            allow_failover_after_refusal=args.allow_refusal_failover,
                            provider=pinned)
+    if args.model is not None:  # refused now, not when the job runs (issue 12.12)
+        from desktop_app.providers.registry import check_local_model_source
+
+        problem = check_local_model_source(args.model)
+        if problem:
+            raise CliError(problem, EXIT_BAD_INPUT)
     return GenerationRequest(
         prompt=prompt, negative_prompt=args.negative, width=width, height=height,
         steps=args.steps, guidance=args.guidance, seed=args.seed, n=args.n,

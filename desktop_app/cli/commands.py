@@ -19,6 +19,7 @@ from desktop_app.cli.errors import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_SETUP,
+    EXIT_SIGNAL_BASE,
     CliError,
 )
 from desktop_app.cli.output import ProgressPrinter, job_json, job_row, print_table
@@ -47,7 +48,75 @@ def _emit(args: argparse.Namespace, data: Any, table: Callable[[], None]) -> Non
         table()
 
 
+class StopOnSignal:
+    """SIGTERM and SIGHUP stop the command like a clean shutdown (issue 12.4): the
+    task doing the work is cancelled, the engine closes (the running job goes back
+    to the queue and the GPU worker is stopped), one line says so, and the exit
+    code is 128 + the signal number (143, 129), as a shell reports a process
+    ended by that signal. The job is handed back rather than cancelled: the user
+    did not ask to drop it; a service manager or a closing terminal stopped us.
+    SIGINT (Ctrl-C) stays the user's cancel."""
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                    if hasattr(signal, name))
+
+    def __init__(self) -> None:
+        self.received: signal.Signals | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._installed: list[signal.Signals] = []
+
+    def __enter__(self) -> StopOnSignal:
+        loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        for sig in self.SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+                self._installed.append(sig)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.received is None and self._task is not None:
+            self.received = sig
+            self._task.cancel()
+
+    def absorb(self) -> bool:
+        """In ``except CancelledError``: whether our signal caused it (then the
+        cancellation is taken back, so the clean-up awaits that follow run normally);
+        if not, re-raise."""
+        if self.received is None:
+            return False
+        if self._task is not None:
+            self._task.uncancel()
+        return True
+
+    def report(self, what: str) -> int:
+        assert self.received is not None
+        print(f"imagedesk: stopped by {self.received.name}; {what}", file=sys.stderr)
+        return EXIT_SIGNAL_BASE + int(self.received)
+
+
 async def submit(args: argparse.Namespace, request: GenerationRequest, *, run: bool) -> int:
+    stop = StopOnSignal()
+    with stop:
+        try:
+            job_id, finished = await _submit(args, request, run, stop)
+        except asyncio.CancelledError:  # before the job ran: what was queued stays queued
+            if not stop.absorb():
+                raise
+            return stop.report("nothing had started; what was queued stays in the queue")
+    if stop.received is not None:
+        return stop.report(f"job {job_id} went back to the queue (imagedesk queue run "
+                           "finishes it)")
+    return finished
+
+
+async def _submit(args: argparse.Namespace, request: GenerationRequest, run: bool,
+                  stop: StopOnSignal) -> tuple[int, int]:
     async with _app() as ctx:
         engine = ctx.engine
         if args.format is None:  # no --format: the settings' output.format
@@ -57,7 +126,7 @@ async def submit(args: argparse.Namespace, request: GenerationRequest, *, run: b
         job = await engine.submit(request, priority=args.priority)
         if not run:
             _emit(args, job_row(job), lambda: print(f"queued job {job.id}"))
-            return EXIT_OK
+            return job.id, EXIT_OK
         printer = ProgressPrinter(job.id)
         unsubscribe = engine.hub.subscribe(printer)
         loop = asyncio.get_running_loop()
@@ -78,6 +147,10 @@ async def submit(args: argparse.Namespace, request: GenerationRequest, *, run: b
         try:
             await engine.run_job_now(job.id)
             finished = await engine.wait_for(job.id)
+        except asyncio.CancelledError:
+            if not stop.absorb():
+                raise
+            return job.id, EXIT_CANCELLED  # closing the app below hands the job back
         finally:
             printer.done()
             unsubscribe()
@@ -95,15 +168,33 @@ async def submit(args: argparse.Namespace, request: GenerationRequest, *, run: b
         else:
             print(f"imagedesk: job {finished.id} {finished.state.value}: "
                   f"{finished.error_message}", file=sys.stderr)
-        return {JobState.SUCCEEDED: EXIT_OK, JobState.CANCELLED: EXIT_CANCELLED}.get(
+        return job.id, {JobState.SUCCEEDED: EXIT_OK, JobState.CANCELLED: EXIT_CANCELLED}.get(
             finished.state, EXIT_FAILED)
 
 
 async def queue(args: argparse.Namespace) -> int:
+    stop = StopOnSignal()
+    with stop:
+        try:
+            await _queue(args, stop)
+        except asyncio.CancelledError:
+            if not stop.absorb():
+                raise
+    if stop.received is not None:
+        return stop.report("the jobs it was running went back to the queue")
+    return EXIT_OK
+
+
+async def _queue(args: argparse.Namespace, stop: StopOnSignal) -> None:
     async with _app() as ctx:
         engine = ctx.engine
         if args.action == "run":
-            await engine.run_until_idle()
+            try:
+                await engine.run_until_idle()
+            except asyncio.CancelledError:
+                if not stop.absorb():
+                    raise
+                return
             counts = {s.value: n for s, n in (await engine.job_counts()).items()}
             _emit(args, counts, lambda: print(", ".join(f"{k}: {v}" for k, v in counts.items())))
         elif args.action == "list":
@@ -125,7 +216,6 @@ async def queue(args: argparse.Namespace) -> int:
         elif args.action == "clear":
             count = await engine.clear_finished()
             _emit(args, {"removed": count}, lambda: print(f"removed {count} finished job(s)"))
-    return EXIT_OK
 
 
 async def gallery(args: argparse.Namespace) -> int:

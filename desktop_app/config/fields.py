@@ -39,6 +39,8 @@ def _tree() -> tuple[dict[tuple[str, ...], FieldInfo], dict[tuple[str, ...], Fie
 
     def walk(model: type[BaseModel], prefix: tuple[str, ...]) -> None:
         for name, info in model.model_fields.items():
+            if info.exclude:  # kept only so old files load (local.concurrency)
+                continue
             path = (*prefix, name)
             sub = model_class(info.annotation)
             if sub is None:

@@ -60,6 +60,11 @@ class Reading:
         self.layers.setdefault(path, []).append(layer)
 
 
+# Settings a past version had and this one dropped because they changed nothing:
+# a file that still names one loads without a problem, and saving drops it.
+RETIRED = frozenset({"local.concurrency"})
+
+
 def add_file(reading: Reading, data: Mapping[str, Any]) -> None:
     """Every value of a settings file (already a JSON object) as a file layer."""
     _walk(reading, Settings, data, ())
@@ -70,8 +75,8 @@ def _walk(reading: Reading, model: type[BaseModel], data: Mapping[str, Any],
     for key, value in data.items():
         path = (*prefix, str(key))
         dotted = ".".join(path)
-        if path == ("schema_version",):
-            continue  # the caller has read it
+        if path == ("schema_version",) or dotted in RETIRED:
+            continue  # the caller has read it / a retired setting
         info = model.model_fields.get(str(key))
         if info is None:
             set_at(reading.kept, path, value)

@@ -106,8 +106,10 @@ class LocalSettings(ProviderSettings):
     scheduler: Literal["default", "ddim", "euler", "euler_a", "dpmpp_2m", "pndm"] = "default"
     idle_shutdown_s: float = Field(default=600.0, gt=0, le=7 * DAY)
     allow_download: bool = False
-    warm_on_start: bool = False
-    concurrency: int = Field(default=1, ge=1, le=4)
+    warm_on_start: bool = False  # start the GPU worker and load the model with the window
+    # One job at a time on one GPU: the worker runs one pipeline. Not a setting any
+    # more (it changed nothing); files that still carry it load fine (config.reading).
+    concurrency: Literal[1] = Field(default=1, exclude=True)
 
     @field_validator("model")
     @classmethod

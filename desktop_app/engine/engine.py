@@ -14,7 +14,7 @@ import datetime as dt
 import functools
 import logging
 import random
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from desktop_app.domain.content_filter import check_blocked_terms
@@ -39,7 +39,7 @@ from desktop_app.engine.saving import ImageSaver
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.engine.status import ProviderStatus, gather_statuses
 from desktop_app.engine.store_thread import StoreThread
-from desktop_app.providers.base import ProviderKind
+from desktop_app.providers.base import Progress, ProviderKind
 from desktop_app.resilience.breaker import BreakerTransition
 from desktop_app.resilience.clock import Clock, SystemClock
 from desktop_app.store.files import ImportReport, import_folder
@@ -166,8 +166,10 @@ class Engine:
         return recovered
 
     async def close(self, *, finish_running: bool = False) -> None:
-        """Stop the runner and the providers; jobs still running stay ``running`` in the
-        store and are resumed on the next start. Closing twice is harmless."""
+        """Stop the runner and the providers. Jobs stopped mid-run go back to the queue
+        at once (with an "interrupted" attempt), so another process holding this
+        profile next can run them; a crash leaves them to the next start's recovery.
+        Closing twice is harmless."""
         if self._closed:
             return
         self._closed = True
@@ -176,6 +178,11 @@ class Engine:
         if self._runner_task is not None:
             self._runner_task.cancel()
             await asyncio.gather(self._runner_task, return_exceptions=True)
+        if self._lock is None or self._lock.held:  # only the queue's runner ran jobs
+            try:
+                await self._store.run(self._queue.recover_interrupted)
+            except Exception:  # the next start's recovery puts them back instead
+                log.exception("could not hand the stopped jobs back to the queue")
         for slot in self._slots:
             try:
                 await slot.provider.close()
@@ -315,6 +322,22 @@ class Engine:
         self._runner.wake()
 
     # -- providers ---------------------------------------------------------------
+
+    async def warm_up(self, on_message: Callable[[str], None]) -> float | None:
+        """Start the enabled local provider's worker and load its model now ("warm
+        on start"); seconds taken, or None when no local provider can warm up.
+        ``on_message`` gets each loading step as a short sentence."""
+        slot = next((s for s in self._slots if s.kind is ProviderKind.LOCAL and s.enabled), None)
+        warm = getattr(slot.provider, "warm", None) if slot is not None else None
+        if warm is None:
+            return None
+
+        def relay(progress: Progress) -> None:
+            if progress.message:
+                on_message(progress.message)
+
+        took = await warm(relay)
+        return float(took)
 
     async def route_preview(self, request: GenerationRequest) -> RoutePlan:
         """Which providers would serve ``request`` now, in order, and why each

@@ -53,6 +53,14 @@ def label_of(name: str) -> str:
     return next((d.label for d in _known if d.name == name), name)
 
 
+def check_local_model_source(model: str) -> str | None:
+    """What is wrong with a local model path before a job is queued (None: fine).
+    Hugging Face ids pass here; whether they may be fetched is a setting."""
+    from desktop_app.providers.local_diffusion.model_source import check_model_source
+
+    return check_model_source(model, allow_download=True)
+
+
 def with_keys() -> tuple[ProviderDescriptor, ...]:
     """The providers that need a secret (an API key, a password)."""
     return tuple(d for d in _known if d.key is not None)
@@ -92,6 +100,7 @@ __all__ = [
     "ProviderKind",
     "RoutePlace",
     "UnknownProvider",
+    "check_local_model_source",
     "descriptors",
     "get",
     "label_of",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
+from desktop_app.domain.errors import ImageDeskError
 from desktop_app.paths import AppPaths
 from desktop_app.ui import tasks
 from desktop_app.ui.main_window import MainWindow
@@ -93,7 +94,30 @@ async def _run(window: MainWindow) -> None:
         await warm_keys(ctx)  # keyring reads off the UI thread, once
         await ctx.engine.start()
         window.load()
+        if ctx.settings.local.warm_on_start:
+            warm_local_model(ctx, window)
     await finished.wait()
+
+
+def warm_local_model(ctx: AppContext, window: MainWindow) -> None:
+    """The "warm on start" setting: start the GPU worker and load the model now, shown
+    in the status bar, so the first Generate starts denoising without a load."""
+    bar = window.statusBar()
+    bar.showMessage("Local model: starting the GPU worker…")
+
+    async def run() -> None:
+        try:
+            took = await ctx.engine.warm_up(
+                lambda message: bar.showMessage(f"Local model: {message}…"))
+        except ImageDeskError as error:
+            bar.showMessage(f"Local model not loaded: {error.message}", 30_000)
+        else:
+            if took is None:
+                bar.clearMessage()
+            else:
+                bar.showMessage(f"Local model ready (loaded in {took:.1f} s)", 10_000)
+
+    tasks.spawn(run())
 
 
 def run_app(argv: Sequence[str] | None = None) -> int:

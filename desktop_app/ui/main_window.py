@@ -345,13 +345,16 @@ class MainWindow(QMainWindow):
                 return
             mode = chosen
         self.save_layout()
+        self.hide()  # at once (issue 12.11); the engine stops in the background
         tasks.spawn(self.shutdown(mode))
 
     async def shutdown(self, mode: CloseMode) -> None:
-        """Stop the engine as the user chose, then close the window for good."""
+        """Stop the engine as the user chose, then close the window for good. The
+        window goes away at once (issue 12.11): stopping the GPU worker may take its
+        grace period, and running jobs go back to the queue meanwhile."""
         if mode is CloseMode.FINISH:
             self.statusBar().showMessage("Finishing the running jobs before quitting…")
-            self.hide()
+        self.hide()  # also when called directly, not from closeEvent
         if mode is CloseMode.PAUSE:
             await self.engine.pause()
         try:

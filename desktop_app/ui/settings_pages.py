@@ -149,7 +149,7 @@ class ProviderPage(QWidget):
         self.form.addRow("", self.enabled)
         layout = QVBoxLayout(self)
         layout.addLayout(self.form)
-        tail = QFormLayout()
+        tail = self.tail_form = QFormLayout()
         tail.addRow("Parallel calls", self.concurrency)
         tail.addRow("Rate limits", self.rate_limits)
         layout.addLayout(tail)
@@ -217,6 +217,8 @@ class LocalPage(ProviderPage):
         for box in (self.allow_cpu, self.attention_slicing, self.vae_tiling, self.cpu_offload):
             self.form.addRow("", box)
         self.source.currentIndexChanged.connect(self._source_changed)
+        # one GPU runs one job at a time: no "Parallel calls" for the local provider
+        self.tail_form.setRowVisible(self.concurrency, False)
 
     def load(self, s: LocalSettings) -> None:
         self.load_common(s)

@@ -42,11 +42,19 @@ class RunJob:
 
 
 @dataclasses.dataclass(frozen=True)
+class WarmUp:
+    """Load ``model`` (reporting Loading/ModelReady under ``job_id``), then JobDone."""
+
+    job_id: int
+    model: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Shutdown:
     pass
 
 
-Command = RunJob | Shutdown
+Command = RunJob | WarmUp | Shutdown
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The GUI side's handle on one worker process: spawn, pipes, reader thread, stop.
 
-Imports nothing heavy: the worker module itself imports torch only inside
-functions, so referring to its entry point here is free.
+Imports nothing of the worker side: the child imports ``gpu_worker.main`` by name
+(``_child_main``), so the GUI process never loads that package.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -21,9 +22,10 @@ from desktop_app.providers.local_diffusion.messages import (
     WorkerDied,
     WorkerSettings,
 )
-from desktop_app.providers.local_diffusion.worker import worker_main
 
 Listener = Callable[[object], None]
+STOP_GRACE_S = 2.0  # how long a stopping worker may take before it is killed
+CANCEL_EVERYTHING = 2**62  # above any job id
 
 
 class WorkerProcess:
@@ -37,8 +39,8 @@ class WorkerProcess:
         self._events_in, events_out = ctx.Pipe(duplex=False)
         self._cancel_upto: Any = ctx.Value("q", 0)
         self._process = ctx.Process(
-            target=worker_main,
-            args=(settings, commands_in, events_out, self._cancel_upto, env),
+            target=_child_main,
+            args=(settings, commands_in, events_out, self._cancel_upto, env, os.getpid()),
             name="imagedesk-gpu-worker",
             daemon=True,
         )
@@ -94,22 +96,23 @@ class WorkerProcess:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             self._process.kill()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask the worker to exit, then terminate, then kill. Blocking: run off the loop."""
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Cancel whatever runs, ask the worker to exit, and kill it if it has not
+        within ``grace_s`` (a step, a VAE decode or a model load cannot be
+        interrupted; nothing the worker holds needs saving). Blocking, for at most
+        about ``grace_s`` + 1 s: run it off the loop."""
         if self._process.pid is None:
             return
+        self.cancel(CANCEL_EVERYTHING)
         self.send(Shutdown())
-        self._process.join(timeout)
+        self._process.join(grace_s)
         if self._process.is_alive():
-            self._process.terminate()
-            self._process.join(2.0)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join(2.0)
+            self.kill()
+            self._process.join(1.0)
         with contextlib.suppress(OSError):
             self._commands_out.close()
         if self._reader is not None:
-            self._reader.join(2.0)
+            self._reader.join(1.0)
 
     def _read(self) -> None:
         while True:
@@ -123,7 +126,7 @@ class WorkerProcess:
                 with self._lock:
                     self.device_info = message
             self._post(message)
-        self._process.join(5.0)
+        self._process.join(1.0)
         with self._lock:
             self.dead = True
             self.exitcode = self._process.exitcode
@@ -139,3 +142,10 @@ class WorkerProcess:
         loop, listener = subscriber
         with contextlib.suppress(RuntimeError):  # that loop has closed
             loop.call_soon_threadsafe(listener, message)
+
+
+def _child_main(*args: Any) -> None:
+    """The spawned process's entry point: import the worker side there, not here."""
+    from desktop_app.providers.local_diffusion.gpu_worker.main import worker_main
+
+    worker_main(*args)

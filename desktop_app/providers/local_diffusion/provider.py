@@ -10,7 +10,6 @@ imports torch: the GUI process never pays for it.
 from __future__ import annotations
 
 import asyncio
-import io
 import itertools
 import random
 import time
@@ -38,7 +37,7 @@ from desktop_app.providers.local_diffusion.config import (
     guess_architecture,
     model_label,
 )
-from desktop_app.providers.local_diffusion.device_guess import (
+from desktop_app.providers.local_diffusion.expected_device import (
     MachineProbes,
     guess_device,
     machine_probes,
@@ -54,10 +53,13 @@ from desktop_app.providers.local_diffusion.messages import (
     Notice,
     RunJob,
     Step,
+    WarmUp,
     WorkerDied,
     WorkerSettings,
 )
+from desktop_app.providers.local_diffusion.model_source import check_model_source
 from desktop_app.providers.local_diffusion.process import WorkerProcess
+from desktop_app.providers.local_diffusion.received_images import validated_images
 
 MAX_IMAGES_PER_CALL = 4
 LATENCY_WEIGHT = 0.3  # of the newest job in the moving average
@@ -154,15 +156,6 @@ class LocalDiffusionProvider:
         state = HealthState.BUSY if self._lock.locked() else HealthState.READY
         return Health(state, text, details)
 
-    async def test_connection(self) -> ConnectionReport:
-        """Interim (the lifecycle branch replaces it with a real model load): the
-        health check's answer as a report."""
-        health = await self.health()
-        outcome = (ConnectionOutcome.PASSED if health.ready else
-                   ConnectionOutcome.NOT_CONFIGURED if health.state is HealthState.NOT_CONFIGURED
-                   else ConnectionOutcome.FAILED)
-        return ConnectionReport(PROVIDER, outcome, health.message, dict(health.details))
-
     def _device_details(self) -> dict[str, str]:
         info = self._device
         if info is not None:
@@ -195,6 +188,77 @@ class LocalDiffusionProvider:
             self._latency_s = (elapsed if self._latency_s is None else
                                LATENCY_WEIGHT * elapsed + (1 - LATENCY_WEIGHT) * self._latency_s)
             return images
+
+    async def warm(self, progress: ProgressCallback) -> float:
+        """Start the worker and load the configured model before any job (the "warm
+        on start" setting), reporting as a job's start does; returns the seconds it
+        took. Raises the taxonomy error a job would (Misconfigured for a bad model).
+        A job submitted meanwhile waits for it, then starts denoising at once."""
+        async with self._lock:
+            self._cancel_idle_timer()
+            started = self._clock()
+            try:
+                worker = await self._ensure_worker()
+                command = WarmUp(job_id=next(self._job_ids), model=self.config.model)
+                loop = asyncio.get_running_loop()
+                inbox: asyncio.Queue[object] = asyncio.Queue()
+                worker.subscribe(loop, inbox.put_nowait)
+                try:
+                    progress(Progress(Phase.STARTING, message="starting the GPU worker"))
+                    worker.send(command)
+                    await self._follow(command, worker, inbox, progress, CancelToken())
+                except asyncio.CancelledError:
+                    worker.cancel(command.job_id)
+                    raise
+                finally:
+                    worker.unsubscribe()
+            finally:
+                self._schedule_idle_shutdown()
+            self._misconfigured = None
+            return self._clock() - started
+
+    def check_model_source(self, model: str | None = None) -> str | None:
+        """What is wrong with ``model`` (default: the configured one) as far as its
+        files tell, or None (see ``model_source``). Blocking for a few reads."""
+        return check_model_source(model or self.config.model,
+                                  hf_cache_dir=self.config.hf_cache_dir,
+                                  allow_download=self.config.allow_download)
+
+    async def test_connection(self, *, run_one_step: bool = False) -> ConnectionReport:
+        """The model source resolves and its files are complete; with
+        ``run_one_step``, also load it in the worker and denoise one step at the
+        smallest size (the "Load and try" button: as slow as a model load)."""
+        label = model_label(self.config.model)
+        problem = await asyncio.to_thread(self.check_model_source)
+        if problem:
+            return ConnectionReport(PROVIDER, ConnectionOutcome.MODEL_UNAVAILABLE, problem,
+                                    {"model": label})
+        if not run_one_step:
+            return ConnectionReport(PROVIDER, ConnectionOutcome.PASSED,
+                                    f"The model {label} is there and its files are complete.",
+                                    {"model": label})
+        side = self.capabilities().sizes.min_side or 64
+        started = self._clock()
+        try:
+            await self.generate(GenerationRequest(prompt="connection test", width=side,
+                                                  height=side, steps=1, seed=0),
+                                lambda _progress: None, CancelToken())
+        except Misconfigured as error:
+            return ConnectionReport(PROVIDER, ConnectionOutcome.MODEL_UNAVAILABLE,
+                                    error.message, {"model": label})
+        except ProviderError as error:
+            return ConnectionReport(PROVIDER, ConnectionOutcome.FAILED, error.message,
+                                    {"model": label})
+        took = self._clock() - started
+        return ConnectionReport(
+            PROVIDER, ConnectionOutcome.PASSED,
+            f"The model {label} loaded and ran one step at {side} px on "
+            f"{self._device_text_short()} in {took:.1f} s.",
+            {"model": label, "device": self._device_details()["device"]})
+
+    def _device_text_short(self) -> str:
+        info = self._device
+        return info.device_name if info is not None else "this machine"
 
     async def close(self) -> None:
         self._cancel_idle_timer()
@@ -296,7 +360,7 @@ class LocalDiffusionProvider:
         if model == self.config.model:
             self._misconfigured = None
         progress(Progress(Phase.FINISHING, message="checking the images"))
-        return await loop.run_in_executor(None, _validated, done, job, self._label(model))
+        return await loop.run_in_executor(None, validated_images, done, job, self._label(model))
 
     def _label(self, model: str) -> str:
         return model_label(model)
@@ -308,7 +372,8 @@ class LocalDiffusionProvider:
         await asyncio.sleep(self.config.cancel_grace_s)
         worker.kill()  # it did not stop in time (a load or a decode): honour the cancel
 
-    async def _follow(self, job: RunJob, worker: WorkerProcess, inbox: asyncio.Queue[object],
+    async def _follow(self, job: RunJob | WarmUp, worker: WorkerProcess,
+                      inbox: asyncio.Queue[object],
                       progress: ProgressCallback, cancel: CancelToken
                       ) -> tuple[list[ImageDone], dict[str, str]]:
         images: list[ImageDone] = []
@@ -351,42 +416,12 @@ class LocalDiffusionProvider:
                 raise Transient(f"The local GPU worker sent a broken message ({message}).",
                                 provider=PROVIDER)
 
-    def _failure(self, failed: JobFailed, job: RunJob, cancel: CancelToken) -> ProviderError:
+    def _failure(self, failed: JobFailed, job: RunJob | WarmUp,
+                 cancel: CancelToken) -> ProviderError:
         if failed.kind == "Cancelled":
             return Cancelled(cancel.reason or failed.message, provider=PROVIDER)
         error = to_error(failed.kind, failed.message)
         if isinstance(error, Misconfigured) and job.model == self.config.model:
             self._misconfigured = failed.message
         return error
-
-
-def _validated(done: tuple[list[ImageDone], dict[str, str]], job: RunJob,
-               label: str) -> list[GeneratedImage]:
-    """Decode every PNG once (off the loop) before it leaves the provider."""
-    from PIL import Image
-
-    images, details = done
-    if len(images) != len(job.seeds):
-        raise Transient(f"The local GPU worker returned {len(images)} of {len(job.seeds)} "
-                        "images.", provider=PROVIDER)
-    out = []
-    for item in sorted(images, key=lambda i: i.index):
-        try:
-            with Image.open(io.BytesIO(item.png)) as probe:
-                probe.verify()
-            with Image.open(io.BytesIO(item.png)) as image:
-                fmt, size = image.format, image.size
-                image.load()
-        except Exception as exc:
-            raise Transient(f"The local GPU worker returned an image that does not decode "
-                            f"({exc}).", provider=PROVIDER) from exc
-        if fmt != "PNG" or size != (job.width, job.height):
-            raise Transient(f"The local GPU worker returned a {fmt} of {size[0]}x{size[1]}, "
-                            f"not a PNG of {job.width}x{job.height}.", provider=PROVIDER)
-        out.append(GeneratedImage(
-            data=item.png, format="png", width=size[0], height=size[1], provider=PROVIDER,
-            model=label, seed=item.seed, cost_usd=0.0,
-            details={**details, "model": label},
-        ))
-    return out
 

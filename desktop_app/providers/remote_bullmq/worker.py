@@ -309,13 +309,16 @@ class _ProgressReporter:
 def run_worker(redis_url: str, queue: str, *, local_config: LocalDiffusionConfig,
                password: str | None = None, stop_event: threading.Event | None = None,
                config: WorkerConfig | None = None) -> int:
-    """Serve ``queue`` until SIGTERM/SIGINT or ``stop_event``; returns the exit code
+    """Serve ``queue`` until SIGTERM/SIGINT/SIGHUP or ``stop_event``; returns the exit code
     (0 stopped, 2 misconfigured: wrong password or a model this machine cannot load)."""
     async def main() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            # a closing terminal (SIGHUP) stops us cleanly too, so the GPU worker is
+            # stopped with us (and it exits by itself if we are killed outright)
+            for sig in (getattr(signal, n) for n in ("SIGTERM", "SIGINT", "SIGHUP")
+                        if hasattr(signal, n)):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, stop.set)
         if stop_event is not None:

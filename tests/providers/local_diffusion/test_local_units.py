@@ -26,12 +26,12 @@ from desktop_app.providers.local_diffusion.failures import (
     to_error,
     worker_died,
 )
-from desktop_app.providers.local_diffusion.hashing import model_hash
-from desktop_app.providers.local_diffusion.loading import (
+from desktop_app.providers.local_diffusion.gpu_worker.loading import (
     SD15_SKELETON,
     check_skeleton,
     single_file_architecture,
 )
+from desktop_app.providers.local_diffusion.hashing import model_hash
 from tests.providers.local_diffusion.support import write_safetensors
 
 

@@ -9,9 +9,14 @@ while generating.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import multiprocessing
+import multiprocessing.connection
 import os
 import signal
+import sys
+import threading
 import time
 from multiprocessing.connection import Connection
 from typing import Any
@@ -27,8 +32,12 @@ from desktop_app.providers.local_diffusion.messages import (
     RunJob,
     Shutdown,
     Step,
+    WarmUp,
     WorkerSettings,
 )
+
+EXIT_PARENT_GONE = 4  # the process that started this worker died
+PARENT_POLL_S = 0.5
 
 
 class Worker:
@@ -47,7 +56,7 @@ class Worker:
 
     def _ensure_device(self) -> Any:
         if self.device is None:
-            from desktop_app.providers.local_diffusion.devices import choose_device
+            from desktop_app.providers.local_diffusion.gpu_worker.device_choice import choose_device
 
             self.device = choose_device(self.settings)
             torch = __import__("torch")
@@ -57,8 +66,22 @@ class Worker:
             _quiet_libraries()
         return self.device
 
-    def _ensure_model(self, job: RunJob) -> Any:
-        from desktop_app.providers.local_diffusion import loading
+    def warm_up(self, command: WarmUp) -> None:
+        """Load the model ahead of the first job (the "warm on start" setting)."""
+        started = time.perf_counter()
+        try:
+            if self.device is None:
+                self.send(Loading(command.job_id, "loading PyTorch and diffusers"))
+            self._ensure_model(command)
+            self.send(JobDone(command.job_id, {}, time.perf_counter() - started))
+        except BaseException as exc:
+            kind, message = classify(exc)
+            self.send(JobFailed(command.job_id, kind, message))
+            if not isinstance(exc, Exception):
+                raise
+
+    def _ensure_model(self, job: RunJob | WarmUp) -> Any:
+        from desktop_app.providers.local_diffusion.gpu_worker import loading
 
         device = self._ensure_device()
         key = (job.model, device.torch_device, device.info.dtype)
@@ -80,7 +103,7 @@ class Worker:
             loaded = self._ensure_model(job)
             if self.cancelled(job.job_id):
                 raise JobCancelled()
-            from desktop_app.providers.local_diffusion.loading import scheduler_for
+            from desktop_app.providers.local_diffusion.gpu_worker.loading import scheduler_for
 
             loaded.pipe.scheduler = scheduler_for(loaded, job.scheduler)
             for index, seed in enumerate(job.seeds):
@@ -123,7 +146,7 @@ class Worker:
                 raise
         self.send(Notice(job.job_id, "out of GPU memory: retrying with attention slicing "
                                      "and VAE tiling"))
-        from desktop_app.providers.local_diffusion.loading import enable_memory_saving
+        from desktop_app.providers.local_diffusion.gpu_worker.loading import enable_memory_saving
 
         _empty_cache()
         enable_memory_saving(loaded)
@@ -133,7 +156,7 @@ class Worker:
         import torch
 
         from desktop_app.providers.local_diffusion.config import Architecture
-        from desktop_app.providers.local_diffusion.previews import latent_preview_png
+        from desktop_app.providers.local_diffusion.gpu_worker.previews import latent_preview_png
 
         if self.cancelled(job.job_id):
             raise JobCancelled()
@@ -197,11 +220,46 @@ def _quiet_libraries() -> None:
         ) from exc
 
 
+def exit_when_parent_dies(parent_pid: int, *, poll_s: float = PARENT_POLL_S) -> threading.Thread:
+    """A daemon thread that ends this process as soon as the process that started it
+    is gone (even SIGKILLed), whatever the main thread is doing (a model load or a
+    VAE decode cannot be interrupted, so a check between steps alone is not enough).
+
+    It waits on multiprocessing's parent sentinel, a pipe whose write end only the
+    parent holds, so its EOF means the parent died; ``os.getppid()`` changing is
+    checked too, for platforms or start methods without that sentinel.
+    PR_SET_PDEATHSIG is not used: it fires when the *thread* that spawned us exits,
+    and the proxy spawns from a thread pool.
+    """
+    parent = multiprocessing.parent_process()
+    sentinel = parent.sentinel if parent is not None else None
+
+    def watch() -> None:
+        while True:
+            if sentinel is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    if multiprocessing.connection.wait([sentinel], timeout=poll_s):
+                        os._exit(EXIT_PARENT_GONE)
+            else:
+                time.sleep(poll_s)
+            if os.getppid() != parent_pid:
+                os._exit(EXIT_PARENT_GONE)
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
 def worker_main(settings: WorkerSettings, commands: Connection, events: Connection,
-                cancel_upto: Any, env: dict[str, str]) -> None:
+                cancel_upto: Any, env: dict[str, str], parent_pid: int) -> None:
     """Entry point of the spawned process."""
+    exit_when_parent_dies(parent_pid)
     os.environ.update(env)  # before huggingface_hub is imported: HF_HUB_OFFLINE
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # Ctrl-C and a closing terminal reach the whole process group: they are the
+    # parent's to handle (it cancels or hands back the job, then stops us).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     worker = Worker(settings, events, cancel_upto)
     while True:
         try:
@@ -212,4 +270,12 @@ def worker_main(settings: WorkerSettings, commands: Connection, events: Connecti
             break
         if isinstance(command, RunJob):
             worker.run(command)
+        elif isinstance(command, WarmUp):
+            worker.warm_up(command)
     events.close()
+    # Skip the interpreter's teardown: with torch loaded it takes seconds (thread
+    # pools, module finalizers), and the quit waits for it. Nothing is left to save.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)

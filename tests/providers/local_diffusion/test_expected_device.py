@@ -15,7 +15,7 @@ from desktop_app.engine.router import plan_route
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers.base import CancelToken, HealthState, ImageProvider, ProviderKind
 from desktop_app.providers.local_diffusion import LocalDiffusionConfig, LocalDiffusionProvider
-from desktop_app.providers.local_diffusion.device_guess import (
+from desktop_app.providers.local_diffusion.expected_device import (
     MachineProbes,
     guess_device,
     machine_probes,

@@ -16,8 +16,8 @@ from desktop_app.providers.local_diffusion.config import (
     Architecture,
     model_label,
 )
-from desktop_app.providers.local_diffusion.devices import Device
 from desktop_app.providers.local_diffusion.failures import WorkerProblem, classify
+from desktop_app.providers.local_diffusion.gpu_worker.device_choice import Device
 from desktop_app.providers.local_diffusion.hashing import model_hash
 from desktop_app.providers.local_diffusion.messages import WorkerSettings
 
@@ -163,7 +163,9 @@ def resolve(model: str, settings: WorkerSettings, report: Report) -> Path:
         folder = settings.data_dir / "models" / "builtin-tiny"
         if not (folder / "model_index.json").is_file():
             report("building the built-in test model (first use)")
-            from desktop_app.providers.local_diffusion.tiny_model import build_tiny_pipeline
+            from desktop_app.providers.local_diffusion.gpu_worker.tiny_model import (
+                build_tiny_pipeline,
+            )
 
             build_tiny_pipeline(folder)
         return folder
@@ -176,6 +178,9 @@ def resolve(model: str, settings: WorkerSettings, report: Report) -> Path:
         return path
     if path.is_dir():
         return path
+    if path.is_file():  # a file is never called a folder (issue 12.12)
+        raise _misconfigured(f"The model {path} is a file, not a diffusers folder; single-file "
+                             f"models must be .safetensors checkpoints; {SETTINGS_HINT}.")
     if path.is_absolute() or model.startswith(("~", ".")) or not HF_ID.match(model):
         raise _misconfigured(f"The model folder {path} does not exist; {SETTINGS_HINT}.")
     return _hub_snapshot(model, settings, report)

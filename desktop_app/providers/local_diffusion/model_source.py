@@ -1,0 +1,131 @@
+"""Checking a local model source before anything is queued or loaded (GUI side: no
+torch, no network, bounded reads). Issues 11.4 and 12.12: a missing path is refused
+at once with a message that says what to fix, and a file is never called a folder.
+
+``check_model_source`` answers None (usable as far as files can tell) or one
+sentence naming the problem. It reads at most a checkpoint's header and the
+folder's ``model_index.json``; the worker still has the last word when it loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+from pathlib import Path
+
+from desktop_app.providers.local_diffusion.config import BUILTIN_TINY, SINGLE_FILE_SUFFIXES
+
+HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+SETTINGS_HINT = "choose a model that exists in Settings → Local (or --model)"
+MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit on the JSON header
+MAX_INDEX_BYTES = 2**20
+WEIGHTS_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt")
+# components that carry weights; the others (scheduler, tokenizer) only configs
+WEIGHTED = ("unet", "vae", "text_encoder", "text_encoder_2", "transformer", "prior")
+
+
+def is_path_like(model: str) -> bool:
+    """Whether ``model`` names a file or folder rather than a Hugging Face id."""
+    return (model.startswith(("~", ".", "/", "\\")) or os.path.isabs(model)
+            or not HF_ID.match(model) or Path(model).expanduser().exists())
+
+
+def check_model_source(model: str, *, hf_cache_dir: Path | None = None,
+                       allow_download: bool = False) -> str | None:
+    """None when ``model`` resolves to complete files (or may be fetched), else what
+    is wrong and what to do, in one sentence."""
+    model = model.strip()
+    if model == BUILTIN_TINY:
+        return None
+    if model.lower().endswith(SINGLE_FILE_SUFFIXES):
+        return _check_checkpoint(Path(model).expanduser())
+    if is_path_like(model):
+        return _check_folder(Path(model).expanduser())
+    if allow_download or _in_hf_cache(model, hf_cache_dir):
+        return None
+    return (f"The model {model} is not in your Hugging Face cache and downloads are off; "
+            f"turn on downloads in Settings → Local, or {SETTINGS_HINT}.")
+
+
+def _check_checkpoint(path: Path) -> str | None:
+    if not path.exists():
+        return f"The model file {path} does not exist; {SETTINGS_HINT}."
+    if not path.is_file():
+        return f"The model {path} is not a regular file; {SETTINGS_HINT}."
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(8)
+            if len(raw) < 8:
+                raise ValueError("it is too short")
+            (length,) = struct.unpack("<Q", raw)
+            if not 2 <= length <= MAX_HEADER_BYTES:
+                raise ValueError("its header length is implausible")
+            header = json.loads(handle.read(length))
+            if not isinstance(header, dict):
+                raise ValueError("its header is not a table of tensors")
+            size = path.stat().st_size
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return (f"The model file {path} is not a readable .safetensors checkpoint ({exc}); "
+                f"{SETTINGS_HINT}.")
+    ends = [spec.get("data_offsets", [0, 0])[1] for name, spec in header.items()
+            if name != "__metadata__" and isinstance(spec, dict)]
+    if not ends:
+        return f"The model file {path} holds no tensors; {SETTINGS_HINT}."
+    if 8 + length + max(int(e) for e in ends) > size:
+        return (f"The model file {path} is incomplete (shorter than its header says): "
+                "download it again.")
+    return None
+
+
+def _check_folder(folder: Path) -> str | None:
+    if not folder.exists():
+        return f"The model folder {folder} does not exist; {SETTINGS_HINT}."
+    if folder.is_file():
+        return (f"The model {folder} is a file, not a diffusers folder; single-file "
+                f"models must be .safetensors checkpoints; {SETTINGS_HINT}.")
+    index_file = folder / "model_index.json"
+    try:
+        with index_file.open("rb") as handle:
+            index = json.loads(handle.read(MAX_INDEX_BYTES))
+    except FileNotFoundError:
+        return (f"The folder {folder} is not a diffusers model (no model_index.json); "
+                f"{SETTINGS_HINT}.")
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return f"The model_index.json in {folder} cannot be read ({exc}); {SETTINGS_HINT}."
+    if not isinstance(index, dict):
+        return f"The model_index.json in {folder} is not a table; {SETTINGS_HINT}."
+    missing = []
+    for name, spec in index.items():
+        if name.startswith("_") or not (isinstance(spec, list) and spec and spec[0]):
+            continue
+        part = folder / name
+        if not part.is_dir():
+            missing.append(f"{name}/")
+        elif name in WEIGHTED and not any(p.suffix in WEIGHTS_SUFFIXES
+                                          for p in part.iterdir() if p.is_file()):
+            missing.append(f"{name}/ weights")
+    if missing:
+        return (f"The model folder {folder} is incomplete (missing {', '.join(missing)}); "
+                "download or copy it again.")
+    return None
+
+
+def hf_cache_root(hf_cache_dir: Path | None = None) -> Path:
+    """Where huggingface_hub keeps models (its own environment variables first)."""
+    if hf_cache_dir is not None:
+        return hf_cache_dir
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface")
+    return Path(home) / "hub"
+
+
+def _in_hf_cache(model: str, hf_cache_dir: Path | None) -> bool:
+    snapshots = hf_cache_root(hf_cache_dir) / f"models--{model.replace('/', '--')}" / "snapshots"
+    try:
+        return any((s / "model_index.json").is_file() for s in snapshots.iterdir())
+    except OSError:
+        return False
