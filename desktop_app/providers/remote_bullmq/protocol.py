@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -84,10 +85,18 @@ class JobPayload:
                 f"{PROTOCOL_VERSION}. Run the same ImageDesk version on both machines.")
         try:
             transport = Transport(data.get("transport", Transport.REDIS.value))
-        except ValueError:
-            raise InvalidRequest(f"Unknown result transport {data.get('transport')!r}.") from None
-        return cls(GenerationRequest.from_dict(data.get("request") or {}), transport,
-                   float(data.get("submitted_at") or 0.0))
+        except (ValueError, TypeError):
+            transport_name = repr(data.get("transport"))[:80]
+            raise InvalidRequest(f"Unknown result transport {transport_name}.") from None
+        submitted = data.get("submitted_at") or 0.0
+        if not _finite(submitted):
+            raise InvalidRequest("The remote job's submitted_at is not a finite number.")
+        try:
+            request = GenerationRequest.from_dict(data.get("request") or {})
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            raise InvalidRequest(
+                f"The remote job's request is malformed ({type(exc).__name__}).") from exc
+        return cls(request, transport, float(submitted))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,12 +116,14 @@ class StepReport:
     def from_data(cls, data: object) -> StepReport | None:
         if not isinstance(data, Mapping):
             return None  # a bare number from a foreign worker: nothing to show
-        try:
-            return cls(str(data.get("phase", "generating")), int(data.get("step", 0)),
-                       int(data.get("total", 0)), str(data.get("message", ""))[:300],
-                       str(data.get("worker", ""))[:100])
-        except (TypeError, ValueError):
+        step, total = data.get("step", 0), data.get("total", 0)
+        if not (_count(step, MAX_STEPS) and _count(total, MAX_STEPS)):
             return None
+        phase, message, worker = (data.get(k, d) for k, d in (
+            ("phase", "generating"), ("message", ""), ("worker", "")))
+        if not all(isinstance(v, str) for v in (phase, message, worker)):
+            return None
+        return cls(phase[:40], int(step), int(total), message[:300], worker[:100])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,13 +162,23 @@ class ResultManifest:
         if not isinstance(data, Mapping) or data.get("version") != PROTOCOL_VERSION:
             raise ValueError("the job's return value is not an ImageDesk result manifest")
         try:
-            images = tuple(ResultImage(**dict(i)) for i in data["images"])
-            return cls(Transport(data["transport"]), str(data["location"]), images,
-                       str(data.get("worker", "?")), str(data.get("model", "?")),
-                       float(data.get("elapsed_s", 0.0)),
-                       {str(k): str(v) for k, v in dict(data.get("details") or {}).items()})
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"malformed result manifest ({exc})") from exc
+            raw_images = data["images"]
+            if not isinstance(raw_images, list) or len(raw_images) > MAX_IMAGES:
+                raise ValueError(f"images must be a list of at most {MAX_IMAGES}")
+            images = tuple(_result_image(i) for i in raw_images)
+            location, worker, model = (data.get("location"), data.get("worker", "?"),
+                                       data.get("model", "?"))
+            details = data.get("details") or {}
+            elapsed = data.get("elapsed_s", 0.0)
+            if not (isinstance(location, str) and isinstance(worker, str)
+                    and isinstance(model, str) and isinstance(details, Mapping)
+                    and _finite(elapsed)):
+                raise ValueError("location, worker, model, details or elapsed_s has a wrong type")
+            return cls(Transport(data["transport"]), location[:1000], images, worker[:100],
+                       model[:300], float(elapsed),
+                       {str(k)[:100]: str(v)[:1000] for k, v in list(details.items())[:50]})
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"malformed result manifest ({str(exc)[:200]})") from exc
 
 
 def encode_failure(kind: str, message: str) -> str:
@@ -199,10 +220,24 @@ class WorkerAdvert:
     def from_data(cls, data: object) -> WorkerAdvert | None:
         if not isinstance(data, Mapping):
             return None
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in fields}
+        texts = ("worker_id", "name", "host", "model", "state", "device")
+        if any(not isinstance(values.get(k, ""), str) for k in texts):
+            return None
+        if not _count(values.get("pid", 0), 2**31) or not _count(values.get("jobs_done", 0),
+                                                                   2**62):
+            return None
+        if not all(_finite(values.get(k, 0.0)) for k in ("started_at", "seen_at")):
+            return None
+        avg = values.get("avg_job_s")
+        if avg is not None and not _finite(avg):
+            return None
+        if not isinstance(values.get("capabilities"), Mapping):
+            return None
         try:
-            fields = {f.name for f in dataclasses.fields(cls)}
-            return cls(**{k: v for k, v in data.items() if k in fields})
-        except TypeError:
+            return cls(**values)
+        except TypeError:  # a required field is missing
             return None
 
 
@@ -214,13 +249,52 @@ def capabilities_to_data(caps: Capabilities) -> dict[str, Any]:
 
 
 def capabilities_from_data(data: Mapping[str, Any]) -> Capabilities:
-    sizes = dict(data.get("sizes") or {})
-    sizes["allowed"] = tuple(tuple(s) for s in sizes.get("allowed", ()))
-    fields = {f.name for f in dataclasses.fields(Capabilities)}
-    rest = {k: v for k, v in data.items() if k in fields and k != "sizes"}
-    for name in ("formats", "qualities"):
-        if name in rest:
-            rest[name] = tuple(rest[name])
+    """A worker's advertised capabilities; ``ValueError`` for anything that is not
+    what ``capabilities_to_data`` writes (types checked, numbers finite)."""
+    if not isinstance(data, Mapping):
+        raise ValueError("capabilities must be an object")
+    sizes_in = data.get("sizes") or {}
+    if not isinstance(sizes_in, Mapping):
+        raise ValueError("capabilities.sizes must be an object")
+    sizes: dict[str, Any] = {}
+    for field in dataclasses.fields(SizeRule):
+        if field.name not in sizes_in:
+            continue
+        value = sizes_in[field.name]
+        if field.name == "allowed":
+            if not isinstance(value, list) or len(value) > 1000 or not all(
+                    isinstance(p, list) and len(p) == 2 and all(_count(v, MAX_SIDE) for v in p)
+                    for p in value):
+                raise ValueError("capabilities.sizes.allowed must be [[width, height], ...]")
+            sizes["allowed"] = tuple((int(w), int(h)) for w, h in value)
+        elif field.name in ("max_pixels",) and value is None:
+            sizes[field.name] = None
+        elif field.name == "max_aspect":
+            if value is not None and not (_finite(value) and value > 0):
+                raise ValueError("capabilities.sizes.max_aspect must be a positive number")
+            sizes[field.name] = None if value is None else float(value)
+        else:
+            if not _count(value, MAX_SIDE * MAX_SIDE) or value < 1:
+                raise ValueError(f"capabilities.sizes.{field.name} must be a positive integer")
+            sizes[field.name] = int(value)
+    rest: dict[str, Any] = {}
+    for field in dataclasses.fields(Capabilities):
+        if field.name == "sizes" or field.name not in data:
+            continue
+        value, default = data[field.name], getattr(Capabilities(), field.name)
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = _count(value, 10**6) and value >= 1
+        elif isinstance(default, float):
+            ok = _finite(value) and value >= 0
+        else:  # a tuple of names
+            ok = (isinstance(value, list) and len(value) <= 50
+                  and all(isinstance(v, str) and len(v) <= 40 for v in value))
+            value = tuple(value) if ok else value
+        if not ok:
+            raise ValueError(f"capabilities.{field.name} has a wrong type or range")
+        rest[field.name] = value
     return Capabilities(sizes=SizeRule(**sizes), **rest)
 
 
@@ -252,3 +326,38 @@ def common_capabilities(each: Sequence[Capabilities]) -> Capabilities | None:
         estimated_latency_s=max(c.estimated_latency_s for c in each),
         cost_per_image_usd=max(c.cost_per_image_usd for c in each),
     )
+
+
+MAX_STEPS = 10_000
+MAX_IMAGES = 64
+MAX_SIDE = 16_384
+_FORMATS = ("png", "jpeg", "webp")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _finite(value: object) -> bool:
+    """A real number (not a bool) that is finite: what JSON from a stranger must be."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _count(value: object, limit: int) -> bool:
+    """An integer (not a bool) in [0, limit]."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit
+
+
+def _result_image(data: object) -> ResultImage:
+    if not isinstance(data, Mapping):
+        raise ValueError("an image entry is not an object")
+    seed = data.get("seed")
+    fmt, sha, ref = data.get("format"), data.get("sha256"), data.get("ref")
+    if not (_count(data.get("index"), MAX_IMAGES) and _count(data.get("width"), MAX_SIDE)
+            and _count(data.get("height"), MAX_SIDE) and _count(data.get("size"), 2**31)
+            and (seed is None or _count(seed, 2**64))):
+        raise ValueError("an image entry's index, width, height, size or seed is out of range")
+    if fmt not in _FORMATS or not isinstance(sha, str) or not _SHA256.fullmatch(sha) or not (
+            isinstance(ref, str) and 0 < len(ref) <= 500):
+        raise ValueError("an image entry's format, sha256 or ref is malformed")
+    return ResultImage(int(data["index"]), None if seed is None else int(seed),
+                       int(data["width"]), int(data["height"]), fmt, int(data["size"]), sha,
+                       ref)
