@@ -76,7 +76,7 @@ def test_job_data_is_a_payload_or_a_clear_refusal(data: object) -> None:
 def test_progress_is_a_report_or_nothing(data: object) -> None:
     report = StepReport.from_data(data)
     if report is not None:
-        assert 0 <= report.step and 0 <= report.total and len(report.message) <= 300
+        assert report.step >= 0 and report.total >= 0 and len(report.message) <= 300
 
 
 @FUZZ
