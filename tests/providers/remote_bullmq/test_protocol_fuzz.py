@@ -163,7 +163,8 @@ def test_a_manifest_with_a_huge_or_fractional_image_size_is_refused() -> None:
 def test_an_advert_with_a_wrongly_typed_field_is_ignored() -> None:
     good = WorkerAdvert("id", "w1", "host", 1, "m", "ready", {}).to_data()
     assert WorkerAdvert.from_data(good) is not None
-    changes: list[dict[str, object]] = [{"pid": "1"}, {"capabilities": []}, {"avg_job_s": float("nan")},
+    changes: list[dict[str, object]] = [
+        {"pid": "1"}, {"capabilities": []}, {"avg_job_s": float("nan")},
                    {"seen_at": float("inf")}, {"name": 5}]
     for change in changes:
         assert WorkerAdvert.from_data({**good, **change}) is None
