@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
+import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -34,9 +34,10 @@ if TYPE_CHECKING:
     from desktop_app.domain.request import GenerationRequest
     from desktop_app.engine.engine import Engine
 
-log = logging.getLogger(__name__)
-
 Opener = Callable[[Mapping[str, str]], "AppContext"]
+# While the build thread runs, the GUI thread waits at most this long for the GIL
+# each time a Qt event calls into Python (the default is 5 ms).
+BUILD_SWITCH_S = 0.001
 WAITING_MESSAGE = "Starting… your request is queued as soon as the engine is ready."
 
 
@@ -48,13 +49,16 @@ def open_context(env: Mapping[str, str]) -> AppContext:
 
 
 async def open_off_thread(env: Mapping[str, str], opener: Opener = open_context) -> AppContext:
-    """``opener(env)`` in a worker thread, with the garbage collector held off
-    meanwhile; what it built is frozen out of later collections."""
-    collecting = gc.isenabled()
+    """``opener(env)`` in a worker thread, with the garbage collector held off and
+    a short GIL switch interval meanwhile; what it built is frozen out of later
+    collections."""
+    collecting, switch_s = gc.isenabled(), sys.getswitchinterval()
     gc.disable()
+    sys.setswitchinterval(BUILD_SWITCH_S)
     try:
         return await asyncio.to_thread(opener, env)
     finally:
+        sys.setswitchinterval(switch_s)
         # Left in the young generation, the build's objects would all be scanned
         # by the next collection (the same stall, only later): freeze them.
         gc.freeze()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -28,7 +29,12 @@ from desktop_app.paths import AppPaths
 from desktop_app.store.database import open_database
 from desktop_app.store.jobs import JobQueue
 from desktop_app.ui import app, tasks
-from desktop_app.ui.startup import WAITING_MESSAGE, StartingWindow, open_context
+from desktop_app.ui.startup import (
+    BUILD_SWITCH_S,
+    WAITING_MESSAGE,
+    StartingWindow,
+    open_context,
+)
 
 PROMPT = "a lighthouse on a cliff"
 
@@ -41,10 +47,12 @@ class GatedOpener:
         self.gate = threading.Event()
         self.thread: threading.Thread | None = None
         self.collecting_during_build: bool | None = None
+        self.switch_during_build: float | None = None
 
     def __call__(self, env: Mapping[str, str]) -> AppContext:
         self.thread = threading.current_thread()
         self.collecting_during_build = gc.isenabled()
+        self.switch_during_build = sys.getswitchinterval()
         self.started.set()
         # bounded: were the build on the GUI thread, the test fails instead of hanging
         self.gate.wait(10)
@@ -87,16 +95,18 @@ def stored_jobs(env: Mapping[str, str]) -> list[Job]:
         conn.close()
 
 
-def test_the_engine_is_built_off_the_gui_thread_with_collection_held_off(
+def test_the_engine_is_built_off_the_gui_thread_and_the_interpreter_restored(
         qtbot: QtBot, starting: tuple[StartingWindow, GatedOpener, asyncio.Task[None]]) -> None:
     window, opener, _run = starting
     assert opener.thread is not threading.main_thread()
     assert opener.collecting_during_build is False
+    assert opener.switch_during_build == BUILD_SWITCH_S
     assert window.engine is None
     with qtbot.waitSignal(window.ready, timeout=20_000):
         opener.gate.set()
     assert window.engine is not None
     assert gc.isenabled()  # collection is back on once the build is done
+    assert sys.getswitchinterval() == 0.005  # Python's default, back after the build
 
 
 def test_keys_typed_while_starting_land_at_once_and_in_order(
