@@ -13,7 +13,10 @@ interleaved:
 - inline: the same steps with ``open_app`` called on the GUI thread, as before
   issue 17.9, for comparison;
 - empty: a bare QMainWindow on a qasync loop kept up as long as an app round: the
-  floor that the machine's scheduling and Qt alone give.
+  floor that the machine's scheduling and Qt alone give;
+- busy: the same with a thread computing in pure Python meanwhile (and the GIL
+  switch interval run_app builds with): the floor for any work in a second
+  thread of the process, which shares the GIL, whatever that work is.
 
 Target: worst lateness < 25 ms (as during a generation, bench_ui_stall.py).
 Run: .venv/bin/python bench/bench_ui_startup_stall.py
@@ -86,7 +89,7 @@ CHILD = textwrap.dedent("""
                 ready = getattr(window, "ready", None)
                 if ready is not None:
                     ready.connect(lambda: settle_then_close(window))
-                elif mode == "empty":
+                elif mode in ("empty", "busy"):
                     QTimer.singleShot(int(stay_s * 1000), lambda: finish(window))
             return False
     spy = FirstPaint()
@@ -120,6 +123,14 @@ CHILD = textwrap.dedent("""
         with loop:
             loop.run_until_complete(main())
     else:
+        if mode == "busy":  # a thread that only computes, for as long: the GIL floor
+            import threading
+            from desktop_app.ui.startup import BUILD_SWITCH_S
+            sys.setswitchinterval(BUILD_SWITCH_S)  # as while run_app builds
+            def compute():
+                while "end" not in marks:
+                    sum(range(1000))
+            threading.Thread(target=compute, daemon=True).start()
         loop = qasync.QEventLoop(app)
         asyncio.set_event_loop(loop)
         window = QMainWindow()
@@ -190,15 +201,16 @@ def summary(rounds: list[Round]) -> dict[str, float]:
 
 def main() -> None:
     one_round("app")  # warms the OS file cache
-    runs: dict[str, list[Round]] = {"app": [], "inline": [], "empty": []}
+    runs: dict[str, list[Round]] = {"app": [], "inline": [], "empty": [], "busy": []}
     for _ in range(ROUNDS):
         runs["app"].append(one_round("app"))
         runs["inline"].append(one_round("inline"))
         runs["empty"].append(one_round("empty", runs["app"][-1].span_s))
-    app, inline, empty = (summary(runs[k]) for k in ("app", "inline", "empty"))
+        runs["busy"].append(one_round("busy", runs["app"][-1].span_s))
+    app, inline, empty, busy = (summary(runs[k]) for k in ("app", "inline", "empty", "busy"))
     load = os.getloadavg()[0]
     record("UI: GUI-thread stalls from launch to ready (bench/bench_ui_startup_stall.py)", [
-        f"lateness of a {TICK_MS} ms GUI-thread timer from the first paint to ready + "
+        f"lateness of a {TICK_MS} ms GUI-thread timer from the first frame to ready + "
         f"{SETTLE_S} s, {ROUNDS} fresh processes each, interleaved; 1-minute load average "
         f"{load:.1f} on {os.cpu_count()} cores at the end"
         + (" (the machine was shared with other work: floors and spreads are noisy)"
@@ -210,6 +222,11 @@ def main() -> None:
         f"{empty['median_worst']:.1f} ms), p99 {empty['p99']:.1f} ms; run_app / empty window, "
         f"worst stall: {app['worst'] / max(empty['worst'], 0.1):.2f}x, median of worst: "
         f"{app['median_worst'] / max(empty['median_worst'], 0.1):.2f}x",
+        f"empty window and a thread computing in pure Python as long: worst "
+        f"{busy['worst']:.1f} ms (median of worst {busy['median_worst']:.1f} ms), p99 "
+        f"{busy['p99']:.1f} ms; run_app / that, worst stall: "
+        f"{app['worst'] / max(busy['worst'], 0.1):.2f}x, median of worst: "
+        f"{app['median_worst'] / max(busy['median_worst'], 0.1):.2f}x",
         f"for comparison, engine built on the GUI thread (before issue 17.9): worst stall "
         f"{inline['worst']:.1f} ms (median of worst {inline['median_worst']:.1f} ms)",
         f"drawing the first frame (first paint to the next tick, not in the figures above): "
