@@ -23,7 +23,13 @@ from desktop_app.paths import AppPaths
 from desktop_app.ui import tasks
 from desktop_app.ui.main_window import MainWindow
 from desktop_app.ui.resources import app_icon, style_sheet
-from desktop_app.ui.startup import Opener, StartingWindow, open_context, open_off_thread
+from desktop_app.ui.startup import (
+    Opener,
+    StartingWindow,
+    keep_early_requests,
+    open_context,
+    open_off_thread,
+)
 
 if TYPE_CHECKING:
     from desktop_app.bootstrap import AppContext
@@ -90,7 +96,7 @@ async def _run(window: StartingWindow, env: Mapping[str, str] = os.environ,
     await asyncio.sleep(0.03)  # let the window paint before the engine's imports run
     ctx = await open_off_thread(env, opener)  # the window answers meanwhile
     if finished.is_set():  # closed while starting: keep the requests made, run nothing
-        await _keep_early_requests(ctx, window)
+        await keep_early_requests(ctx, window)
     else:
         from desktop_app.bootstrap import warm_keys
 
@@ -100,17 +106,6 @@ async def _run(window: StartingWindow, env: Mapping[str, str] = os.environ,
         await ctx.engine.start()
         window.load()
     await finished.wait()
-
-
-async def _keep_early_requests(ctx: AppContext, window: StartingWindow) -> None:
-    """The window was closed before the engine attached: store the requests
-    Generate made meanwhile (they run on the next start), then close the engine."""
-    try:
-        if window.waiting_requests:
-            window.attach(ctx.engine)
-            await window.requests_in()
-    finally:
-        await ctx.engine.close()
 
 
 def run_app(argv: Sequence[str] | None = None) -> int:

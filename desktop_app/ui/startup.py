@@ -110,3 +110,14 @@ class StartingWindow(MainWindow):
     async def requests_in(self) -> None:
         """Wait until every request made before ``attach`` has been submitted."""
         await self._all_in.wait()
+
+
+async def keep_early_requests(ctx: AppContext, window: StartingWindow) -> None:
+    """The window was closed before the engine attached: store the requests
+    Generate made meanwhile (they run on the next start), then close the engine."""
+    try:
+        if window.waiting_requests:
+            window.attach(ctx.engine)
+            await window.requests_in()
+    finally:
+        await ctx.engine.close()
