@@ -4,7 +4,9 @@
 (settings, store, providers: a second of imports here, several on a slow disk)
 in a worker thread, so the window keeps painting and taking keys meanwhile. A
 Generate pressed before the engine is attached (the button, the toolbar or
-Ctrl+Enter) waits and is submitted once, as soon as it attaches.
+Ctrl+Enter) waits and is submitted once, as soon as it attaches; the controls
+that would reach the engine at once (Pause, the gallery, Import, Settings) are
+greyed until then.
 
 The garbage collector is off while the context is built and everything built is
 frozen afterwards (``gc.freeze``): a collection holds the GIL for its whole run,
@@ -81,13 +83,24 @@ class StartingWindow(MainWindow):
         self._all_in.set()
         if self.engine is None:
             self.editor.generate_button.setEnabled(True)
+            self._set_engine_controls(False)
         else:
             self._attached.set()
+
+    def _set_engine_controls(self, enabled: bool) -> None:
+        """What reaches the engine at once (the queue and its Pause / Clear, the
+        gallery and its search, the provider lights, Import, Settings) waits,
+        greyed, until it is attached; typing and Generate do not."""
+        for part in (self.queue, self.gallery, self.providers, self.pause_action,
+                     self.queue.clear_action, self.import_action, self.settings_action):
+            part.setEnabled(enabled)
 
     def attach(self, engine: Engine,
                open_settings: Callable[[QWidget], None] | None = None) -> None:
         super().attach(engine, open_settings)
-        self._attached.set()
+        if not self._attached.is_set():
+            self._set_engine_controls(True)
+            self._attached.set()
 
     async def _submit(self, request: GenerationRequest) -> object:
         if not self._attached.is_set():

@@ -1,6 +1,7 @@
 """Start-up keeps the window live (issue 17.9): the engine is built off the GUI
-thread, keys typed meanwhile land at once and in order, and a Generate pressed
-before the engine is attached is submitted exactly once when it attaches.
+thread, keys typed meanwhile land at once and in order, a Generate pressed
+before the engine is attached is submitted exactly once when it attaches, and
+the controls that need the engine (Pause, the gallery, Settings…) wait for it.
 
 The real start-up coroutine (``ui.app._run``), the real engine on a real profile
 (its queue paused beforehand, so a submitted job stays visibly queued); the only
@@ -20,7 +21,9 @@ from pathlib import Path
 import pytest
 import qasync
 from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
 from desktop_app.bootstrap import AppContext
@@ -173,3 +176,21 @@ def test_closing_while_starting_still_stores_the_generate_pressed(
     [job] = stored_jobs(env)  # kept for the next start, not lost
     assert job.request.prompt == PROMPT
     assert job.state is JobState.QUEUED
+
+
+def test_controls_that_need_the_engine_wait_for_it(
+        qtbot: QtBot, starting: tuple[StartingWindow, GatedOpener, asyncio.Task[None]]) -> None:
+    window, opener, _run = starting
+    waiting: list[QWidget | QAction] = [
+        window.queue, window.gallery, window.providers, window.pause_action,
+        window.queue.clear_action, window.import_action, window.settings_action]
+    assert not any(part.isEnabled() for part in waiting)
+    window.pause_action.trigger()  # Ctrl+P or the toolbar: ignored, not an error
+    QTest.keyClicks(window.gallery.search, "cat")
+    qtbot.wait(400)  # past the search debounce
+    assert not window.pause_action.isChecked()
+    assert window.statusBar().currentMessage() == "Starting…"  # no error shown
+    with qtbot.waitSignal(window.ready, timeout=20_000):
+        opener.gate.set()
+    assert all(part.isEnabled() for part in waiting)
+    assert window.editor.generate_button.isEnabled()
