@@ -58,8 +58,8 @@ CHILD = textwrap.dedent("""
 
     async def main():
         at, torch_at_paint = await asyncio.wait_for(painted, 30)
-        from desktop_app.bootstrap import open_app
-        ctx = open_app(os.environ)
+        from desktop_app.ui.startup import open_off_thread
+        ctx = await open_off_thread(os.environ)  # as run_app does: off the GUI thread
         build_window(ctx, window)
         await ctx.engine.start()
         window.load()

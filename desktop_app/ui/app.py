@@ -2,7 +2,9 @@
 
 One qasync loop runs Qt and the engine on the main thread. Startup is kept
 light so the window paints fast: nothing here imports torch (the local
-provider starts its worker process lazily, on the first local job).
+provider starts its worker process lazily, on the first local job), and the
+engine is built in a worker thread while the window already answers
+(``ui/startup.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, QTimer
@@ -22,6 +24,13 @@ from desktop_app.paths import AppPaths
 from desktop_app.ui import tasks
 from desktop_app.ui.main_window import MainWindow
 from desktop_app.ui.resources import app_icon, style_sheet
+from desktop_app.ui.startup import (
+    Opener,
+    StartingWindow,
+    keep_early_requests,
+    open_context,
+    open_off_thread,
+)
 
 if TYPE_CHECKING:
     from desktop_app.bootstrap import AppContext
@@ -81,14 +90,17 @@ def show_warnings(window: MainWindow, warnings: Sequence[str]) -> None:
         box.open()
 
 
-async def _run(window: MainWindow) -> None:
+async def _run(window: StartingWindow, env: Mapping[str, str] = os.environ,
+               opener: Opener = open_context) -> None:
     finished = asyncio.Event()
     window.shutdown_finished.connect(finished.set)
     await asyncio.sleep(0.03)  # let the window paint before the engine's imports run
-    if window.isVisible():
-        from desktop_app.bootstrap import open_app, warm_keys  # the heavy imports
+    ctx = await open_off_thread(env, opener)  # the window answers meanwhile
+    if finished.is_set():  # closed while starting: keep the requests made, run nothing
+        await keep_early_requests(ctx, window)
+    else:
+        from desktop_app.bootstrap import warm_keys
 
-        ctx = open_app(os.environ)
         build_window(ctx, window)
         QTimer.singleShot(0, lambda: show_warnings(window, ctx.warnings))
         await warm_keys(ctx)  # keyring reads off the UI thread, once
@@ -127,8 +139,8 @@ def run_app(argv: Sequence[str] | None = None) -> int:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     # the window paints first; the engine is built and attached right after
-    window = MainWindow(None, window_settings(AppPaths.discover(os.environ).ensure()),
-                        icon=app_icon())
+    window = StartingWindow(None, window_settings(AppPaths.discover(os.environ).ensure()),
+                            icon=app_icon())
     window.show()
     with loop:
         loop.run_until_complete(_run(window))
