@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import logging
 import sys
@@ -36,6 +37,7 @@ from desktop_app.domain.request import (
     RoutingPolicy,
     parse_size,
 )
+from desktop_app.engine.router import mode_allows
 from desktop_app.providers import registry  # descriptors only: no provider SDK loads
 from desktop_app.store.gallery import ImageNotFound
 from desktop_app.store.jobs import JobNotFound
@@ -56,15 +58,26 @@ def _request_options(p: argparse.ArgumentParser) -> None:
                    help="image format (default: output.format in settings, else png)")
     p.add_argument("--quality", default="auto", choices=[q.value for q in Quality],
                    help="OpenAI quality (priced per quality); the local model ignores it")
-    p.add_argument("--provider", default="auto",
+    p.add_argument("--provider", default=None,
                    help="auto (local first, cloud fallback), local, cloud, or a provider name")
     p.add_argument("--model", default=None,
                    help="local model: HF id, folder, .safetensors or builtin:tiny")
-    p.add_argument("--no-fallback", action="store_true", help="never fall back to the cloud")
-    p.add_argument("--no-adapt", action="store_true",
-                   help="fail rather than adapt size/format to a provider")
-    p.add_argument("--allow-refusal-failover", action="store_true",
-                   help="after a content refusal, try the next provider")
+    routing = p.add_argument_group(
+        "routing", "each defaults to the routing settings (settings.json, IMAGEDESK_ROUTING__*)")
+    routing.add_argument("--mode", choices=[m.value for m in RouteMode], default=None,
+                         help="auto: local first, cloud fallback; local or cloud only")
+    routing.add_argument("--cloud-fallback", action=argparse.BooleanOptionalAction,
+                         default=None, dest="cloud_fallback",
+                         help="in auto mode, send a job the local side cannot serve to the cloud")
+    routing.add_argument("--no-fallback", action="store_const", const=False,
+                         dest="cloud_fallback", help="the same as --no-cloud-fallback")
+    routing.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=None,
+                         help="adapt size or format to a provider that cannot do them as asked")
+    routing.add_argument("--failover-after-refusal", action=argparse.BooleanOptionalAction,
+                         default=None, dest="failover_after_refusal",
+                         help="after a content refusal, try the next provider")
+    routing.add_argument("--allow-refusal-failover", action="store_const", const=True,
+                         dest="failover_after_refusal", help=argparse.SUPPRESS)
     p.add_argument("--priority", type=int, default=0)
 
 
@@ -137,17 +150,48 @@ def check_provider(name: str) -> str:
     raise InvalidRequest(f"Unknown provider {name!r}: use {listed}.", field="provider")
 
 
-def build_request(args: argparse.Namespace) -> GenerationRequest:
-    provider = check_provider(args.provider)
+def routing_policy(args: argparse.Namespace, defaults: RoutingPolicy) -> RoutingPolicy:
+    """The job's policy: the settings' ``defaults`` with what the flags change.
+
+    ``--provider auto|local|cloud`` is the older spelling of ``--mode``; naming a
+    provider pins the job to it (its mode is then auto unless ``--mode`` says
+    otherwise). A ``--mode`` that contradicts ``--provider`` is bad input."""
+    provider = check_provider(args.provider) if args.provider is not None else None
+    pinned = None if provider is None or provider in ROUTE_CHOICES else provider
+    mode = RouteMode(args.mode) if args.mode is not None else None
+    if provider in ROUTE_CHOICES:
+        implied = RouteMode(provider)
+        if mode is not None and mode is not implied:
+            raise InvalidRequest(f"--mode {mode.value} and --provider {provider} disagree: "
+                                 "give one of them.", field="mode")
+        mode = implied
+    if pinned is not None:
+        kind = registry.get(pinned).kind
+        if mode is not None and not mode_allows(mode, kind):
+            raise InvalidRequest(f"--mode {mode.value} never runs {pinned}: drop --mode or "
+                                 "pick another --provider.", field="mode")
+        mode = mode or RouteMode.AUTO  # the pin says where; the settings' mode does not apply
+    return dataclasses.replace(
+        defaults,
+        mode=mode or defaults.mode,
+        allow_cloud_fallback=_flag(args.cloud_fallback, defaults.allow_cloud_fallback),
+        allow_adaptation=_flag(args.adapt, defaults.allow_adaptation),
+        allow_failover_after_refusal=_flag(args.failover_after_refusal,
+                                           defaults.allow_failover_after_refusal),
+        provider=pinned)
+
+
+def _flag(value: bool | None, default: bool) -> bool:
+    return default if value is None else value
+
+
+def build_request(args: argparse.Namespace,
+                  defaults: RoutingPolicy | None = None) -> GenerationRequest:
+    """The request the flags describe, under ``defaults`` (the settings' routing
+    policy; ``RoutingPolicy()`` when none is given)."""
+    policy = routing_policy(args, defaults or RoutingPolicy())
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     width, height = parse_size(args.size)
-    mode = {"auto": RouteMode.AUTO, "local": RouteMode.LOCAL_ONLY,
-            "cloud": RouteMode.CLOUD_ONLY}.get(provider, RouteMode.AUTO)
-    pinned = None if provider in ROUTE_CHOICES else provider
-    policy = RoutingPolicy(mode=mode, allow_cloud_fallback=not args.no_fallback,
-                           allow_adaptation=not args.no_adapt,
-                           allow_failover_after_refusal=args.allow_refusal_failover,
-                           provider=pinned)
     return GenerationRequest(
         prompt=prompt, negative_prompt=args.negative, width=width, height=height,
         steps=args.steps, guidance=args.guidance, seed=args.seed, n=args.n,
@@ -211,7 +255,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "doctor":
         return await commands.doctor(args)
     if args.command in ("generate",) or (args.command == "queue" and args.action == "add"):
-        request = build_request(args)  # bad input fails here, before the store is touched
+        # bad input fails here, before the store is touched
+        request = build_request(args, _settings_policy())
         return await commands.submit(args, request, run=args.command == "generate")
     if args.command == "queue":
         return await commands.queue(args)
@@ -220,6 +265,15 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "providers":
         return await commands.providers(args)
     raise CliError(f"unknown command {args.command}", EXIT_BAD_INPUT)
+
+
+def _settings_policy() -> RoutingPolicy:
+    """The routing settings as a job's default policy (read again by ``open_app``;
+    its problems are printed there)."""
+    from desktop_app.config import default_policy, load_settings
+    from desktop_app.paths import AppPaths
+
+    return default_policy(load_settings(AppPaths.discover().settings_path).settings)
 
 
 def _run_worker(args: argparse.Namespace) -> int:

@@ -21,7 +21,13 @@ from desktop_app.cli.errors import (
     EXIT_SETUP,
     CliError,
 )
-from desktop_app.cli.output import ProgressPrinter, job_json, job_row, print_table
+from desktop_app.cli.output import (
+    ProgressPrinter,
+    job_json,
+    job_row,
+    print_table,
+    print_waiting,
+)
 from desktop_app.config import problem_lines
 from desktop_app.domain.job import JobState
 from desktop_app.domain.request import GenerationRequest
@@ -108,8 +114,12 @@ async def queue(args: argparse.Namespace) -> int:
             _emit(args, counts, lambda: print(", ".join(f"{k}: {v}" for k, v in counts.items())))
         elif args.action == "list":
             rows = [job_row(j) for j in await engine.jobs()]
-            _emit(args, rows, lambda: print_table(rows, ["id", "state", "provider", "prompt",
-                                                         "error"]))
+
+            def table() -> None:
+                print_table(rows, ["id", "state", "provider", "routing", "prompt", "error"])
+                print_waiting(rows)
+
+            _emit(args, rows, table)
         elif args.action in ("cancel", "retry"):
             if args.action == "cancel":
                 await engine.cancel(args.job_id)
