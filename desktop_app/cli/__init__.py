@@ -13,11 +13,11 @@ import dataclasses
 import getpass
 import logging
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from desktop_app import __version__
+from desktop_app.cli import arguments
 from desktop_app.cli.errors import (
     EXIT_BAD_INPUT,
     EXIT_CANCELLED,
@@ -26,10 +26,15 @@ from desktop_app.cli.errors import (
     EXIT_OK,
     EXIT_SETUP,
     CliError,
+    fail,
 )
 from desktop_app.domain.errors import ImageDeskError, InvalidRequest
 from desktop_app.domain.job import IllegalTransition
 from desktop_app.domain.request import (
+    MAX_GUIDANCE,
+    MAX_IMAGES,
+    MAX_SEED,
+    MAX_STEPS,
     GenerationRequest,
     OutputFormat,
     Quality,
@@ -48,12 +53,15 @@ log = logging.getLogger("desktop_app.cli")
 def _request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("prompt", help="what to draw; '-' reads it from standard input")
     p.add_argument("--negative", default="", help="what to keep out of the image")
-    p.add_argument("--size", default="512x512",
+    p.add_argument("--size", type=arguments.size, default="512x512",
                    help="WIDTHxHEIGHT, multiples of 8 (default 512x512)")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--guidance", type=float, default=7.0)
-    p.add_argument("--seed", type=int, default=None, help="empty: pick one and record it")
-    p.add_argument("-n", "--images", type=int, default=1, dest="n")
+    p.add_argument("--steps", type=arguments.STEPS, default=20, help=f"1 to {MAX_STEPS}")
+    p.add_argument("--guidance", type=arguments.GUIDANCE, default=7.0,
+                   help=f"0 to {MAX_GUIDANCE:g}")
+    p.add_argument("--seed", type=arguments.SEED, default=None,
+                   help=f"0 to {MAX_SEED}; empty: pick one and record it")
+    p.add_argument("-n", "--images", type=arguments.IMAGES, default=1, dest="n",
+                   help=f"1 to {MAX_IMAGES}")
     p.add_argument("--format", default=None, choices=[f.value for f in OutputFormat],
                    help="image format (default: output.format in settings, else png)")
     p.add_argument("--quality", default="auto", choices=[q.value for q in Quality],
@@ -78,11 +86,13 @@ def _request_options(p: argparse.ArgumentParser) -> None:
                          help="after a content refusal, try the next provider")
     routing.add_argument("--allow-refusal-failover", action="store_const", const=True,
                          dest="failover_after_refusal", help=argparse.SUPPRESS)
-    p.add_argument("--priority", type=int, default=0)
+    p.add_argument("--priority", type=arguments.PRIORITY, default=0,
+                   help=f"-{arguments.MAX_PRIORITY} to {arguments.MAX_PRIORITY}, higher runs first "
+                        "(default 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imagedesk", description="Turn prompts into images.")
+    parser = arguments.OneLineParser(prog="imagedesk", description="Turn prompts into images.")
     parser.add_argument("--version", action="version", version=f"ImageDesk {__version__}")
     parser.add_argument("--verbose", action="store_true", help="show traces and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -103,14 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--json", action="store_true")
     for name in ("cancel", "retry"):
         q = qsub.add_parser(name, help=f"{name} a job")
-        q.add_argument("job_id", type=int)
+        q.add_argument("job_id", type=arguments.JOB_ID)
         q.add_argument("--json", action="store_true")
 
     gallery = sub.add_parser("gallery", help="search or import images")
     gsub = gallery.add_subparsers(dest="action", required=True, metavar="ACTION")
     s = gsub.add_parser("search", help="full-text search over prompts")
     s.add_argument("text", nargs="?", default="")
-    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--limit", type=arguments.SEARCH_LIMIT, default=50,
+                   help=f"1 to {arguments.MAX_SEARCH_LIMIT} (default 50)")
     s.add_argument("--json", action="store_true")
     i = gsub.add_parser("import", help="index a folder of images (A1111 metadata is read)")
     i.add_argument("folder", type=Path)
@@ -201,43 +212,39 @@ def build_request(args: argparse.Namespace,
 
 
 def main(argv: Sequence[str]) -> int:
+    """Run one command; every failure ends as one line on stderr (``--verbose``
+    adds the trace) and, under ``--json``, one JSON object on stdout."""
+    argv = list(argv)
+    json_mode = "--json" in argv
+    verbose = "--verbose" in argv
     parser = build_parser()
     try:
-        args = parser.parse_args(list(argv))
-    except SystemExit as exit_:  # argparse prints its own usage line
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help and --version print and exit 0
         return EXIT_OK if exit_.code in (0, None) else EXIT_BAD_INPUT
+    except CliError as error:  # a usage error, in one line
+        return fail(str(error), error.code, json_mode=json_mode)
     try:
         _configure_logging(args.verbose)  # an unusable log folder falls back to stderr
         if args.command == "worker":  # runs its own event loop
             return _run_worker(args)
         return asyncio.run(_dispatch(args))
     except CliError as error:
-        print(f"imagedesk: {error}", file=sys.stderr)
-        return error.code
+        return fail(str(error), error.code, json_mode=json_mode)
     except (InvalidRequest, IllegalTransition, JobNotFound, ImageNotFound) as error:
-        print(f"imagedesk: {error.message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return fail(error.message, EXIT_BAD_INPUT, json_mode=json_mode)
     except ImageDeskError as error:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"imagedesk: {error.message}", file=sys.stderr)
-        return EXIT_SETUP
+        return fail(error.message, EXIT_SETUP, json_mode=json_mode, trace=verbose)
     except KeyboardInterrupt:
-        print("imagedesk: interrupted", file=sys.stderr)
-        return EXIT_CANCELLED
+        return fail("interrupted", EXIT_CANCELLED, json_mode=json_mode)
     except OSError as error:  # a profile folder or file that cannot be used
-        if args.verbose:
-            traceback.print_exc()
         where = f" ({error.filename})" if error.filename else ""
-        print(f"imagedesk: cannot use the ImageDesk folders: {error.strerror or error}{where}",
-              file=sys.stderr)
-        return EXIT_SETUP
+        return fail(f"cannot use the ImageDesk folders: {error.strerror or error}{where}",
+                    EXIT_SETUP, json_mode=json_mode, trace=verbose)
     except Exception as error:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"imagedesk: internal error: {type(error).__name__}: {error} "
-              "(run with --verbose for the trace)", file=sys.stderr)
-        return EXIT_INTERNAL
+        return fail(f"internal error: {type(error).__name__}: {error} "
+                    "(run with --verbose for the trace)", EXIT_INTERNAL, json_mode=json_mode,
+                    trace=verbose)
 
 
 def _configure_logging(verbose: bool) -> None:

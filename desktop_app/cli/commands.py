@@ -20,6 +20,7 @@ from desktop_app.cli.errors import (
     EXIT_OK,
     EXIT_SETUP,
     CliError,
+    one_line,
 )
 from desktop_app.cli.output import (
     ProgressPrinter,
@@ -98,9 +99,9 @@ async def submit(args: argparse.Namespace, request: GenerationRequest, *, run: b
                   f"seed {finished.request.seed}")
             for path in paths:
                 print(path)
-        else:
+        if finished.state is not JobState.SUCCEEDED:  # the one line, with or without --json
             print(f"imagedesk: job {finished.id} {finished.state.value}: "
-                  f"{finished.error_message}", file=sys.stderr)
+                  f"{one_line(finished.error_message or '')}", file=sys.stderr)
         return {JobState.SUCCEEDED: EXIT_OK, JobState.CANCELLED: EXIT_CANCELLED}.get(
             finished.state, EXIT_FAILED)
 
@@ -149,8 +150,7 @@ async def gallery(args: argparse.Namespace) -> int:
                                                          "prompt", "path"]))
         else:
             if not args.folder.is_dir():
-                print(f"imagedesk: {args.folder} is not a folder", file=sys.stderr)
-                return EXIT_BAD_INPUT
+                raise CliError(f"{args.folder} is not a folder", EXIT_BAD_INPUT)
             report = await ctx.engine.import_folder(args.folder)
 
             def table() -> None:
