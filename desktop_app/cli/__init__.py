@@ -128,11 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
 
     prov = sub.add_parser("providers", help="health, breaker state, metrics and spend")
+    prov.add_argument("--test", nargs="?", const="", default=None, metavar="NAME",
+                      choices=["", *registry.names()],
+                      help="actually try NAME (default: every enabled provider); "
+                           "exit 0 only when every test passed")
     prov.add_argument("--json", action="store_true")
 
     keys = sub.add_parser("keys", help="API keys in the OS keyring")
     keys.add_argument("action", choices=["set", "delete", "status"])
     keys.add_argument("provider", choices=[d.name for d in registry.with_keys()])
+    keys.add_argument("--check", action="store_true",
+                      help="set: test the new key with the provider first; "
+                           "if the test fails, the old key is kept")
 
     sub.add_parser("doctor", help="check GPU, torch, keyring, model cache and paths")
 
