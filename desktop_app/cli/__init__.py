@@ -291,29 +291,36 @@ def _settings_policy() -> RoutingPolicy:
 
 
 def _run_worker(args: argparse.Namespace) -> int:
-    import dataclasses
-
+    """``imagedesk worker``: the provider whose descriptor can serve its queue
+    from this machine does so (remote workers), until SIGTERM or Ctrl+C."""
     from desktop_app.config import load_settings, problem_lines
     from desktop_app.paths import AppPaths
-    from desktop_app.providers.local_diffusion.descriptor import config_of
-    from desktop_app.providers.remote_bullmq import WorkerConfig
-    from desktop_app.providers.remote_bullmq.worker import run_worker
     from desktop_app.secrets import KeyringUnavailable, KeyStore
 
+    serving = next((d for d in registry.descriptors() if d.serve is not None), None)
+    if serving is None or serving.serve is None:
+        raise CliError("no provider here can serve a queue from this machine", EXIT_SETUP)
     paths = AppPaths.discover().ensure()
     loaded = load_settings(paths.settings_path)
     for line in problem_lines(loaded.problems):
         print(f"imagedesk: settings: {line}", file=sys.stderr)
-    local = loaded.settings.local
     try:
-        password = KeyStore().get("remote")  # IMAGEDESK_REMOTE_PASSWORD wins
+        password = KeyStore().get(serving.name)  # its environment variable wins
     except KeyringUnavailable:
         password = None
-    # a worker keeps its model loaded for good and sends no previews
-    config = dataclasses.replace(config_of(local, paths.data_dir), idle_shutdown_s=10**9,
-                                 preview_every=0)
-    code = run_worker(args.redis, args.queue, local_config=config, password=password,
-                      config=WorkerConfig(name=args.name, results_folder=args.results_folder))
+    request = registry.ServeRequest(
+        settings=loaded.settings, data_dir=paths.data_dir, password=password, url=args.redis,
+        queue=args.queue, name=args.name, results_folder=args.results_folder)
+    try:
+        code = serving.serve(request)
+    except ModuleNotFoundError as error:
+        extra = serving.optional_extra
+        if extra is None or error.name is None or error.name.split(".")[0] not in {
+                d.replace("-", "_") for d in extra.distributions}:
+            raise
+        raise CliError(f"{serving.label} need the '{extra.extra}' extra: "
+                       f"pip install 'imagedesk[{extra.extra}]' ({error.name} is missing)",
+                       EXIT_SETUP) from error
     return EXIT_OK if code == 0 else EXIT_SETUP
 
 
