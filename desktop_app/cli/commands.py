@@ -28,6 +28,7 @@ from desktop_app.cli.output import (
     job_row,
     print_table,
     print_waiting,
+    quarantined_row,
 )
 from desktop_app.config import problem_lines
 from desktop_app.domain.job import JobState
@@ -118,6 +119,9 @@ async def queue(args: argparse.Namespace) -> int:
             _emit(args, counts, lambda: print(", ".join(f"{k}: {v}" for k, v in counts.items())))
         elif args.action == "list":
             rows = [job_row(j) for j in await engine.jobs()]
+            listed = {row["id"] for row in rows}
+            rows += [quarantined_row(q.job_id, q.reason) for q in await engine.quarantined_jobs()
+                     if q.job_id not in listed]  # its request is unreadable: not in jobs()
 
             def table() -> None:
                 print_table(rows, ["id", "state", "provider", "routing", "prompt", "error"])

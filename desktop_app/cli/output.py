@@ -80,6 +80,15 @@ def job_row(job: Job) -> dict[str, Any]:
     }
 
 
+def quarantined_row(job_id: int, reason: str) -> dict[str, Any]:
+    """A job whose stored request cannot be read, in ``job_row``'s shape."""
+    return {
+        "id": job_id, "state": JobState.FAILED.value, "priority": None, "provider": None,
+        "prompt": None, "error": reason, "error_class": QUARANTINED_ERROR, "images": [],
+        "policy": None, "routing": None, "waiting_for_you": f"quarantined: {reason}",
+    }
+
+
 def policy_text(policy: RoutingPolicy) -> str:
     """The routing policy a job runs under, in a few words ("auto, no cloud fallback")."""
     parts = [f"{policy.provider} only" if policy.provider else policy.mode.value]
