@@ -80,7 +80,8 @@ def test_generate_locally_leaves_a_png_a_third_party_reader_understands(tmp_path
         (["generate", "a cat", "-n", "1000"], "number of images must be between 1 and 16"),
         (["generate", "a cat", "--steps", "-3"], "Steps must be between 1 and 150"),
         (["queue", "add", "a cat", "--seed", "-1"], "seed must be between 0 and"),
-        (["generate", "a cat", "--steps", "many"], "invalid int value"),
+        (["generate", "a cat", "--steps", "many"],
+         "Steps must be a whole number between 1 and 150"),
     ],
 )
 def test_bad_input_is_one_clear_line_exit_2_and_queues_nothing(

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import logging
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from desktop_app import __version__
+from desktop_app.cli import arguments
 from desktop_app.cli.errors import (
     EXIT_BAD_INPUT,
     EXIT_CANCELLED,
@@ -25,10 +26,15 @@ from desktop_app.cli.errors import (
     EXIT_OK,
     EXIT_SETUP,
     CliError,
+    fail,
 )
 from desktop_app.domain.errors import ImageDeskError, InvalidRequest
 from desktop_app.domain.job import IllegalTransition
 from desktop_app.domain.request import (
+    MAX_GUIDANCE,
+    MAX_IMAGES,
+    MAX_SEED,
+    MAX_STEPS,
     GenerationRequest,
     OutputFormat,
     Quality,
@@ -36,6 +42,7 @@ from desktop_app.domain.request import (
     RoutingPolicy,
     parse_size,
 )
+from desktop_app.engine.router import mode_allows
 from desktop_app.providers import registry  # descriptors only: no provider SDK loads
 from desktop_app.store.gallery import ImageNotFound
 from desktop_app.store.jobs import JobNotFound
@@ -46,30 +53,46 @@ log = logging.getLogger("desktop_app.cli")
 def _request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("prompt", help="what to draw; '-' reads it from standard input")
     p.add_argument("--negative", default="", help="what to keep out of the image")
-    p.add_argument("--size", default="512x512",
+    p.add_argument("--size", type=arguments.size, default="512x512",
                    help="WIDTHxHEIGHT, multiples of 8 (default 512x512)")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--guidance", type=float, default=7.0)
-    p.add_argument("--seed", type=int, default=None, help="empty: pick one and record it")
-    p.add_argument("-n", "--images", type=int, default=1, dest="n")
+    p.add_argument("--steps", type=arguments.STEPS, default=20, help=f"1 to {MAX_STEPS}")
+    p.add_argument("--guidance", type=arguments.GUIDANCE, default=7.0,
+                   help=f"0 to {MAX_GUIDANCE:g}")
+    p.add_argument("--seed", type=arguments.SEED, default=None,
+                   help=f"0 to {MAX_SEED}; empty: pick one and record it")
+    p.add_argument("-n", "--images", type=arguments.IMAGES, default=1, dest="n",
+                   help=f"1 to {MAX_IMAGES}")
     p.add_argument("--format", default=None, choices=[f.value for f in OutputFormat],
                    help="image format (default: output.format in settings, else png)")
     p.add_argument("--quality", default="auto", choices=[q.value for q in Quality],
                    help="OpenAI quality (priced per quality); the local model ignores it")
-    p.add_argument("--provider", default="auto",
+    p.add_argument("--provider", default=None,
                    help="auto (local first, cloud fallback), local, cloud, or a provider name")
     p.add_argument("--model", default=None,
                    help="local model: HF id, folder, .safetensors or builtin:tiny")
-    p.add_argument("--no-fallback", action="store_true", help="never fall back to the cloud")
-    p.add_argument("--no-adapt", action="store_true",
-                   help="fail rather than adapt size/format to a provider")
-    p.add_argument("--allow-refusal-failover", action="store_true",
-                   help="after a content refusal, try the next provider")
-    p.add_argument("--priority", type=int, default=0)
+    routing = p.add_argument_group(
+        "routing", "each defaults to the routing settings (settings.json, IMAGEDESK_ROUTING__*)")
+    routing.add_argument("--mode", choices=[m.value for m in RouteMode], default=None,
+                         help="auto: local first, cloud fallback; local or cloud only")
+    routing.add_argument("--cloud-fallback", action=argparse.BooleanOptionalAction,
+                         default=None, dest="cloud_fallback",
+                         help="in auto mode, send a job the local side cannot serve to the cloud")
+    routing.add_argument("--no-fallback", action="store_const", const=False,
+                         dest="cloud_fallback", help="the same as --no-cloud-fallback")
+    routing.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=None,
+                         help="adapt size or format to a provider that cannot do them as asked")
+    routing.add_argument("--failover-after-refusal", action=argparse.BooleanOptionalAction,
+                         default=None, dest="failover_after_refusal",
+                         help="after a content refusal, try the next provider")
+    routing.add_argument("--allow-refusal-failover", action="store_const", const=True,
+                         dest="failover_after_refusal", help=argparse.SUPPRESS)
+    p.add_argument("--priority", type=arguments.PRIORITY, default=0,
+                   help=f"-{arguments.MAX_PRIORITY} to {arguments.MAX_PRIORITY}, higher runs first "
+                        "(default 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imagedesk", description="Turn prompts into images.")
+    parser = arguments.OneLineParser(prog="imagedesk", description="Turn prompts into images.")
     parser.add_argument("--version", action="version", version=f"ImageDesk {__version__}")
     parser.add_argument("--verbose", action="store_true", help="show traces and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -90,25 +113,33 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--json", action="store_true")
     for name in ("cancel", "retry"):
         q = qsub.add_parser(name, help=f"{name} a job")
-        q.add_argument("job_id", type=int)
+        q.add_argument("job_id", type=arguments.JOB_ID)
         q.add_argument("--json", action="store_true")
 
     gallery = sub.add_parser("gallery", help="search or import images")
     gsub = gallery.add_subparsers(dest="action", required=True, metavar="ACTION")
     s = gsub.add_parser("search", help="full-text search over prompts")
     s.add_argument("text", nargs="?", default="")
-    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--limit", type=arguments.SEARCH_LIMIT, default=50,
+                   help=f"1 to {arguments.MAX_SEARCH_LIMIT} (default 50)")
     s.add_argument("--json", action="store_true")
     i = gsub.add_parser("import", help="index a folder of images (A1111 metadata is read)")
     i.add_argument("folder", type=Path)
     i.add_argument("--json", action="store_true")
 
     prov = sub.add_parser("providers", help="health, breaker state, metrics and spend")
+    prov.add_argument("--test", nargs="?", const="", default=None, metavar="NAME",
+                      choices=["", *registry.names()],
+                      help="actually try NAME (default: every enabled provider); "
+                           "exit 0 only when every test passed")
     prov.add_argument("--json", action="store_true")
 
     keys = sub.add_parser("keys", help="API keys in the OS keyring")
     keys.add_argument("action", choices=["set", "delete", "status"])
     keys.add_argument("provider", choices=[d.name for d in registry.with_keys()])
+    keys.add_argument("--check", action="store_true",
+                      help="set: test the new key with the provider first; "
+                           "if the test fails, the old key is kept")
 
     sub.add_parser("doctor", help="check GPU, torch, keyring, model cache and paths")
 
@@ -137,21 +168,50 @@ def check_provider(name: str) -> str:
     raise InvalidRequest(f"Unknown provider {name!r}: use {listed}.", field="provider")
 
 
-def build_request(args: argparse.Namespace) -> GenerationRequest:
-    provider = check_provider(args.provider)
+def routing_policy(args: argparse.Namespace, defaults: RoutingPolicy) -> RoutingPolicy:
+    """The job's policy: the settings' ``defaults`` with what the flags change.
+
+    ``--provider auto|local|cloud`` is the older spelling of ``--mode``; naming a
+    provider pins the job to it (its mode is then auto unless ``--mode`` says
+    otherwise). A ``--mode`` that contradicts ``--provider`` is bad input."""
+    provider = check_provider(args.provider) if args.provider is not None else None
+    pinned = None if provider is None or provider in ROUTE_CHOICES else provider
+    mode = RouteMode(args.mode) if args.mode is not None else None
+    if provider in ROUTE_CHOICES:
+        implied = RouteMode(provider)
+        if mode is not None and mode is not implied:
+            raise InvalidRequest(f"--mode {mode.value} and --provider {provider} disagree: "
+                                 "give one of them.", field="mode")
+        mode = implied
+    if pinned is not None:
+        kind = registry.get(pinned).kind
+        if mode is not None and not mode_allows(mode, kind):
+            raise InvalidRequest(f"--mode {mode.value} never runs {pinned}: drop --mode or "
+                                 "pick another --provider.", field="mode")
+        mode = mode or RouteMode.AUTO  # the pin says where; the settings' mode does not apply
+    return dataclasses.replace(
+        defaults,
+        mode=mode or defaults.mode,
+        allow_cloud_fallback=_flag(args.cloud_fallback, defaults.allow_cloud_fallback),
+        allow_adaptation=_flag(args.adapt, defaults.allow_adaptation),
+        allow_failover_after_refusal=_flag(args.failover_after_refusal,
+                                           defaults.allow_failover_after_refusal),
+        provider=pinned)
+
+
+def _flag(value: bool | None, default: bool) -> bool:
+    return default if value is None else value
+
+
+def build_request(args: argparse.Namespace,
+                  defaults: RoutingPolicy | None = None) -> GenerationRequest:
+    """The request the flags describe, under ``defaults`` (the settings' routing
+    policy; ``RoutingPolicy()`` when none is given)."""
+    policy = routing_policy(args, defaults or RoutingPolicy())
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     width, height = parse_size(args.size)
-    mode = {"auto": RouteMode.AUTO, "local": RouteMode.LOCAL_ONLY,
-            "cloud": RouteMode.CLOUD_ONLY}.get(provider, RouteMode.AUTO)
-    pinned = None if provider in ROUTE_CHOICES else provider
-    policy = RoutingPolicy(mode=mode, allow_cloud_fallback=not args.no_fallback,
-                           allow_adaptation=not args.no_adapt,
-                           allow_failover_after_refusal=args.allow_refusal_failover,
-                           provider=pinned)
     if args.model is not None:  # refused now, not when the job runs (issue 12.12)
-        from desktop_app.providers.registry import check_local_model_source
-
-        problem = check_local_model_source(args.model)
+        problem = registry.check_local_model_source(args.model)
         if problem:
             raise CliError(problem, EXIT_BAD_INPUT)
     return GenerationRequest(
@@ -163,43 +223,39 @@ def build_request(args: argparse.Namespace) -> GenerationRequest:
 
 
 def main(argv: Sequence[str]) -> int:
+    """Run one command; every failure ends as one line on stderr (``--verbose``
+    adds the trace) and, under ``--json``, one JSON object on stdout."""
+    argv = list(argv)
+    json_mode = "--json" in argv
+    verbose = "--verbose" in argv
     parser = build_parser()
     try:
-        args = parser.parse_args(list(argv))
-    except SystemExit as exit_:  # argparse prints its own usage line
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help and --version print and exit 0
         return EXIT_OK if exit_.code in (0, None) else EXIT_BAD_INPUT
+    except CliError as error:  # a usage error, in one line
+        return fail(str(error), error.code, json_mode=json_mode)
     try:
         _configure_logging(args.verbose)  # an unusable log folder falls back to stderr
         if args.command == "worker":  # runs its own event loop
             return _run_worker(args)
         return asyncio.run(_dispatch(args))
     except CliError as error:
-        print(f"imagedesk: {error}", file=sys.stderr)
-        return error.code
+        return fail(str(error), error.code, json_mode=json_mode)
     except (InvalidRequest, IllegalTransition, JobNotFound, ImageNotFound) as error:
-        print(f"imagedesk: {error.message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return fail(error.message, EXIT_BAD_INPUT, json_mode=json_mode)
     except ImageDeskError as error:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"imagedesk: {error.message}", file=sys.stderr)
-        return EXIT_SETUP
+        return fail(error.message, EXIT_SETUP, json_mode=json_mode, trace=verbose)
     except KeyboardInterrupt:
-        print("imagedesk: interrupted", file=sys.stderr)
-        return EXIT_CANCELLED
+        return fail("interrupted", EXIT_CANCELLED, json_mode=json_mode)
     except OSError as error:  # a profile folder or file that cannot be used
-        if args.verbose:
-            traceback.print_exc()
         where = f" ({error.filename})" if error.filename else ""
-        print(f"imagedesk: cannot use the ImageDesk folders: {error.strerror or error}{where}",
-              file=sys.stderr)
-        return EXIT_SETUP
+        return fail(f"cannot use the ImageDesk folders: {error.strerror or error}{where}",
+                    EXIT_SETUP, json_mode=json_mode, trace=verbose)
     except Exception as error:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"imagedesk: internal error: {type(error).__name__}: {error} "
-              "(run with --verbose for the trace)", file=sys.stderr)
-        return EXIT_INTERNAL
+        return fail(f"internal error: {type(error).__name__}: {error} "
+                    "(run with --verbose for the trace)", EXIT_INTERNAL, json_mode=json_mode,
+                    trace=verbose)
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -217,7 +273,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "doctor":
         return await commands.doctor(args)
     if args.command in ("generate",) or (args.command == "queue" and args.action == "add"):
-        request = build_request(args)  # bad input fails here, before the store is touched
+        # bad input fails here, before the store is touched
+        request = build_request(args, _settings_policy())
         return await commands.submit(args, request, run=args.command == "generate")
     if args.command == "queue":
         return await commands.queue(args)
@@ -228,30 +285,46 @@ async def _dispatch(args: argparse.Namespace) -> int:
     raise CliError(f"unknown command {args.command}", EXIT_BAD_INPUT)
 
 
-def _run_worker(args: argparse.Namespace) -> int:
-    import dataclasses
+def _settings_policy() -> RoutingPolicy:
+    """The routing settings as a job's default policy (read again by ``open_app``;
+    its problems are printed there)."""
+    from desktop_app.config import default_policy, load_settings
+    from desktop_app.paths import AppPaths
 
+    return default_policy(load_settings(AppPaths.discover().settings_path).settings)
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    """``imagedesk worker``: the provider whose descriptor can serve its queue
+    from this machine does so (remote workers), until SIGTERM or Ctrl+C."""
     from desktop_app.config import load_settings, problem_lines
     from desktop_app.paths import AppPaths
-    from desktop_app.providers.local_diffusion.descriptor import config_of
-    from desktop_app.providers.remote_bullmq import WorkerConfig
-    from desktop_app.providers.remote_bullmq.worker import run_worker
     from desktop_app.secrets import KeyringUnavailable, KeyStore
 
+    serving = next((d for d in registry.descriptors() if d.serve is not None), None)
+    if serving is None or serving.serve is None:
+        raise CliError("no provider here can serve a queue from this machine", EXIT_SETUP)
     paths = AppPaths.discover().ensure()
     loaded = load_settings(paths.settings_path)
     for line in problem_lines(loaded.problems):
         print(f"imagedesk: settings: {line}", file=sys.stderr)
-    local = loaded.settings.local
     try:
-        password = KeyStore().get("remote")  # IMAGEDESK_REMOTE_PASSWORD wins
+        password = KeyStore().get(serving.name)  # its environment variable wins
     except KeyringUnavailable:
         password = None
-    # a worker keeps its model loaded for good and sends no previews
-    config = dataclasses.replace(config_of(local, paths.data_dir), idle_shutdown_s=10**9,
-                                 preview_every=0)
-    code = run_worker(args.redis, args.queue, local_config=config, password=password,
-                      config=WorkerConfig(name=args.name, results_folder=args.results_folder))
+    request = registry.ServeRequest(
+        settings=loaded.settings, data_dir=paths.data_dir, password=password, url=args.redis,
+        queue=args.queue, name=args.name, results_folder=args.results_folder)
+    try:
+        code = serving.serve(request)
+    except ModuleNotFoundError as error:
+        extra = serving.optional_extra
+        if extra is None or error.name is None or error.name.split(".")[0] not in {
+                d.replace("-", "_") for d in extra.distributions}:
+            raise
+        raise CliError(f"{serving.label} need the '{extra.extra}' extra: "
+                       f"pip install 'imagedesk[{extra.extra}]' ({error.name} is missing)",
+                       EXIT_SETUP) from error
     return EXIT_OK if code == 0 else EXIT_SETUP
 
 

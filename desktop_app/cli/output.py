@@ -6,8 +6,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from desktop_app.domain.job import Job
+from desktop_app.domain.job import Job, JobState
+from desktop_app.domain.request import RouteMode, RoutingPolicy
 from desktop_app.engine.events import Event, JobProgress, JobRouted, JobStarted, JobWaiting
+from desktop_app.store.interrupted import INTERRUPTED_PAID_ERROR
+from desktop_app.store.job_rows import QUARANTINED_ERROR
 
 BAR_WIDTH = 24
 
@@ -61,16 +64,64 @@ def job_json(job: Job, image_paths: Sequence[str]) -> dict[str, Any]:
         "seed": job.request.seed,
         "cost": round(job.cost_usd, 6),
         "error": job.error_message if job.state.value != "succeeded" else None,
+        "policy": job.request.policy.to_dict(),
     }
 
 
 def job_row(job: Job) -> dict[str, Any]:
+    """One job as ``queue list --json`` prints it (documented in the README)."""
     prompt = job.request.prompt.replace("\n", " ")
     return {
         "id": job.id, "state": job.state.value, "priority": job.priority,
         "provider": job.provider, "prompt": prompt,
-        "error": job.error_message, "images": list(job.image_ids),
+        "error": job.error_message, "error_class": job.error, "images": list(job.image_ids),
+        "policy": job.request.policy.to_dict(), "routing": policy_text(job.request.policy),
+        "waiting_for_you": waiting_reason(job),
     }
+
+
+def quarantined_row(job_id: int, reason: str) -> dict[str, Any]:
+    """A job whose stored request cannot be read, in ``job_row``'s shape."""
+    return {
+        "id": job_id, "state": JobState.FAILED.value, "priority": None, "provider": None,
+        "prompt": None, "error": reason, "error_class": QUARANTINED_ERROR, "images": [],
+        "policy": None, "routing": None, "waiting_for_you": f"quarantined: {reason}",
+    }
+
+
+def policy_text(policy: RoutingPolicy) -> str:
+    """The routing policy a job runs under, in a few words ("auto, no cloud fallback")."""
+    parts = [f"{policy.provider} only" if policy.provider else policy.mode.value]
+    if (policy.mode is RouteMode.AUTO and policy.provider is None
+            and not policy.allow_cloud_fallback):
+        parts.append("no cloud fallback")
+    if not policy.allow_adaptation:
+        parts.append("no adapting")
+    if policy.allow_failover_after_refusal:
+        parts.append("failover after refusal")
+    return ", ".join(parts)
+
+
+def waiting_reason(job: Job) -> str | None:
+    """Why a failed job waits for the user rather than running again by itself
+    (held after a paid call a stop interrupted, or quarantined as unreadable),
+    with what to do; None for every other job."""
+    if job.state is not JobState.FAILED:
+        return None
+    if job.error == INTERRUPTED_PAID_ERROR:
+        return (f"held: {job.error_message} To run it again: "
+                f"`imagedesk queue retry {job.id}`.")
+    if job.error == QUARANTINED_ERROR:
+        return f"quarantined: {job.error_message}"
+    return None
+
+
+def print_waiting(rows: Sequence[dict[str, Any]], stream: TextIO = sys.stdout) -> None:
+    """Under the queue table: each job that waits for the user, on a line of its own
+    (the table cuts long reasons)."""
+    for row in rows:
+        if row.get("waiting_for_you"):
+            stream.write(f"job {row['id']} {row['waiting_for_you']}\n")
 
 
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str],

@@ -39,6 +39,7 @@ from desktop_app.config.model import (
     SettingsError,
     UiSettings,
 )
+from desktop_app.config.policy import default_policy
 from desktop_app.config.problems import (
     ProblemKind,
     ProblemSource,
@@ -68,6 +69,7 @@ __all__ = [
     "SettingsError",
     "SettingsProblem",
     "UiSettings",
+    "default_policy",
     "env_override_names",
     "gallery_folder",
     "load_settings",

@@ -84,6 +84,20 @@ class CheckContext:
     deep: bool
 
 
+@dataclasses.dataclass(frozen=True)
+class ServeRequest:
+    """What ``imagedesk worker`` hands a provider that can serve its own queue
+    with this machine (remote workers: a GPU machine consuming the desktops' jobs)."""
+
+    settings: Settings  # this machine's settings: its local model and device
+    data_dir: Path
+    password: str | None  # the provider's secret from the keyring or its variable
+    url: str  # where the queue lives (redis://host:6379/0)
+    queue: str
+    name: str  # shown on the desktops; empty: host-pid
+    results_folder: Path | None  # a folder shared with the desktops, if any
+
+
 async def call_test_connection(provider: ImageProvider) -> ConnectionReport:
     return await provider.test_connection()
 
@@ -112,6 +126,9 @@ class ProviderDescriptor:
     checks: Callable[[CheckContext], list[Check]] = _no_checks
     test_connection: Callable[[ImageProvider], Awaitable[ConnectionReport]] = \
         call_test_connection
+    # Serve the provider's queue from this machine until stopped; returns the exit
+    # code (0 stopped, 2 misconfigured). None: this provider has no such worker.
+    serve: Callable[[ServeRequest], int] | None = None
 
     def section(self, settings: Settings) -> ProviderSettings:
         """This provider's settings section; a provider whose section the settings

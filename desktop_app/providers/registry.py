@@ -20,6 +20,7 @@ from desktop_app.providers.descriptor import (
     KeySpec,
     ProviderDescriptor,
     RoutePlace,
+    ServeRequest,
 )
 from desktop_app.providers.local_diffusion.descriptor import DESCRIPTOR as LOCAL
 from desktop_app.providers.openai_images.descriptor import DESCRIPTOR as OPENAI
@@ -99,6 +100,7 @@ __all__ = [
     "ProviderDescriptor",
     "ProviderKind",
     "RoutePlace",
+    "ServeRequest",
     "UnknownProvider",
     "check_local_model_source",
     "descriptors",

@@ -15,7 +15,7 @@ from pytestqt.qtbot import QtBot
 
 from desktop_app.paths import AppPaths
 from desktop_app.ui import app
-from desktop_app.ui.main_window import MainWindow
+from desktop_app.ui.startup import StartingWindow
 from tests.ui.conftest import drive
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def test_warm_on_start_loads_the_model_when_the_window_opens_and_off_starts_noth
                         "IMAGEDESK_LOCAL__DEVICE": "cpu",
                         "IMAGEDESK_LOCAL__WARM_ON_START": str(warm).lower()}.items():
         monkeypatch.setenv(name, value)
-    window = MainWindow(None, app.window_settings(AppPaths.discover(os.environ).ensure()))
+    window = StartingWindow(None, app.window_settings(AppPaths.discover(os.environ).ensure()))
     window.show()
     running = asyncio.ensure_future(app._run(window))
     try:

@@ -12,6 +12,7 @@ from desktop_app.providers.descriptor import (
     OptionalExtra,
     ProviderDescriptor,
     RoutePlace,
+    ServeRequest,
 )
 from desktop_app.providers.remote_bullmq.config import Placement, RemoteConfig
 from desktop_app.providers.remote_bullmq.protocol import Transport
@@ -62,13 +63,29 @@ def _checks(ctx: CheckContext) -> list[Check]:
                   "(or set IMAGEDESK_REMOTE_PASSWORD) if your Redis needs one")]
 
 
+def _serve(request: ServeRequest) -> int:
+    """``imagedesk worker``: this machine's local pipeline serving the queue. A
+    worker keeps its model loaded for good and sends no previews."""
+    import dataclasses
+
+    from desktop_app.providers.local_diffusion.descriptor import config_of as local_config_of
+    from desktop_app.providers.remote_bullmq.config import WorkerConfig
+    from desktop_app.providers.remote_bullmq.worker import run_worker  # bullmq: on use
+
+    local = dataclasses.replace(local_config_of(request.settings.local, request.data_dir),
+                                idle_shutdown_s=10**9, preview_every=0)
+    return run_worker(request.url, request.queue, local_config=local, password=request.password,
+                      config=WorkerConfig(name=request.name,
+                                          results_folder=request.results_folder))
+
+
 DESCRIPTOR = ProviderDescriptor(
     name="remote", label="Remote GPU workers (BullMQ)", kind=ProviderKind.REMOTE,
     settings_model=RemoteSettings, create=_create,
     settings_page="desktop_app.ui.settings_pages:RemotePage",
     key=KeySpec("password", "IMAGEDESK_REMOTE_PASSWORD", check_password,
                 where="your Redis server's requirepass"),
-    build_when_disabled=False, place=_place, checks=_checks,
+    build_when_disabled=False, place=_place, checks=_checks, serve=_serve,
     optional_extra=OptionalExtra("desktop_app.providers.remote_bullmq", "remote",
                                  ("bullmq", "redis")),
 )
