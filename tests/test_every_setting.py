@@ -48,6 +48,9 @@ from desktop_app.providers.base import (
     ProviderKind,
     SizeRule,
 )
+from desktop_app.providers.local_diffusion.devices import Device
+from desktop_app.providers.local_diffusion.loading import apply_memory_options
+from desktop_app.providers.local_diffusion.messages import DeviceInfo
 from desktop_app.providers.local_diffusion.provider import LocalDiffusionProvider
 from desktop_app.providers.remote_bullmq.config import WorkerConfig
 from desktop_app.providers.remote_bullmq.worker import RemoteWorker
@@ -79,8 +82,6 @@ from tests.waiting import wait_until
 NOT_YET_READ = {"ui.theme", "ui.recent_prompts_max", "local.warm_on_start"}
 # Being removed in this wave: one diffusion worker serves one job at a time.
 BEING_REMOVED = {"local.concurrency"}
-# Changes nothing without CUDA (model offload between GPU and CPU): no test can see it here.
-NEEDS_A_GPU = {"local.cpu_offload"}
 
 REMOTE_ON = {"remote.enabled": "true", "remote.redis_url": "redis://127.0.0.1:1/0"}
 PROVIDERS = {"local": {}, "openai": {}, "remote": REMOTE_ON}
@@ -707,6 +708,42 @@ async def test_local_settings_reach_the_diffusion_worker(
         hub.server_close()
 
 
+class _RecordingPipe:
+    """Stands in for a diffusers pipeline on a CUDA machine (this one has none)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.vae = self
+
+    def enable_attention_slicing(self) -> None:
+        self.calls.append("attention slicing")
+
+    def enable_tiling(self) -> None:
+        self.calls.append("vae tiling")
+
+    def enable_model_cpu_offload(self) -> None:
+        self.calls.append("cpu offload")
+
+    def to(self, device: str) -> None:
+        self.calls.append(f"to {device}")
+
+
+@proves("local.cpu_offload")
+async def test_cpu_offload_keeps_the_model_in_system_memory_on_a_gpu(tmp_path: Path) -> None:
+    # Offloading only exists on CUDA, which this machine lacks: the worker's own
+    # memory step runs on a recording pipeline with the settings the app sends it.
+    cuda = Device("cuda", None, DeviceInfo("cuda", "a GPU", 8 * 2**30, "float16", "2"))
+    placed = []
+    for home, settings in ((tmp_path / "a", {}), (tmp_path / "b", {"local.cpu_offload": "true"})):
+        async with opened(home, settings) as ctx:
+            provider = ctx.engine.slot("local").provider
+            assert isinstance(provider, LocalDiffusionProvider)
+            pipe = _RecordingPipe()
+            apply_memory_options(pipe, provider._settings(), cuda)
+            placed.append(pipe.calls)
+    assert placed == [["to cuda"], ["cpu offload"]]
+
+
 async def _generate(provider: ImageProvider, req: GenerationRequest) -> list[GeneratedImage]:
     return await provider.generate(req, lambda _progress: None, CancelToken())
 
@@ -810,6 +847,6 @@ async def test_the_folder_transport_reads_images_from_the_shared_folder(
 
 
 def test_every_documented_setting_is_proved_here() -> None:
-    documented = {".".join(path) for path in LEAVES} - NOT_YET_READ - BEING_REMOVED - NEEDS_A_GPU
+    documented = {".".join(path) for path in LEAVES} - NOT_YET_READ - BEING_REMOVED
     assert sorted(documented - set(PROVED)) == []
     assert sorted(set(PROVED) - documented) == []  # a proof of a setting that is gone
