@@ -169,7 +169,9 @@ class OpenAISettings(ProviderSettings):
 
 
 class RoutingSettings(_Section):
-    """Defaults of the routing policy; a job may narrow them."""
+    """Limits on every job's routing (``engine.router.RoutingLimits``): a job's own
+    policy may narrow them, never widen them; ``allow_failover_after_refusal``
+    allows it for every job (a job may also allow it for itself)."""
 
     mode: RouteMode = RouteMode.AUTO
     allow_cloud_fallback: bool = True

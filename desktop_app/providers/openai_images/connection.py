@@ -5,13 +5,13 @@ wrong: the key, the network or base URL, the model, or the server.
 It never calls an image endpoint, so it never bills anything, and it is bounded
 by an overall timeout (the SDK's read timeout is per read). The same probe
 checks a key that is not stored yet, so rotating a key can keep the old one
-when the new one fails (``KeyCheck``, handed to ``KeyStore.rotate``).
+when the new one fails (``KeyStore.rotate`` with the faces' connection test).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import openai
@@ -101,17 +101,3 @@ def _code(body: object) -> str | None:
     inner = body.get("error", body) if isinstance(body, Mapping) else None
     code = inner.get("code") if isinstance(inner, Mapping) else None
     return str(code) if code is not None else None
-
-
-class KeyCheck:
-    """The check ``KeyStore.rotate`` takes: ``await check(new_key)`` is ``True``
-    only when the probe passes with it; ``report`` then says why it failed, so
-    a face can tell the user (the old key is kept)."""
-
-    def __init__(self, test_key: Callable[[str], Awaitable[ConnectionReport]]) -> None:
-        self._test_key = test_key
-        self.report: ConnectionReport | None = None
-
-    async def __call__(self, key: str) -> bool:
-        self.report = await self._test_key(key)
-        return self.report.passed

@@ -154,10 +154,6 @@ class OpenAIImagesProvider:
         return await connection.probe(self._new_client, key, model=self._config.model,
                                       base_url=self._config.base_url, timeout_s=timeout)
 
-    def key_check(self) -> connection.KeyCheck:
-        """A check for ``KeyStore.rotate``: a new key is stored only if it passes."""
-        return connection.KeyCheck(self.test_key)
-
     # -- generate -----------------------------------------------------------
 
     async def generate(self, request: GenerationRequest, progress: ProgressCallback,

@@ -47,8 +47,6 @@ class EventFollower:
         self._inboxes: dict[str, asyncio.Queue[JobEvent]] = {}
         self._last_id = "$"
         self._task: asyncio.Task[None] | None = None
-        self._current: QueueEvents | None = None
-        self.restarts = 0
         self.last_error: str | None = None
 
     async def start(self, stream_client: Any) -> None:
@@ -99,7 +97,6 @@ class EventFollower:
             events.on("error", lambda exc, seen=errors: seen.append(f"{type(exc).__name__}: {exc}"))
             for kind in EVENTS:
                 events.on(kind, self._dispatch(kind))
-            self._current = events
             # run() in its own task: QueueEvents.close() cancels the task that runs it.
             reader = asyncio.get_running_loop().create_task(events.run())
             try:
@@ -114,7 +111,6 @@ class EventFollower:
             with contextlib.suppress(Exception):
                 await events.close()
             self.last_error = errors[-1] if errors else "the event reader stopped"
-            self.restarts += 1
             if self._last_id != start_id:
                 failures = 0  # it read something: the server was back
             log.info("remote events: restarting after %s", self.last_error)

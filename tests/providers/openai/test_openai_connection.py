@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from desktop_app.providers.base import ConnectionOutcome, HealthState
+from desktop_app.providers.base import ConnectionOutcome, ConnectionReport, HealthState
+from desktop_app.providers.openai_images.provider import OpenAIImagesProvider
 from desktop_app.secrets import InvalidKey, KeyStore
 from tests.fakes.fake_openai import FakeOpenAI, Fault, Reply
 from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring
@@ -116,6 +117,18 @@ async def test_a_candidate_key_is_tested_without_storing_or_using_it_for_jobs(
     assert sent == [f"Bearer {REVOKED}", f"Bearer {KEY}"]
 
 
+class KeyTest:
+    """What the faces hand ``KeyStore.rotate``: the connection test with the new key."""
+
+    def __init__(self, provider: OpenAIImagesProvider) -> None:
+        self.provider = provider
+        self.report: ConnectionReport | None = None
+
+    async def __call__(self, key: str) -> bool:
+        self.report = await self.provider.test_key(key)
+        return self.report.passed
+
+
 @pytest.fixture
 def keyring_store() -> Iterator[KeyStore]:
     with installed_keyring(InMemoryKeyring()):
@@ -125,7 +138,7 @@ def keyring_store() -> Iterator[KeyStore]:
 async def test_rotation_keeps_the_old_key_when_the_server_rejects_the_new_one(
         server: FakeOpenAI, make_provider: ProviderFactory, keyring_store: KeyStore) -> None:
     keyring_store.set("openai", KEY)
-    check = make_provider().key_check()
+    check = KeyTest(make_provider())
     with pytest.raises(InvalidKey, match="old key is kept"):
         await keyring_store.rotate("openai", REVOKED, check)
     assert keyring_store.get("openai") == KEY
@@ -137,7 +150,7 @@ async def test_rotation_stores_a_new_key_the_server_accepts(
         make_provider: ProviderFactory, keyring_store: KeyStore) -> None:
     keyring_store.set("openai", KEY)
     with FakeOpenAI(api_key=NEW_KEY) as rotated:  # the account now only takes the new key
-        check = make_provider(base_url=rotated.base_url).key_check()
+        check = KeyTest(make_provider(base_url=rotated.base_url))
         await keyring_store.rotate("openai", NEW_KEY, check)
         assert rotated.requests[0].headers["authorization"] == f"Bearer {NEW_KEY}"
     assert keyring_store.get("openai") == NEW_KEY and check.report is not None

@@ -145,10 +145,10 @@ def _hub_snapshot(model: str, settings: WorkerSettings, report: Report) -> Path:
         if not settings.allow_download:
             raise _misconfigured(not_cached_message(model)) from exc
     report(f"downloading {model} from Hugging Face (this can take a while)")
-    from diffusers import AutoPipelineForText2Image
+    from diffusers import DiffusionPipeline  # AutoPipeline* has no download() (0.42)
 
     try:
-        AutoPipelineForText2Image.download(model, cache_dir=cache)
+        DiffusionPipeline.download(model, cache_dir=cache)
         return Path(snapshot_download(model, cache_dir=cache, local_files_only=True))
     except Exception as exc:
         raise _misconfigured(
