@@ -25,7 +25,6 @@ from desktop_app.domain.errors import ImageDeskError
 from desktop_app.engine.budget import Budget
 from desktop_app.engine.engine import Engine, EngineConfig
 from desktop_app.engine.nsfw import NsfwMode, NsfwSettings
-from desktop_app.engine.router import RoutingLimits
 from desktop_app.engine.runner import RunnerSettings
 from desktop_app.engine.saving import ImageSaver
 from desktop_app.engine.slots import ProviderSlot
@@ -200,10 +199,6 @@ def runner_settings(settings: Settings) -> RunnerSettings:
         job_deadline_s=settings.routing.job_deadline_s,
         max_parallel_jobs=max(1, sum(s.concurrency for s in enabled)),
         cpu_after_cloud=settings.routing.cpu_after_cloud,
-        limits=RoutingLimits(
-            mode=settings.routing.mode, allow_cloud_fallback=settings.routing.allow_cloud_fallback,
-            allow_adaptation=settings.routing.allow_adaptation,
-            allow_failover_after_refusal=settings.routing.allow_failover_after_refusal),
     )
 
 

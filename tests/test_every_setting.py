@@ -29,6 +29,7 @@ import pytest
 from PIL import Image
 
 from desktop_app.bootstrap import AppContext
+from desktop_app.config import default_policy
 from desktop_app.config.fields import LEAVES
 from desktop_app.domain.errors import (
     CircuitOpen,
@@ -48,8 +49,8 @@ from desktop_app.providers.base import (
     ProviderKind,
     SizeRule,
 )
-from desktop_app.providers.local_diffusion.devices import Device
-from desktop_app.providers.local_diffusion.loading import apply_memory_options
+from desktop_app.providers.local_diffusion.gpu_worker.device_choice import Device
+from desktop_app.providers.local_diffusion.gpu_worker.loading import apply_memory_options
 from desktop_app.providers.local_diffusion.messages import DeviceInfo
 from desktop_app.providers.local_diffusion.provider import LocalDiffusionProvider
 from desktop_app.providers.remote_bullmq.config import WorkerConfig
@@ -78,10 +79,13 @@ from tests.settings_effects import (
 )
 from tests.waiting import wait_until
 
-# Settings other helpers are wiring in this wave (issue 11.14); not yet read by anything.
-NOT_YET_READ = {"ui.theme", "ui.recent_prompts_max", "local.warm_on_start"}
-# Being removed in this wave: one diffusion worker serves one job at a time.
-BEING_REMOVED = {"local.concurrency"}
+# Window settings, proved with real widgets where the window is (each file's test
+# changes the setting and observes the window or the worker).
+PROVED_ELSEWHERE = {
+    "local.warm_on_start": "tests/ui/test_warm_on_start.py",
+    "ui.theme": "tests/ui/test_theme_and_history.py",
+    "ui.recent_prompts_max": "tests/ui/test_theme_and_history.py",
+}
 
 REMOTE_ON = {"remote.enabled": "true", "remote.redis_url": "redis://127.0.0.1:1/0"}
 PROVIDERS = {"local": {}, "openai": {}, "remote": REMOTE_ON}
@@ -162,33 +166,33 @@ async def test_a_local_provider_on_the_cpu_ranks_after_the_cloud(tmp_path: Path)
         assert order(await route(ctx)) == ["local", "openai"]
 
 
-# -- routing limits -------------------------------------------------------------------
+# -- routing defaults: what both faces start a new job with ----------------------
+
+
+def faced(ctx: AppContext, **fields: Any) -> GenerationRequest:
+    """A request as the editor or the CLI builds it: the settings' default policy."""
+    return request(policy=default_policy(ctx.settings), **fields)
 
 
 @proves("routing.mode")
-async def test_routing_mode_limits_every_job(tmp_path: Path) -> None:
+async def test_routing_mode_is_where_new_jobs_go(tmp_path: Path) -> None:
     async with opened(tmp_path / "a", {"routing.mode": "local"}) as ctx:
-        plan = await route(ctx)
+        plan = await route(ctx, faced(ctx))
         assert order(plan) == ["local"]
-        assert skips(plan)["openai"] == "disabled in Settings: local only (routing.mode)"
-        # a job asking for the cloud cannot widen it: nothing may serve it
-        plan = await route(ctx, request(mode=RouteMode.CLOUD_ONLY))
-        assert order(plan) == [] and "routing.mode" in skips(plan)["openai"]
+        assert skips(plan)["openai"] == "disabled by policy: local only"
     async with opened(tmp_path / "b", {"routing.mode": "cloud"}) as ctx:
-        plan = await route(ctx)
+        plan = await route(ctx, faced(ctx))
         assert order(plan) == ["openai"] and "cloud only" in skips(plan)["local"]
 
 
 @proves("routing.allow_cloud_fallback")
-async def test_no_cloud_fallback_keeps_auto_jobs_off_the_cloud(tmp_path: Path) -> None:
+async def test_no_cloud_fallback_keeps_new_jobs_off_the_cloud(tmp_path: Path) -> None:
     async with opened(tmp_path / "a") as ctx:
-        assert "openai" in order(await route(ctx))
+        assert "openai" in order(await route(ctx, faced(ctx)))
     async with opened(tmp_path / "b", {"routing.allow_cloud_fallback": "false"}) as ctx:
-        plan = await route(ctx)
+        plan = await route(ctx, faced(ctx))
         assert order(plan) == ["local"]
-        assert "routing.allow_cloud_fallback" in skips(plan)["openai"]
-        # a job that asks for the cloud itself is not a fallback
-        assert order(await route(ctx, request(mode=RouteMode.CLOUD_ONLY))) == ["openai"]
+        assert "openai" in skips(plan)
 
 
 SMALL = Capabilities(sizes=SizeRule(multiple_of=8, min_side=64, max_side=512),
@@ -197,14 +201,14 @@ SMALL = Capabilities(sizes=SizeRule(multiple_of=8, min_side=64, max_side=512),
 
 @proves("routing.allow_adaptation")
 async def test_no_adaptation_skips_a_provider_the_job_does_not_fit(tmp_path: Path) -> None:
-    big = request(width=1024, height=1024, mode=RouteMode.LOCAL_ONLY)
-    async with opened(tmp_path / "a") as ctx:
+    async with opened(tmp_path / "a", {"routing.mode": "local"}) as ctx:
         swap(ctx, "local", ScriptedProvider("local", caps=SMALL))
-        (candidate,) = (await route(ctx, big)).candidates
+        (candidate,) = (await route(ctx, faced(ctx, width=1024, height=1024))).candidates
         assert candidate.fit.adaptations  # resized to fit, and recorded
-    async with opened(tmp_path / "b", {"routing.allow_adaptation": "false"}) as ctx:
+    async with opened(tmp_path / "b", {"routing.mode": "local",
+                                       "routing.allow_adaptation": "false"}) as ctx:
         swap(ctx, "local", ScriptedProvider("local", caps=SMALL))
-        plan = await route(ctx, big)
+        plan = await route(ctx, faced(ctx, width=1024, height=1024))
         assert order(plan) == [] and "capabilities don't fit" in skips(plan)["local"]
 
 
@@ -218,7 +222,7 @@ async def test_refusal_failover_setting_lets_a_refused_prompt_move_on(tmp_path: 
             workers = ScriptedProvider("remote", ProviderKind.REMOTE)
             swap(ctx, "local", local)
             swap(ctx, "remote", workers)
-            job = await run(ctx, request())
+            job = await run(ctx, faced(ctx))
             assert job.state is expected
             assert len(workers.calls) == (1 if expected is JobState.SUCCEEDED else 0)
 
@@ -847,6 +851,12 @@ async def test_the_folder_transport_reads_images_from_the_shared_folder(
 
 
 def test_every_documented_setting_is_proved_here() -> None:
-    documented = {".".join(path) for path in LEAVES} - NOT_YET_READ - BEING_REMOVED
+    documented = {".".join(path) for path in LEAVES} - set(PROVED_ELSEWHERE)
     assert sorted(documented - set(PROVED)) == []
     assert sorted(set(PROVED) - documented) == []  # a proof of a setting that is gone
+    root = Path(__file__).resolve().parents[1]
+    for setting, where in PROVED_ELSEWHERE.items():
+        section, name = setting.split(".")
+        text = (root / where).read_text(encoding="utf-8")
+        variable = f"IMAGEDESK_{section.upper()}__{name.upper()}"
+        assert name in text or variable in text, f"{where} does not change {setting}"

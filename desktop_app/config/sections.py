@@ -169,9 +169,7 @@ class OpenAISettings(ProviderSettings):
 
 
 class RoutingSettings(_Section):
-    """Limits on every job's routing (``engine.router.RoutingLimits``): a job's own
-    policy may narrow them, never widen them; ``allow_failover_after_refusal``
-    allows it for every job (a job may also allow it for itself)."""
+    """Defaults of the routing policy; a job may narrow them."""
 
     mode: RouteMode = RouteMode.AUTO
     allow_cloud_fallback: bool = True

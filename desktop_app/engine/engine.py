@@ -348,8 +348,7 @@ class Engine:
         """Which providers would serve ``request`` now, in order, and why each
         other one would be skipped (nothing is reserved or called)."""
         return await plan_route(request, self._slots, budget=self._over_budget,
-                                cpu_after_cloud=self.runner_settings.cpu_after_cloud,
-                                limits=self.runner_settings.limits)
+                                cpu_after_cloud=self.runner_settings.cpu_after_cloud)
 
     def prompt_limits(self) -> dict[RouteMode, tuple[int, str]]:
         """For each routing mode, the shortest prompt limit among the enabled

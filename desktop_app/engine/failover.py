@@ -39,7 +39,7 @@ from desktop_app.engine.pacing import (
     wait_for_rate_slot,
 )
 from desktop_app.engine.paid_calls import PaidCallJournal
-from desktop_app.engine.router import BudgetCheck, Candidate, RoutingLimits, plan_route
+from desktop_app.engine.router import BudgetCheck, Candidate, plan_route
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers.base import CancelToken, Progress, ProviderKind
 from desktop_app.providers.fitting import fit_request
@@ -76,7 +76,6 @@ class JobContext:
     deadline: float
     budget: SpendingCap | None = None
     cpu_after_cloud: bool = True
-    limits: RoutingLimits = dataclasses.field(default_factory=RoutingLimits)  # routing.*
     on_attempt: Callable[[Attempt], None] | None = None
     billed_unusable_usd: float = 0.0  # calls that failed after being billed (billed_usd)
     # Called with True when the job starts waiting for a provider's rate limit and
@@ -109,9 +108,9 @@ def with_seed(request: GenerationRequest, rng: random.Random) -> GenerationReque
 async def run_job(
     request: GenerationRequest, slots: Sequence[ProviderSlot], ctx: JobContext
 ) -> JobOutcome:
-    request = ctx.limits.narrow(with_seed(request, ctx.rng))
+    request = with_seed(request, ctx.rng)
     plan = await plan_route(request, slots, budget=ctx.route_budget(),
-                            cpu_after_cloud=ctx.cpu_after_cloud, limits=ctx.limits)
+                            cpu_after_cloud=ctx.cpu_after_cloud)
     attempts: list[Attempt] = []
 
     def note(attempt: Attempt) -> None:

@@ -41,28 +41,6 @@ class RoutePlan:
     skipped: tuple[Skip, ...]
 
 
-@dataclasses.dataclass(frozen=True)
-class RoutingLimits:
-    """What Settings (``routing.*``) allow every job; a job's own policy may only
-    narrow them, so "local only" or "no cloud fallback" in Settings keeps every
-    job off the cloud whatever its face asked. Failover after a refusal is the
-    other way round: Settings may allow it for every job, a job for itself."""
-
-    mode: RouteMode = RouteMode.AUTO
-    allow_cloud_fallback: bool = True
-    allow_adaptation: bool = True
-    allow_failover_after_refusal: bool = False
-
-    def narrow(self, request: GenerationRequest) -> GenerationRequest:
-        """``request`` with its policy's adaptation and refusal failover as these
-        limits allow (the mode and cloud fallback are checked per provider)."""
-        policy = request.policy
-        narrowed = dataclasses.replace(
-            policy, allow_adaptation=policy.allow_adaptation and self.allow_adaptation,
-            allow_failover_after_refusal=(policy.allow_failover_after_refusal
-                                          or self.allow_failover_after_refusal))
-        return request if narrowed == policy else request.replace(policy=narrowed)
-
 
 def mode_allows(mode: RouteMode, kind: ProviderKind) -> bool:
     """The routing mode's rule: "local only" is this machine and the user's own
@@ -74,16 +52,10 @@ def mode_allows(mode: RouteMode, kind: ProviderKind) -> bool:
     return True
 
 
-def _policy_reason(slot: ProviderSlot, request: GenerationRequest,
-                   limits: RoutingLimits) -> str | None:
+def _policy_reason(slot: ProviderSlot, request: GenerationRequest) -> str | None:
     policy = request.policy
     if not slot.enabled:
         return slot.off_reason or "disabled in Settings"
-    if not mode_allows(limits.mode, slot.kind):
-        return f"disabled in Settings: {limits.mode.value} only (routing.mode)"
-    if (slot.kind is ProviderKind.CLOUD and not limits.allow_cloud_fallback
-            and policy.mode is RouteMode.AUTO and policy.provider is None):
-        return "disabled in Settings: cloud fallback is off (routing.allow_cloud_fallback)"
     if policy.provider is not None and slot.name != policy.provider:
         return f"this job asked for {policy.provider} only"
     if not mode_allows(policy.mode, slot.kind):
@@ -141,17 +113,14 @@ async def plan_route(
     *,
     budget: BudgetCheck | None = None,
     cpu_after_cloud: bool = True,
-    limits: RoutingLimits | None = None,
 ) -> RoutePlan:
-    limits = limits or RoutingLimits()
-    request = limits.narrow(request)
     skipped: list[Skip] = []
     ranked: list[tuple[int, int, Candidate]] = []
-    checks = [s for s in slots if _policy_reason(s, request, limits) is None]
+    checks = [s for s in slots if _policy_reason(s, request) is None]
     healths = dict(zip(checks, await asyncio.gather(*(s.provider.health() for s in checks)),
                        strict=True))
     for index, slot in enumerate(slots):
-        reason = _policy_reason(slot, request, limits)
+        reason = _policy_reason(slot, request)
         health = healths.get(slot)
         if reason is None and health is not None and health.state is HealthState.NOT_CONFIGURED:
             reason = f"not configured: {health.message}" if not health.message.startswith(

@@ -21,7 +21,6 @@ from desktop_app.engine.events import EventHub, JobFinished, JobStarted
 from desktop_app.engine.failover import JobContext, JobOutcome, run_job
 from desktop_app.engine.metrics import Metrics
 from desktop_app.engine.paid_calls import PaidCallJournal
-from desktop_app.engine.router import RoutingLimits
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.engine.store_thread import StoreThread
 from desktop_app.providers.base import CancelToken
@@ -40,7 +39,6 @@ class RunnerSettings:
     job_deadline_s: float = 900.0
     max_parallel_jobs: int = 3
     cpu_after_cloud: bool = True
-    limits: RoutingLimits = dataclasses.field(default_factory=RoutingLimits)  # routing.*
 
 
 class QueueRunner:
@@ -195,7 +193,6 @@ class QueueRunner:
             rng=self._rng, cancel=token,
             deadline=self._clock.monotonic() + self.settings.job_deadline_s,
             budget=self._budget, cpu_after_cloud=self.settings.cpu_after_cloud,
-            limits=self.settings.limits,
             on_attempt=on_attempt, on_waiting=functools.partial(self._set_waiting, job.id),
             paid_calls=PaidCallJournal(self._store, self._queue, job.id),
         )
