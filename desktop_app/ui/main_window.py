@@ -328,13 +328,24 @@ class MainWindow(QMainWindow):
         return {finish: CloseMode.FINISH, pause: CloseMode.PAUSE,
                 quit_now: CloseMode.QUIT}.get(clicked)  # type: ignore[call-overload]
 
+    def stop_timers(self) -> None:
+        """Once the user has chosen to quit, nothing on screen needs refreshing: the
+        panels' timers stop here rather than when the widgets are deleted, which
+        may be much later (or, for a window a test left behind, after its event
+        loop is gone, where a status refresh could no longer start)."""
+        self.providers.stop()
+        self.queue.stop()
+        self.gallery.stop()
+
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._shut_down:
+            self.stop_timers()
             event.accept()
             return
         event.ignore()
         mode = CloseMode.QUIT
         if self.engine is None:  # closed before the engine was attached
+            self.stop_timers()
             self._shut_down = True
             self.shutdown_finished.emit()
             event.accept()
@@ -344,6 +355,7 @@ class MainWindow(QMainWindow):
             if chosen is None:
                 return
             mode = chosen
+        self.stop_timers()
         self.save_layout()
         tasks.spawn(self.shutdown(mode))
 

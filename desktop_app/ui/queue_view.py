@@ -151,6 +151,10 @@ class QueueView(QWidget):
         for signal in (signals.job_started, signals.job_finished, signals.job_added):
             signal.connect(lambda _e: self._update_actions())
 
+    def stop(self) -> None:
+        """The window is closing: the elapsed column stops ticking."""
+        self._ticker.stop()
+
     # -- reading the selection ---------------------------------------------------
 
     def selected_row(self) -> JobRow | None:
