@@ -1,0 +1,53 @@
+"""A real window on a real engine for a profile in a temporary folder, built the way
+the app builds it (``build_window``: settings dialog, settings applied live)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pytestqt.qtbot import QtBot
+
+from desktop_app.bootstrap import AppContext, open_app
+from desktop_app.paths import AppPaths
+from desktop_app.ui.app import build_window
+from desktop_app.ui.main_window import MainWindow
+from desktop_app.ui.settings_dialog import SettingsDialog
+from desktop_app.ui.theme import apply_theme
+from tests.ui.conftest import drive
+
+
+def write_settings(home: Path, data: dict[str, Any]) -> Path:
+    path = AppPaths.discover({"IMAGEDESK_HOME": str(home)}).ensure().settings_path
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+class Windows:
+    """Opens windows for a test and closes their engines (and the theme) after it."""
+
+    def __init__(self, qtbot: QtBot) -> None:
+        self.qtbot = qtbot
+        self.opened: list[AppContext] = []
+
+    def open(self, home: Path, settings: dict[str, Any] | None = None,
+             **env: str) -> tuple[AppContext, MainWindow]:
+        if settings is not None:
+            write_settings(home, settings)
+        ctx = open_app({"IMAGEDESK_HOME": str(home), **env})
+        self.opened.append(ctx)
+        window = build_window(ctx)
+        self.qtbot.addWidget(window)
+        return ctx, window
+
+    def settings_dialog(self, window: MainWindow) -> SettingsDialog:
+        window.settings_action.trigger()
+        dialogs = [d for d in window.findChildren(SettingsDialog) if d.isVisible()]
+        assert len(dialogs) == 1
+        return dialogs[0]
+
+    def close(self) -> None:
+        for ctx in self.opened:
+            drive(self.qtbot, ctx.engine.close())
+        apply_theme("system")
