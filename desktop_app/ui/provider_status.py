@@ -168,7 +168,8 @@ class ProviderStatusBar(QWidget):
 
         def done(statuses: list[ProviderStatus]) -> None:
             self._fetching = False
-            self.show_statuses(statuses)
+            if not self._stopped:  # the window may have closed while the engine answered
+                self.show_statuses(statuses)
         task = spawn(self.engine.provider_statuses(), done)
         task.add_done_callback(lambda _t: setattr(self, "_fetching", False))
 

@@ -29,16 +29,15 @@ class Windows:
 
     def __init__(self, qtbot: QtBot) -> None:
         self.qtbot = qtbot
-        self.opened: list[AppContext] = []
+        self.opened: list[tuple[AppContext, MainWindow]] = []
 
     def open(self, home: Path, settings: dict[str, Any] | None = None,
              **env: str) -> tuple[AppContext, MainWindow]:
         if settings is not None:
             write_settings(home, settings)
         ctx = open_app({"IMAGEDESK_HOME": str(home), **env})
-        self.opened.append(ctx)
         window = build_window(ctx)
-        self.qtbot.addWidget(window)
+        self.opened.append((ctx, window))
         return ctx, window
 
     def settings_dialog(self, window: MainWindow) -> SettingsDialog:
@@ -48,6 +47,11 @@ class Windows:
         return dialogs[0]
 
     def close(self) -> None:
-        for ctx in self.opened:
+        """Quit each window as a user would (which closes its engine), then delete it."""
+        for ctx, window in self.opened:
+            if not window._shut_down:
+                with self.qtbot.waitSignal(window.shutdown_finished, timeout=10_000):
+                    window.close()
             drive(self.qtbot, ctx.engine.close())
+            window.deleteLater()
         apply_theme("system")
