@@ -68,10 +68,12 @@ def test_the_prompt_history_keeps_as_many_prompts_as_the_setting_says(
         qtbot: QtBot, tmp_path: Path, windows: Windows) -> None:
     _, window = windows.open(tmp_path, {"ui": {"recent_prompts_max": 3}})
     editor = window.editor
+    model = window.queue.model
     for i in range(5):
         editor.prompt.setPlainText(f"prompt number {i}")
         qtbot.mouseClick(editor.generate_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda i=i: window.queue.model.rowCount() == i + 1, timeout=5_000)
+        rows = i + 1
+        qtbot.waitUntil(lambda: model.rowCount() == rows, timeout=5_000)  # noqa: B023
     picker = HistoryPicker(editor.history, window)
     qtbot.addWidget(picker)
     shown = [picker.list.item(r).text() for r in range(picker.list.count())]
