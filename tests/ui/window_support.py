@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import QEvent
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from desktop_app.bootstrap import AppContext, open_app
 from desktop_app.paths import AppPaths
 from desktop_app.ui.app import build_window
-from desktop_app.ui.main_window import MainWindow
+from desktop_app.ui.main_window import CloseMode, MainWindow
 from desktop_app.ui.settings_dialog import SettingsDialog
 from desktop_app.ui.theme import apply_theme
 from tests.ui.conftest import drive
@@ -50,8 +52,13 @@ class Windows:
         """Quit each window as a user would (which closes its engine), then delete it."""
         for ctx, window in self.opened:
             if not window._shut_down:
+                window.ask_close_mode = lambda: CloseMode.QUIT  # type: ignore[method-assign]
                 with self.qtbot.waitSignal(window.shutdown_finished, timeout=10_000):
                     window.close()
             drive(self.qtbot, ctx.engine.close())
+            # deleted here, on the GUI thread: left to Python's cycle collector (the
+            # settings closures hold the window), it could die in a store thread
+            # ("Timers cannot be stopped from another thread")
             window.deleteLater()
+            QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
         apply_theme("system")
