@@ -144,6 +144,7 @@ class QueueView(QWidget):
         signals.job_progress.connect(m.on_job_progress)
         signals.job_attempted.connect(m.on_job_attempted)
         signals.job_routed.connect(m.on_job_routed)
+        signals.job_waiting.connect(m.on_job_waiting)
         signals.job_finished.connect(m.on_job_finished)
         signals.job_progress.connect(self._on_progress)
         signals.job_finished.connect(self._on_finished)
