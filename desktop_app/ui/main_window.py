@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.config.routing_defaults import default_policy
+from desktop_app.config.policy import default_policy
 from desktop_app.domain.job import JobState
 from desktop_app.domain.request import GenerationRequest
 from desktop_app.engine.events import JobFinished
