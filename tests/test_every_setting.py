@@ -83,8 +83,8 @@ from tests.waiting import wait_until
 # changes the setting and observes the window or the worker).
 PROVED_ELSEWHERE = {
     "local.warm_on_start": "tests/ui/test_warm_on_start.py",
-    "ui.theme": "tests/ui/test_theme_and_history.py",
-    "ui.recent_prompts_max": "tests/ui/test_theme_and_history.py",
+    "ui.theme": "tests/ui/test_window_settings.py",
+    "ui.recent_prompts_max": "tests/ui/test_window_settings.py",
 }
 
 REMOTE_ON = {"remote.enabled": "true", "remote.redis_url": "redis://127.0.0.1:1/0"}

@@ -16,8 +16,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings, QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication, QWidget
 
 from desktop_app.domain.errors import ImageDeskError
 from desktop_app.paths import AppPaths
@@ -77,17 +77,11 @@ def build_window(ctx: AppContext, window: MainWindow | None = None) -> MainWindo
         from desktop_app.bootstrap import apply_settings
 
         # apply_settings writes the file, then rebuilds the providers whose settings changed
-        tasks.spawn(apply_settings(ctx, new), lambda _r: shown.settings_applied())
+        tasks.spawn(apply_settings(ctx, new), lambda _r: shown.settings_applied(new))
 
     shown.attach(ctx.engine, open_settings)
+    shown.use_settings(ctx.settings)  # settings problems show in its banner, every start
     return shown
-
-
-def show_warnings(window: MainWindow, warnings: Sequence[str]) -> None:
-    if warnings:
-        box = QMessageBox(QMessageBox.Icon.Warning, "ImageDesk started with warnings",
-                          "\n\n".join(warnings), QMessageBox.StandardButton.Ok, window)
-        box.open()
 
 
 async def _run(window: StartingWindow, env: Mapping[str, str] = os.environ,
@@ -102,7 +96,6 @@ async def _run(window: StartingWindow, env: Mapping[str, str] = os.environ,
         from desktop_app.bootstrap import warm_keys
 
         build_window(ctx, window)
-        QTimer.singleShot(0, lambda: show_warnings(window, ctx.warnings))
         await warm_keys(ctx)  # keyring reads off the UI thread, once
         await ctx.engine.start()
         window.load()

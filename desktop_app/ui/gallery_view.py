@@ -147,6 +147,10 @@ class GalleryView(QWidget):
         self.model.rowsRemoved.connect(self._update_count)
         self.model.modelReset.connect(self._update_count)
 
+    def stop(self) -> None:
+        """The window is closing: a search typed just before runs no more."""
+        self._debounce.stop()
+
     # -- loading -----------------------------------------------------------------
 
     def filter(self) -> GalleryFilter:

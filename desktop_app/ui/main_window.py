@@ -23,9 +23,11 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStyle,
     QSystemTrayIcon,
+    QVBoxLayout,
     QWidget,
 )
 
+from desktop_app.config.policy import default_policy
 from desktop_app.domain.job import JobState
 from desktop_app.domain.request import GenerationRequest
 from desktop_app.engine.events import JobFinished
@@ -37,8 +39,11 @@ from desktop_app.ui.prompt_editor import PromptEditor
 from desktop_app.ui.provider_status import ProviderStatusBar
 from desktop_app.ui.qt_events import EngineSignals
 from desktop_app.ui.queue_view import QueueView
+from desktop_app.ui.settings_banner import SettingsProblemsBanner
+from desktop_app.ui.theme import apply_theme
 
 if TYPE_CHECKING:
+    from desktop_app.config import Settings
     from desktop_app.engine.engine import Engine
     from desktop_app.store.gallery import ImageRecord
 
@@ -76,6 +81,7 @@ class MainWindow(QMainWindow):
         self.detail = DetailPane(self)
         self.metrics = MetricsPanel(self)
         self.providers = ProviderStatusBar(engine, self.signals, self)
+        self.banner = SettingsProblemsBanner(self)
         self._layout_widgets()
         self._build_menus()
         self._connect()
@@ -124,7 +130,13 @@ class MainWindow(QMainWindow):
         self.main_split.addWidget(editor_scroll)
         self.main_split.addWidget(self.right_split)
         self.main_split.setStretchFactor(1, 1)
-        self.setCentralWidget(self.main_split)
+        central = QWidget(self)
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.banner)
+        column.addWidget(self.main_split, 1)
+        self.setCentralWidget(central)
         self.metrics_dock = QDockWidget("Provider metrics", self)
         self.metrics_dock.setObjectName("metricsDock")
         self.metrics_dock.setWidget(self.metrics)
@@ -194,6 +206,7 @@ class MainWindow(QMainWindow):
         self.detail.delete_requested.connect(lambda r: self.gallery.delete_images([r]))
         self.providers.statuses_changed.connect(self.metrics.show_statuses)
         self.providers.settings_requested.connect(self.open_settings)
+        self.banner.settings_requested.connect(self.open_settings)
         self.signals.job_finished.connect(self._on_job_finished)
 
     def _make_tray(self, icon: QIcon | None) -> QSystemTrayIcon | None:
@@ -230,8 +243,18 @@ class MainWindow(QMainWindow):
             "guidance": record.guidance, "seed": record.seed})
         self.statusBar().showMessage("Parameters copied into the prompt editor.", 5000)
 
-    def settings_applied(self) -> None:
+    def use_settings(self, settings: Settings) -> None:
+        """Follow the profile's settings: new jobs' defaults in the editor, the theme,
+        how many recent prompts are kept, and the banner of settings problems."""
+        self.editor.apply_defaults(default_policy(settings), settings.output.format)
+        self.editor.history.set_limit(settings.ui.recent_prompts_max)
+        apply_theme(settings.ui.theme)
+        self.banner.show_problems(settings.problems())
+
+    def settings_applied(self, settings: Settings | None = None) -> None:
         """Providers were rebuilt from new settings: refresh what depends on them."""
+        if settings is not None:
+            self.use_settings(settings)
         self.update_prompt_limits()
         self.providers.refresh()
         self.statusBar().showMessage("Settings saved.", 5000)
@@ -328,13 +351,24 @@ class MainWindow(QMainWindow):
         return {finish: CloseMode.FINISH, pause: CloseMode.PAUSE,
                 quit_now: CloseMode.QUIT}.get(clicked)  # type: ignore[call-overload]
 
+    def stop_timers(self) -> None:
+        """Once the user has chosen to quit, nothing on screen needs refreshing: the
+        panels' timers stop here rather than when the widgets are deleted, which
+        may be much later (or, for a window a test left behind, after its event
+        loop is gone, where a status refresh could no longer start)."""
+        self.providers.stop()
+        self.queue.stop()
+        self.gallery.stop()
+
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._shut_down:
+            self.stop_timers()
             event.accept()
             return
         event.ignore()
         mode = CloseMode.QUIT
         if self.engine is None:  # closed before the engine was attached
+            self.stop_timers()
             self._shut_down = True
             self.shutdown_finished.emit()
             event.accept()
@@ -344,6 +378,7 @@ class MainWindow(QMainWindow):
             if chosen is None:
                 return
             mode = chosen
+        self.stop_timers()
         self.save_layout()
         self.hide()  # at once (issue 12.11); the engine stops in the background
         tasks.spawn(self.shutdown(mode))

@@ -31,7 +31,16 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.domain.errors import ImageDeskError, InvalidRequest
-from desktop_app.domain.request import MAX_SEED, GenerationRequest, RouteMode, RoutingPolicy
+from desktop_app.domain.request import (
+    MAX_SEED,
+    GenerationRequest,
+    OutputFormat,
+    Quality,
+    RouteMode,
+    RoutingPolicy,
+)
+from desktop_app.engine.router import mode_allows
+from desktop_app.engine.status import ProviderKind
 from desktop_app.ui.prompt_history import HistoryPicker, PromptHistory
 from desktop_app.ui.tasks import spawn
 
@@ -45,6 +54,9 @@ SIZE_PRESETS: list[tuple[str, int, int]] = [
 CUSTOM = "Custom"
 MODES = [("Auto — local first, cloud fallback", RouteMode.AUTO),
          ("Local only", RouteMode.LOCAL_ONLY), ("Cloud only", RouteMode.CLOUD_ONLY)]
+FORMATS = [("PNG", OutputFormat.PNG), ("JPEG", OutputFormat.JPEG), ("WebP", OutputFormat.WEBP)]
+QUALITIES = [("Auto", Quality.AUTO), ("Low", Quality.LOW), ("Medium", Quality.MEDIUM),
+             ("High", Quality.HIGH)]
 Submit = Callable[[GenerationRequest], Awaitable[object]]
 
 
@@ -168,6 +180,16 @@ class PromptEditor(QWidget):
         self.allow_adaptation = QCheckBox("Adapt size/count to the provider", self)
         self.allow_adaptation.setChecked(True)
         self.allow_refusal_failover = QCheckBox("Try another provider after a refusal", self)
+        self.output_format = QComboBox(self)
+        self.output_format.setObjectName("outputFormat")
+        for text, fmt in FORMATS:
+            self.output_format.addItem(text, fmt)
+        self.quality = QComboBox(self)
+        self.quality.setObjectName("quality")
+        for text, quality in QUALITIES:
+            self.quality.addItem(text, quality)
+        self.quality.setToolTip("How much work the cloud puts into each image (OpenAI's "
+                                "low / medium / high; the price follows). Auto lets it choose.")
         self.generate_button = QPushButton("Generate", self)
         self.generate_button.setObjectName("generate")
         self.generate_button.setDefault(True)
@@ -193,6 +215,8 @@ class PromptEditor(QWidget):
         form.addRow("Guidance", self._field("guidance", self.guidance))
         form.addRow("Seed", self._field("seed", self.seed, seed_extra))
         form.addRow("Images", self._field("n", self.n))
+        form.addRow("Format", self.output_format)
+        form.addRow("Quality", self.quality)
         form.addRow("Provider", self.mode)
         form.addRow("", self.allow_fallback)
         form.addRow("", self.allow_adaptation)
@@ -242,7 +266,21 @@ class PromptEditor(QWidget):
         self.seed_lock.setChecked(True)
 
     def _mode_changed(self) -> None:
-        self.allow_fallback.setEnabled(self.mode.currentData() is RouteMode.AUTO)
+        # "fall back to the cloud" means something only where the mode lets a job
+        # run both here and in the cloud; the router's own rule says where that is
+        mode = self.mode.currentData()
+        self.allow_fallback.setEnabled(mode_allows(mode, ProviderKind.LOCAL)
+                                       and mode_allows(mode, ProviderKind.CLOUD))
+
+    def apply_defaults(self, policy: RoutingPolicy, output_format: OutputFormat) -> None:
+        """Start new jobs from the profile's defaults (Settings): routing mode and
+        choices, image format. Called at start and whenever Settings are saved."""
+        self.mode.setCurrentIndex(self.mode.findData(policy.mode))
+        self.allow_fallback.setChecked(policy.allow_cloud_fallback)
+        self.allow_adaptation.setChecked(policy.allow_adaptation)
+        self.allow_refusal_failover.setChecked(policy.allow_failover_after_refusal)
+        self.output_format.setCurrentIndex(self.output_format.findData(output_format))
+        self._mode_changed()
 
     def set_prompt_limits(self, limits: dict[RouteMode, tuple[int, str]]) -> None:
         """Per routing mode, the prompt length limit that applies and which provider sets it."""
@@ -273,7 +311,8 @@ class PromptEditor(QWidget):
             "prompt": self.prompt.toPlainText(), "negative_prompt": self.negative.toPlainText(),
             "width": self.width_box.value(), "height": self.height_box.value(),
             "steps": self.steps.value(), "guidance": self.guidance.value(), "seed": seed,
-            "n": self.n.value(),
+            "n": self.n.value(), "output_format": self.output_format.currentData(),
+            "quality": self.quality.currentData(),
             "policy": RoutingPolicy(
                 mode=self.mode.currentData(),
                 allow_cloud_fallback=self.allow_fallback.isChecked(),

@@ -5,15 +5,26 @@ from __future__ import annotations
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import QDialog, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
-MAX_PROMPTS = 200
+MAX_PROMPTS = 50  # the ``ui.recent_prompts_max`` default, until Settings say otherwise
 KEY = "history/prompts"
 
 
 class PromptHistory:
-    def __init__(self, settings: QSettings) -> None:
+    """At most ``limit`` prompts (the ``ui.recent_prompts_max`` setting; 0 keeps none)."""
+
+    def __init__(self, settings: QSettings, limit: int = MAX_PROMPTS) -> None:
         self._settings = settings
+        self.limit = max(0, limit)
         stored = settings.value(KEY, [])
+        # not trimmed here: the window is built before the settings are read
         self._prompts: list[str] = [str(p) for p in stored] if isinstance(stored, list) else []
+
+    def set_limit(self, limit: int) -> None:
+        """Keep at most ``limit`` prompts from now on; the oldest beyond it go at once."""
+        self.limit = max(0, limit)
+        if len(self._prompts) > self.limit:
+            del self._prompts[self.limit:]
+            self._settings.setValue(KEY, self._prompts)
 
     def add(self, prompt: str) -> None:
         prompt = prompt.strip()
@@ -22,7 +33,7 @@ class PromptHistory:
         if prompt in self._prompts:
             self._prompts.remove(prompt)
         self._prompts.insert(0, prompt)
-        del self._prompts[MAX_PROMPTS:]
+        del self._prompts[self.limit:]
         self._settings.setValue(KEY, self._prompts)
 
     def search(self, text: str = "") -> list[str]:

@@ -12,7 +12,7 @@ import enum
 import time
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal, SignalInstance
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QWidget
 
@@ -133,12 +133,34 @@ class ProviderStatusBar(QWidget):
         self._ticker.setInterval(1000)
         self._ticker.timeout.connect(self._tick)
         self._ticker.start()
-        for signal in (signals.provider_state_changed, signals.metrics_updated,
-                       signals.job_started, signals.job_finished):
-            signal.connect(lambda _e: self._debounce.start())
+        self._signals = signals
+        for signal in self._watched():
+            signal.connect(self._changed)
         self._fetching = False
+        self._stopped = False
+
+    def _watched(self) -> tuple[SignalInstance, ...]:
+        s = self._signals
+        return (s.provider_state_changed, s.metrics_updated, s.job_started, s.job_finished)
+
+    def _changed(self, _event: object) -> None:
+        self._debounce.start()
+
+    def stop(self) -> None:
+        """No more fetching: the window is closing. Its timers would otherwise go on
+        firing for as long as the widget lives, each one starting an engine call on
+        an event loop that may be gone by then."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._debounce.stop()
+        self._ticker.stop()
+        for signal in self._watched():
+            signal.disconnect(self._changed)
 
     def refresh(self) -> None:
+        if self._stopped:
+            return
         if self._fetching:
             self._debounce.start()
             return
@@ -146,7 +168,8 @@ class ProviderStatusBar(QWidget):
 
         def done(statuses: list[ProviderStatus]) -> None:
             self._fetching = False
-            self.show_statuses(statuses)
+            if not self._stopped:  # the window may have closed while the engine answered
+                self.show_statuses(statuses)
         task = spawn(self.engine.provider_statuses(), done)
         task.add_done_callback(lambda _t: setattr(self, "_fetching", False))
 

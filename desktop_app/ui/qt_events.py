@@ -20,6 +20,7 @@ from desktop_app.engine.events import (
     JobProgress,
     JobRouted,
     JobStarted,
+    JobWaiting,
     MetricsUpdated,
     ProviderStateChanged,
     QueueChanged,
@@ -34,6 +35,7 @@ class EngineSignals(QObject):
     job_progress = Signal(object)  # JobProgress
     job_attempted = Signal(object)  # JobAttempted
     job_routed = Signal(object)  # JobRouted
+    job_waiting = Signal(object)  # JobWaiting
     job_finished = Signal(object)  # JobFinished
     queue_changed = Signal(object)  # QueueChanged
     provider_state_changed = Signal(object)  # ProviderStateChanged
@@ -48,6 +50,7 @@ class EngineSignals(QObject):
             JobProgress: self.job_progress,
             JobAttempted: self.job_attempted,
             JobRouted: self.job_routed,
+            JobWaiting: self.job_waiting,
             JobFinished: self.job_finished,
             QueueChanged: self.queue_changed,
             ProviderStateChanged: self.provider_state_changed,

@@ -24,6 +24,7 @@ from PySide6.QtGui import QBrush, QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
 from desktop_app.domain.job import Attempt, Job, JobState
+from desktop_app.domain.request import RouteMode, RoutingPolicy
 from desktop_app.engine.events import (
     JobAdded,
     JobAttempted,
@@ -31,7 +32,9 @@ from desktop_app.engine.events import (
     JobProgress,
     JobRouted,
     JobStarted,
+    JobWaiting,
 )
+from desktop_app.store.interrupted import INTERRUPTED_PAID_ERROR
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -83,10 +86,18 @@ class JobRow:
     image_ids: tuple[int, ...] = ()
     preview_png: bytes | None = None
     fraction: float = 0.0
+    policy: RoutingPolicy | None = None  # what the job runs under (the editor's choices)
+    waiting: JobWaiting | None = None  # a rate limit it waits for, as announced
+    waiting_until: float | None = None  # when that wait ends (the model's clock)
 
     @property
     def cost_usd(self) -> float:
         return sum(a.cost_usd for a in self.attempts)
+
+    @property
+    def held(self) -> bool:
+        """Interrupted during a paid call: it waits for the user, who may retry it."""
+        return self.state is JobState.FAILED and self.error == INTERRUPTED_PAID_ERROR
 
     @property
     def adaptations(self) -> list[str]:
@@ -100,7 +111,7 @@ class JobRow:
             routed=f"routed to {job.provider}: {reason}" if reason else None,
             attempts=list(job.attempts), started_at=job.started_at,
             finished_at=job.finished_at, error=job.error, message=job.error_message,
-            image_ids=tuple(job.image_ids),
+            image_ids=tuple(job.image_ids), policy=job.request.policy,
         )
 
     def details(self) -> str:
@@ -110,6 +121,8 @@ class JobRow:
             lines.append(f"{self.error or 'Error'}: {self.message}")
         if self.routed:
             lines.append(self.routed)
+        if self.policy is not None:
+            lines.append(f"Policy: {describe_policy(self.policy)}")
         if self.attempts:
             lines.append("")
             lines.append("Attempts:")
@@ -177,6 +190,8 @@ class QueueModel(QAbstractTableModel):
         return None
 
     def _fraction(self, r: JobRow) -> float:
+        if r.held:
+            return -1.0  # its reason is drawn as text, not on a bar
         if r.state is JobState.SUCCEEDED:
             return 1.0
         if r.total:
@@ -185,17 +200,23 @@ class QueueModel(QAbstractTableModel):
 
     def _display(self, r: JobRow, column: Column) -> str:
         if column is Column.STATE:
-            return r.state.value
+            return "held" if r.held else r.state.value
         if column is Column.PROMPT:
             return r.prompt if len(r.prompt) <= 120 else r.prompt[:119] + "…"
         if column is Column.PROGRESS:
+            waiting = self.waiting_text(r)
+            if waiting is not None:
+                return waiting
+            if r.held:
+                return r.message or ""
             if r.state is JobState.RUNNING and r.total:
                 return f"{r.step}/{r.total}"
             if r.state is JobState.RUNNING:
                 return r.phase or "starting…"
             return "" if r.state is JobState.QUEUED else r.state.value
         if column is Column.PROVIDER:
-            text = r.routed or (r.provider or "")
+            text = r.routed or r.provider or (
+                describe_policy(r.policy) if r.policy and r.state is JobState.QUEUED else "")
             if r.adaptations:
                 text += f" · adapted: {'; '.join(r.adaptations)}"
             return text
@@ -209,9 +230,20 @@ class QueueModel(QAbstractTableModel):
     def _tooltip(self, r: JobRow, column: Column) -> str | None:
         if column is Column.PROMPT:
             return r.prompt
+        if column is Column.PROGRESS and r.held:
+            return r.message
         if column in (Column.PROVIDER, Column.STATE) and (r.attempts or r.message):
             return r.details()
         return None
+
+    def waiting_text(self, r: JobRow) -> str | None:
+        """"waiting for openai's rate limit, 28 s", counting down; None once it is over."""
+        if r.waiting is None or r.waiting_until is None or r.state is not JobState.RUNNING:
+            return None
+        left = r.waiting_until - self._clock()
+        if left <= 0:
+            return None
+        return dataclasses.replace(r.waiting, seconds=left).text
 
     def elapsed_s(self, r: JobRow) -> float | None:
         if r.started_at is None:
@@ -235,6 +267,7 @@ class QueueModel(QAbstractTableModel):
                 row.routed = row.routed or previous.routed
                 row.provider = row.provider or previous.provider
                 row.started_at = row.started_at or previous.started_at
+                row.waiting, row.waiting_until = previous.waiting, previous.waiting_until
             self._rows.append(row)
         self._reindex()
         self.endResetModel()
@@ -244,7 +277,8 @@ class QueueModel(QAbstractTableModel):
             return
         position = len(self._rows)
         self.beginInsertRows(QModelIndex(), position, position)
-        self._rows.append(JobRow(id=event.job_id, prompt=event.request.prompt))
+        self._rows.append(JobRow(id=event.job_id, prompt=event.request.prompt,
+                                 policy=event.request.policy))
         self._by_id[event.job_id] = position
         self.endInsertRows()
 
@@ -256,12 +290,14 @@ class QueueModel(QAbstractTableModel):
             r.started_at = self._clock()
             r.finished_at = None
             r.error = r.message = None
+            r.waiting = r.waiting_until = None
         self._update(event.job_id, update)
 
     def on_job_progress(self, event: JobProgress) -> None:
         def update(r: JobRow) -> None:
             r.step, r.total, r.phase = event.step, event.total, event.message
             r.provider = event.provider
+            r.waiting = r.waiting_until = None
             if event.preview_png is not None:
                 r.preview_png = event.preview_png
         self._update(event.job_id, update, Column.PROGRESS, Column.PROVIDER)
@@ -274,7 +310,13 @@ class QueueModel(QAbstractTableModel):
             r.routed = event.text
             r.provider = event.provider
             r.step = r.total = 0
+            r.waiting = r.waiting_until = None
         self._update(event.job_id, update)
+
+    def on_job_waiting(self, event: JobWaiting) -> None:
+        def update(r: JobRow) -> None:
+            r.waiting, r.waiting_until = event, self._clock() + event.seconds
+        self._update(event.job_id, update, Column.PROGRESS)
 
     def on_job_finished(self, event: JobFinished) -> None:
         def update(r: JobRow) -> None:
@@ -283,16 +325,20 @@ class QueueModel(QAbstractTableModel):
             r.image_ids = event.image_ids
             r.error, r.message = event.error, event.message
             r.finished_at = self._clock()
+            r.waiting = r.waiting_until = None
             if event.state is JobState.SUCCEEDED and r.total:
                 r.step = r.total
         self._update(event.job_id, update)
 
     def tick(self) -> None:
-        """Refresh the elapsed column of running jobs (the view calls this once a second)."""
+        """Refresh the elapsed column of running jobs, and the countdown of those
+        waiting (the view calls this once a second)."""
         for position, r in enumerate(self._rows):
             if r.state is JobState.RUNNING:
-                index = self.index(position, Column.ELAPSED)
-                self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole])
+                first = Column.PROGRESS if r.waiting is not None else Column.ELAPSED
+                self.dataChanged.emit(self.index(position, first),
+                                      self.index(position, Column.ELAPSED),
+                                      [Qt.ItemDataRole.DisplayRole])
 
     def _update(self, job_id: int, change: Callable[[JobRow], None], *columns: Column) -> None:
         position = self._by_id.get(job_id)
@@ -305,6 +351,18 @@ class QueueModel(QAbstractTableModel):
 
     def _reindex(self) -> None:
         self._by_id = {r.id: i for i, r in enumerate(self._rows)}
+
+
+def describe_policy(policy: RoutingPolicy) -> str:
+    """The routing policy a job runs under, as the queue shows it."""
+    mode = {RouteMode.AUTO: "auto", RouteMode.LOCAL_ONLY: "local only",
+            RouteMode.CLOUD_ONLY: "cloud only"}[policy.mode]
+    parts = [f"{policy.provider} only" if policy.provider else mode]
+    parts.append("cloud fallback " + ("on" if policy.allow_cloud_fallback else "off"))
+    parts.append("adapts size/count" if policy.allow_adaptation else "no adapting")
+    if policy.allow_failover_after_refusal:
+        parts.append("another provider after a refusal")
+    return " · ".join(parts)
 
 
 def _duration(seconds: float) -> str:

@@ -144,12 +144,17 @@ class QueueView(QWidget):
         signals.job_progress.connect(m.on_job_progress)
         signals.job_attempted.connect(m.on_job_attempted)
         signals.job_routed.connect(m.on_job_routed)
+        signals.job_waiting.connect(m.on_job_waiting)
         signals.job_finished.connect(m.on_job_finished)
         signals.job_progress.connect(self._on_progress)
         signals.job_finished.connect(self._on_finished)
         signals.queue_changed.connect(self._on_queue_changed)
         for signal in (signals.job_started, signals.job_finished, signals.job_added):
             signal.connect(lambda _e: self._update_actions())
+
+    def stop(self) -> None:
+        """The window is closing: the elapsed column stops ticking."""
+        self._ticker.stop()
 
     # -- reading the selection ---------------------------------------------------
 

@@ -17,8 +17,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
     QDialogButtonBox,
-    QDoubleSpinBox,
-    QFormLayout,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -36,6 +34,7 @@ from desktop_app.domain.errors import ImageDeskError
 from desktop_app.providers import registry
 from desktop_app.providers.registry import ConnectionReport
 from desktop_app.secrets import KeySource, KeyStore
+from desktop_app.ui.settings_general import GeneralPage, SpendingPage
 from desktop_app.ui.settings_pages import KeyField, ProviderPage, page_for
 from desktop_app.ui.tasks import spawn
 
@@ -108,17 +107,15 @@ class SettingsDialog(QDialog):
         row.addLayout(left)
         row.addWidget(self.stack, 1)
 
-        budget = QWidget(self)
-        self.daily = self._money(self.settings.budget.daily_usd)
-        self.monthly = self._money(self.settings.budget.monthly_usd)
-        form = QFormLayout(budget)
-        form.addRow("Daily cap (0 = none)", self.daily)
-        form.addRow("Monthly cap (0 = none)", self.monthly)
-        form.addRow(QLabel("When a cap is reached the cloud is skipped (\"over budget\")."))
+        self.general = GeneralPage(self)
+        self.general.load(self.settings)
+        self.spending = SpendingPage(self.settings, self)
 
-        tabs = QTabWidget(self)
-        tabs.addTab(providers, "Providers")
-        tabs.addTab(budget, "Spending")
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(self.general, "General")
+        self.tabs.addTab(providers, "Providers")
+        self.tabs.addTab(self.spending, "Spending")
+        self.tabs.setCurrentWidget(providers)
         self.error = QLabel(self)
         self.error.setObjectName("settingsError")
         self.error.setStyleSheet("color: #d1242f;")
@@ -126,22 +123,14 @@ class SettingsDialog(QDialog):
         for name, page in self.pages.items():
             if page.key_field is not None:
                 page.key_field.remove.clicked.connect(lambda _=False, n=name: self.delete_key(n))
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
-                                   | QDialogButtonBox.StandardButton.Cancel, self)
-        buttons.accepted.connect(self.save)
-        buttons.rejected.connect(self.reject)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
+                                        | QDialogButtonBox.StandardButton.Cancel, self)
+        self.buttons.accepted.connect(self.save)
+        self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        layout.addWidget(tabs, 1)
+        layout.addWidget(self.tabs, 1)
         layout.addWidget(self.error)
-        layout.addWidget(buttons)
-
-    def _money(self, value: float | None) -> QDoubleSpinBox:
-        box = QDoubleSpinBox(self)
-        box.setRange(0, 1_000_000)
-        box.setPrefix("$")
-        box.setDecimals(2)
-        box.setValue(value or 0.0)
-        return box
+        layout.addWidget(self.buttons)
 
     def _show_page(self, item: QListWidgetItem | None) -> None:
         if item is not None:
@@ -215,8 +204,8 @@ class SettingsDialog(QDialog):
                 raise SettingsError(f"{name}: {error}") from None
         for rank, name in enumerate(self.provider_order()):
             changes[name]["priority"] = rank * 10
-        changes["budget"] = {"daily_usd": self.daily.value() or None,
-                             "monthly_usd": self.monthly.value() or None}
+        changes.update(self.general.changes())
+        changes["budget"] = self.spending.changes()
         return self.settings.updated(changes)
 
     def test_connection(self, page: ProviderPage) -> None:
@@ -250,25 +239,87 @@ class SettingsDialog(QDialog):
         task.add_done_callback(lambda _t: page.test_button.setEnabled(True))
 
     def save(self) -> None:
+        """Store typed keys, then save the settings. Replacing a stored key goes
+        through rotation: the new key is tried first (the provider's connection
+        test, with the settings as edited) and the old one stays if it fails."""
         self.error.clear()
         try:
             new = self.edited_settings()
         except SettingsError as error:
             self.error.setText(error.message)
             return
-        for name, page in self.pages.items():
-            key = page.typed_secret()
-            if not key or page.key_field is None:
-                continue
-            try:
-                self.keys.set(name, key)
-                self._key_changed()
-            except ImageDeskError as error:  # InvalidKey or KeyringUnavailable
-                self._say(page.key_field, error.message, error=True)
-                self.show_page(page)
-                self.error.setText("The key was not stored: " + error.message)
+        typed = {name: key for name, page in self.pages.items()
+                 if page.key_field is not None and (key := page.typed_secret())}
+        replacing = [name for name in typed if self._test is not None
+                     and self._stored_in_keyring(name)]
+        for name in (n for n in typed if n not in replacing):
+            if not self._store_key(name, typed[name]):
                 return
-            page.key_field.secret.clear()
+        if not replacing:
+            self._finish(new)
+            return
+        self.buttons.setEnabled(False)
+        self.error.setStyleSheet("")
+        self.error.setText("Testing the new key before it replaces the stored one…")
+        task = spawn(self._rotate_keys(new, {n: typed[n] for n in replacing}),
+                     lambda ok: self._finish(new) if ok else None)
+        task.add_done_callback(lambda _t: self.buttons.setEnabled(True))
+
+    def _stored_in_keyring(self, name: str) -> bool:
+        return self.keys.status(name).source is KeySource.KEYRING
+
+    def _store_key(self, name: str, key: str) -> bool:
+        page = self.pages[name]
+        assert page.key_field is not None
+        try:
+            self.keys.set(name, key)
+            self._key_changed()
+        except ImageDeskError as error:  # InvalidKey or KeyringUnavailable
+            self._key_refused(page, page.key_field, error.message)
+            return False
+        page.key_field.secret.clear()
+        return True
+
+    def _key_refused(self, page: ProviderPage, field: KeyField, why: str) -> None:
+        self._say(field, why, error=True)
+        self.show_page(page)
+        self.error.setStyleSheet("color: #d1242f;")
+        self.error.setText("The key was not stored: " + why)
+
+    async def _rotate_keys(self, new: Settings, keys: dict[str, str]) -> bool:
+        for name, key in keys.items():
+            page = self.pages[name]
+            field = page.key_field
+            assert field is not None
+            why = await self._rotate(new, name, key, field.noun)
+            if why is not None:
+                self._key_refused(page, field, why)
+                return False
+            self._key_changed()
+            field.secret.clear()
+            self.refresh_key_status(name)
+        return True
+
+    async def _rotate(self, new: Settings, name: str, key: str, noun: str) -> str | None:
+        """Replace ``name``'s stored key with ``key`` if it passes the connection test;
+        else why not (the stored key is then untouched)."""
+        test, reports = self._test, []
+        assert test is not None
+
+        async def check(candidate: str) -> bool:
+            report = await test(name, new, candidate)
+            reports.append(report)
+            return report.passed
+        try:
+            await self.keys.rotate(name, key, check)
+        except ImageDeskError as error:
+            if reports and not reports[-1].passed:
+                return (f"the new {noun} failed the connection test, so the stored one is "
+                        f"kept: {reports[-1].message}")
+            return error.message
+        return None
+
+    def _finish(self, new: Settings) -> None:
         try:
             self._save(new)
         except (ImageDeskError, OSError) as error:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -23,6 +23,9 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from tests.ui.qt_loop import qasync_loop
+
+if TYPE_CHECKING:
+    from tests.ui.window_support import Windows
 
 T = TypeVar("T")
 
@@ -38,3 +41,13 @@ def drive(qtbot: QtBot, coro: Coroutine[Any, Any, T], timeout_ms: int = 10_000) 
     task = asyncio.ensure_future(coro)
     qtbot.waitUntil(task.done, timeout=timeout_ms)
     return task.result()
+
+
+@pytest.fixture
+def windows(qtbot: QtBot, loop: qasync.QEventLoop) -> Iterator[Windows]:
+    """Real windows on real engines (``Windows.open``), closed after the test."""
+    from tests.ui.window_support import Windows
+
+    opened = Windows(qtbot)
+    yield opened
+    opened.close()

@@ -40,6 +40,7 @@ class FakeEngine:
         return {}
 
     async def provider_statuses(self) -> list[Any]:
+        self.calls.append(("provider_statuses", None))
         return []
 
     async def close(self, *, finish_running: bool = False) -> None:

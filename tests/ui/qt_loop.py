@@ -10,6 +10,8 @@ import contextlib
 from collections.abc import Iterator
 
 import qasync
+import shiboken6
+from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QApplication
 
 
@@ -28,3 +30,11 @@ def qasync_loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
         asyncio.events._set_running_loop(None)
         event_loop.close()
         asyncio.set_event_loop(None)
+        # qasync's close() only marks its timer object stopped; a call_later still
+        # pending (an SDK's timeout, a long sleep) keeps a Qt timer alive in it, and
+        # when Python's cycle collector frees the loop on a worker thread of a later
+        # test, Qt warns "Timers cannot be stopped from another thread". Delete it
+        # here, on the GUI thread.
+        timer = getattr(event_loop, "_timer", None)
+        if isinstance(timer, QObject) and shiboken6.isValid(timer):
+            shiboken6.delete(timer)

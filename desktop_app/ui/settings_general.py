@@ -1,0 +1,140 @@
+"""The settings dialog's pages that are not about one provider: new jobs' defaults
+and the window's look ("General"), and the spending caps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.config import Settings
+from desktop_app.ui.prompt_editor import FORMATS, MODES
+
+THEMES = [("Follow the system", "system"), ("Light", "light"), ("Dark", "dark")]
+
+
+class GeneralPage(QWidget):
+    """What a new job starts with (the prompt editor's initial choices; the CLI reads
+    the same settings) and how the window looks."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.mode = QComboBox(self)
+        self.mode.setObjectName("defaultMode")
+        for text, mode in MODES:
+            self.mode.addItem(text, mode)
+        self.allow_fallback = QCheckBox("Fall back to the cloud", self)
+        self.allow_adaptation = QCheckBox("Adapt size/count to the provider", self)
+        self.allow_refusal_failover = QCheckBox("Try another provider after a refusal", self)
+        self.output_format = QComboBox(self)
+        for text, fmt in FORMATS:
+            self.output_format.addItem(text, fmt)
+        self.encoding_quality = QSpinBox(self)
+        self.encoding_quality.setRange(1, 100)
+        self.encoding_quality.setToolTip("JPEG and WebP encoding quality (PNG is lossless)")
+        jobs = QGroupBox("New jobs start with", self)
+        jobs_form = QFormLayout(jobs)
+        jobs_form.addRow("Provider", self.mode)
+        jobs_form.addRow("", self.allow_fallback)
+        jobs_form.addRow("", self.allow_adaptation)
+        jobs_form.addRow("", self.allow_refusal_failover)
+        jobs_form.addRow("Image format", self.output_format)
+        jobs_form.addRow("JPEG/WebP quality", self.encoding_quality)
+
+        self.theme = QComboBox(self)
+        self.theme.setObjectName("theme")
+        for text, value in THEMES:
+            self.theme.addItem(text, value)
+        self.recent_prompts = QSpinBox(self)
+        self.recent_prompts.setObjectName("recentPrompts")
+        self.recent_prompts.setRange(0, 1000)
+        self.recent_prompts.setToolTip("How many recent prompts the history keeps (0: none)")
+        window = QGroupBox("Window", self)
+        window_form = QFormLayout(window)
+        window_form.addRow("Theme", self.theme)
+        window_form.addRow("Recent prompts kept", self.recent_prompts)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(jobs)
+        layout.addWidget(window)
+        layout.addStretch(1)
+
+    def load(self, settings: Settings) -> None:
+        routing, output, ui = settings.routing, settings.output, settings.ui
+        self.mode.setCurrentIndex(self.mode.findData(routing.mode))
+        self.allow_fallback.setChecked(routing.allow_cloud_fallback)
+        self.allow_adaptation.setChecked(routing.allow_adaptation)
+        self.allow_refusal_failover.setChecked(routing.allow_failover_after_refusal)
+        self.output_format.setCurrentIndex(self.output_format.findData(output.format))
+        self.encoding_quality.setValue(output.quality)
+        self.theme.setCurrentIndex(self.theme.findData(ui.theme))
+        self.recent_prompts.setValue(ui.recent_prompts_max)
+
+    def changes(self) -> dict[str, dict[str, Any]]:
+        return {
+            "routing": {"mode": self.mode.currentData(),
+                        "allow_cloud_fallback": self.allow_fallback.isChecked(),
+                        "allow_adaptation": self.allow_adaptation.isChecked(),
+                        "allow_failover_after_refusal": self.allow_refusal_failover.isChecked()},
+            "output": {"format": self.output_format.currentData(),
+                       "quality": self.encoding_quality.value()},
+            "ui": {"theme": self.theme.currentData(),
+                   "recent_prompts_max": self.recent_prompts.value()},
+        }
+
+
+class CapField(QWidget):
+    """A spending cap: off (no cap), or an amount, $0 included (the cloud is never
+    billed). A plain spin box read as ``value() or None`` turned $0 into "no cap"."""
+
+    def __init__(self, value: float | None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.limited = QCheckBox("Cap at", self)
+        self.amount = QDoubleSpinBox(self)
+        self.amount.setRange(0, 1_000_000)
+        self.amount.setPrefix("$")
+        self.amount.setDecimals(2)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.limited)
+        row.addWidget(self.amount, 1)
+        self.limited.toggled.connect(self.amount.setEnabled)
+        self.set_value(value)
+
+    def set_value(self, value: float | None) -> None:
+        self.limited.setChecked(value is not None)
+        self.amount.setEnabled(value is not None)
+        self.amount.setValue(value or 0.0)
+
+    def value(self) -> float | None:
+        return self.amount.value() if self.limited.isChecked() else None
+
+
+class SpendingPage(QWidget):
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.daily = CapField(settings.budget.daily_usd, self)
+        self.daily.setObjectName("dailyCap")
+        self.monthly = CapField(settings.budget.monthly_usd, self)
+        self.monthly.setObjectName("monthlyCap")
+        form = QFormLayout(self)
+        form.addRow("Daily cap", self.daily)
+        form.addRow("Monthly cap", self.monthly)
+        note = QLabel("Unticked: no cap. When a cap is reached the cloud is skipped "
+                      "(\"over budget\"); a $0 cap keeps it from ever being billed.", self)
+        note.setWordWrap(True)
+        form.addRow(note)
+
+    def changes(self) -> dict[str, Any]:
+        return {"daily_usd": self.daily.value(), "monthly_usd": self.monthly.value()}
