@@ -230,9 +230,12 @@ class GenerationRequest:
 
 def parse_size(text: str) -> tuple[int, int]:
     """``"768x512"`` -> (768, 512), with a clear error for anything else."""
-    parts = text.lower().replace("×", "x").split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise InvalidRequest(f"Size must look like 512x512 (got {text!r}).", field="width")
+    parts = [p.strip() for p in text.lower().replace("×", "x").split("x")]
+    # ASCII digits only, and few of them: str.isdigit() also passes "²" and
+    # int() refuses strings of over 4,300 digits, both of which used to escape here
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) <= 6 for p in parts):
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise InvalidRequest(f"Size must look like 512x512 (got {shown!r}).", field="width")
     return int(parts[0]), int(parts[1])
 
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from desktop_app.domain.content_filter import check_blocked_terms
 from desktop_app.domain.errors import InvalidRequest
@@ -141,3 +143,18 @@ def test_an_unknown_quality_says_which_ones_exist() -> None:
     assert info.value.field == "quality"
     with pytest.raises(InvalidRequest, match="Unknown quality"):
         GenerationRequest(prompt="a cat", quality="high")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", ["²x2", "512x٥١٢", "9" * 5000 + "x512", "512x512x512", "", "x"])
+def test_a_size_that_is_not_two_plain_numbers_is_refused_with_the_format(text: str) -> None:
+    with pytest.raises(InvalidRequest, match="Size must look like 512x512"):
+        parse_size(text)
+
+
+@given(st.text(max_size=60))
+def test_any_size_text_parses_or_is_refused_clearly(text: str) -> None:
+    try:
+        width, height = parse_size(text)
+    except InvalidRequest:
+        return
+    assert 0 <= width < 10**6 and 0 <= height < 10**6
