@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import dataclasses
 import io
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -54,11 +55,15 @@ from desktop_app.providers.remote_bullmq.events import EventFollower, JobEvent
 from desktop_app.providers.remote_bullmq.fleet import Fleet, read_fleet
 from desktop_app.providers.remote_bullmq.protocol import (
     JOB_NAME,
+    STALLED_REASON,
     JobPayload,
     Keys,
     ResultManifest,
     StepReport,
+    decode_failure,
 )
+
+log = logging.getLogger(__name__)
 
 PasswordSource = Callable[[], str | None]
 # What the router sees before any worker has advertised itself.
@@ -135,26 +140,8 @@ class RemoteProvider:
         if not self.config.redis_url:
             raise Misconfigured("No Redis URL for remote workers: set it in Settings → Remote.",
                                 provider=PROVIDER)
-        queue, events = await self._ensure_connected()
-        job_id = uuid.uuid4().hex
-        inbox = events.watch(job_id)
         submitted = self._clock()
-        try:
-            payload = JobPayload(request, self.config.transport, self._wall())
-            try:
-                await queue.add(JOB_NAME, payload.to_data(), {
-                    "jobId": job_id, "attempts": 1,
-                    "removeOnComplete": {"age": self.config.keep_finished_s},
-                    "removeOnFail": {"age": self.config.keep_finished_s}})
-            except Exception as exc:
-                raise self._redis_error(exc) from exc
-            progress(Progress(Phase.STARTING, message=_MESSAGES["waiting"]))
-            manifest = await self._follow(job_id, inbox, progress, cancel)
-        except asyncio.CancelledError:
-            await asyncio.shield(self._request_cancel(job_id))
-            raise
-        finally:
-            events.unwatch(job_id)
+        manifest = await self._submit_and_follow(request, progress, cancel)
         progress(Progress(Phase.FINISHING, message="fetching the images"))
         try:
             datas = await results.fetch(manifest, blobs=self._blobs,
@@ -317,10 +304,53 @@ class RemoteProvider:
             raise self._gone(cancel)
         return None
 
+    async def _submit_and_follow(self, request: GenerationRequest, progress: ProgressCallback,
+                                 cancel: CancelToken) -> ResultManifest:
+        """Queue the job and follow it to its result. A job that BullMQ itself
+        failed (Redis went away under the worker as it finished, so no worker
+        reported a failure of ours) is queued once more: nothing was delivered."""
+        for attempt in range(2):
+            try:
+                return await self._submit_once(request, progress, cancel)
+            except _QueueHiccup as hiccup:
+                if attempt:
+                    raise
+                log.warning("remote job failed in the queue (%s); queueing it again",
+                            hiccup.message)
+                progress(Progress(Phase.STARTING,
+                                  message="the queue lost the job (Redis restarted?); "
+                                          "sending it again"))
+        raise AssertionError("unreachable")
+
+    async def _submit_once(self, request: GenerationRequest, progress: ProgressCallback,
+                           cancel: CancelToken) -> ResultManifest:
+        queue, events = await self._ensure_connected()
+        job_id = uuid.uuid4().hex
+        inbox = events.watch(job_id)
+        try:
+            payload = JobPayload(request, self.config.transport, self._wall())
+            try:
+                await queue.add(JOB_NAME, payload.to_data(), {
+                    "jobId": job_id, "attempts": 1,
+                    "removeOnComplete": {"age": self.config.keep_finished_s},
+                    "removeOnFail": {"age": self.config.keep_finished_s}})
+            except Exception as exc:
+                raise self._redis_error(exc) from exc
+            progress(Progress(Phase.STARTING, message=_MESSAGES["waiting"]))
+            manifest = await self._follow(job_id, inbox, progress, cancel)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._request_cancel(job_id))
+            raise
+        finally:
+            events.unwatch(job_id)
+        return manifest
+
     def _failure(self, reason: str, cancel: CancelToken) -> ProviderError:
         error = from_failed_reason(reason)
         if cancel.cancelled or isinstance(error, Cancelled):
             return Cancelled(cancel.reason or error.message, provider=PROVIDER)
+        if decode_failure(reason) is None and reason.strip() != STALLED_REASON:
+            return _QueueHiccup(error.message, provider=PROVIDER)
         return error
 
     def _gone(self, cancel: CancelToken) -> ProviderError:
@@ -431,3 +461,9 @@ def _validated(manifest: ResultManifest, datas: list[bytes],
             width=size[0], height=size[1], provider=PROVIDER, model=manifest.model,
             seed=entry.seed, cost_usd=0.0, details={**details, "model": manifest.model}))
     return out
+
+
+class _QueueHiccup(Transient):
+    """A job failed by BullMQ itself rather than by our worker (its reason is not
+    ``encode_failure``'s): Redis failed under the queue, so the job may be queued
+    again without any result having been delivered."""

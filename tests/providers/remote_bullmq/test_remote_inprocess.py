@@ -8,8 +8,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from bullmq import UnrecoverableError
 
 from desktop_app.domain.errors import (
     Cancelled,
@@ -293,3 +295,55 @@ async def test_shutdown_hands_an_unfinished_job_to_another_worker_exactly_once(
     assert slow.seen_cancel == "the remote worker is shutting down" and quick.calls == 1
     assert any("goes back to the queue" in e.message for e in events)
 
+# -- a job the queue itself failed (issue: Redis restarting under a finishing worker) ----
+# BullMQ fails a job whose processor lost Redis with the client's own message ("Connection
+# closed by server."), not our worker's encoded reason: nothing was delivered, so the
+# provider queues it once more; a failure our worker reported is never sent again.
+
+
+def failing_first(monkeypatch: pytest.MonkeyPatch, times: int) -> list[str]:
+    """Make the workers' first ``times`` jobs fail the way BullMQ fails a job whose
+    processor lost Redis: a raw client message as the failed reason."""
+    seen: list[str] = []
+    real = RemoteWorker._process
+
+    async def process(self: RemoteWorker, job: Any, token: str, abort: Any) -> dict[str, Any]:
+        seen.append(str(job.id))
+        if len(seen) <= times:
+            raise UnrecoverableError("Connection closed by server.")
+        return await real(self, job, token, abort)
+
+    monkeypatch.setattr(RemoteWorker, "_process", process)
+    return seen
+
+
+async def test_a_job_the_queue_failed_is_queued_again_and_served(
+        workers: Workers, remote: RemoteProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = failing_first(monkeypatch, 1)
+    await workers.start(StandInGPU(), name="w1")
+    events: list[Progress] = []
+
+    images = await remote.generate(request(), events.append, CancelToken())
+
+    assert len(images) == 1 and len(seen) == 2 and seen[0] != seen[1]
+    assert any("sending it again" in e.message for e in events)
+
+
+async def test_the_queue_failing_it_twice_is_a_transient_failure(
+        workers: Workers, remote: RemoteProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = failing_first(monkeypatch, 5)
+    await workers.start(StandInGPU(), name="w1")
+
+    with pytest.raises(Transient, match="Connection closed by server"):
+        await remote.generate(request(), lambda _e: None, CancelToken())
+    assert len(seen) == 2
+
+
+async def test_a_failure_our_worker_reported_is_not_sent_again(
+        workers: Workers, remote: RemoteProvider) -> None:
+    gpu = StandInGPU(fail=OutOfMemory("the GPU ran out of memory"))
+    await workers.start(gpu, name="w1")
+
+    with pytest.raises(OutOfMemory):
+        await remote.generate(request(), lambda _e: None, CancelToken())
+    assert gpu.calls == 1
