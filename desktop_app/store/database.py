@@ -25,15 +25,22 @@ exactly one process runs each step and the others find it done.
 from __future__ import annotations
 
 import contextlib
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from desktop_app.store.faults import StoreError, store_fault
+from desktop_app.store.faults import StoreBusy, StoreError, store_fault
 
 BUSY_TIMEOUT_MS = 5_000
+# Opening a fresh profile while other processes do the same: SQLite answers some
+# lock conflicts (switching to WAL, a read lock that must grow into a write lock)
+# with "database is locked" at once, without waiting out the busy timeout. The
+# set-up is retried that long before the user is told the database stays locked.
+SETUP_RETRY_S = 30.0
 
 __all__ = ["StoreConnection", "StoreError", "integrity_ok", "migrate", "open_database",
            "reading", "schema_version", "transaction"]
@@ -123,14 +130,7 @@ def open_database(path: Path) -> sqlite3.Connection:
     except (OSError, sqlite3.Error) as error:
         raise store_fault(error, path) from error
     try:
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise StoreError(f"The database at {path} cannot use write-ahead logging "
-                             f"(journal mode {mode}); put it on a local disk.")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA synchronous=FULL")
-        migrate(conn)
+        _retry_while_locked(lambda: _set_up(conn, path))
     except sqlite3.Error as error:
         fault = store_fault(error, path, conn)
         conn.close()
@@ -139,6 +139,33 @@ def open_database(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _set_up(conn: sqlite3.Connection, path: Path) -> None:
+    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise StoreError(f"The database at {path} cannot use write-ahead logging "
+                         f"(journal mode {mode}); put it on a local disk.")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA synchronous=FULL")
+    migrate(conn)
+
+
+def _retry_while_locked(step: Callable[[], None], budget_s: float = SETUP_RETRY_S) -> None:
+    """``step`` again after a short random pause while SQLite says "locked" or
+    "busy" at once, for at most ``budget_s``; then the last error stands."""
+    deadline = time.monotonic() + budget_s
+    while True:
+        try:
+            step()
+            return
+        except (sqlite3.OperationalError, StoreBusy) as error:
+            text = str(error).lower()
+            busy = isinstance(error, StoreBusy) or "locked" in text or "busy" in text
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.02, 0.2))
 
 
 def integrity_ok(conn: sqlite3.Connection) -> bool:
