@@ -45,12 +45,6 @@ DALL_E_3_IMAGE_USD = 0.04  # resources/prices.json: dall-e-3, standard, 1024x102
 NEXT_WINDOW = 60.001  # the sliding window frees its oldest slot a millisecond after 60 s
 
 
-@pytest.fixture(autouse=True)
-def _no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-
-
 @pytest.fixture
 def server() -> Iterator[FakeOpenAI]:
     with FakeOpenAI(api_key=KEY) as fake:

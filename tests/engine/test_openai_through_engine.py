@@ -49,12 +49,6 @@ REQ = GenerationRequest(prompt="a lighthouse at dusk", width=1024, height=1024, 
 OPENAI_FIRST, LOCAL_FIRST = 20, -10  # the local provider's rank against openai's 0
 
 
-@pytest.fixture(autouse=True)
-def _no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-
-
 @pytest.fixture
 def server() -> Iterator[FakeOpenAI]:
     with FakeOpenAI(api_key=KEY) as fake:

@@ -12,13 +12,6 @@ from tests.providers.openai.support import KEY
 ProviderFactory = Callable[..., OpenAIImagesProvider]
 
 
-@pytest.fixture(autouse=True)
-def _no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The override must come only from tests that set it.
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-
-
 @pytest.fixture
 def server() -> Iterator[FakeOpenAI]:
     with FakeOpenAI(api_key=KEY) as fake:
