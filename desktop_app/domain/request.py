@@ -13,7 +13,39 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
+from desktop_app.domain.codec import OMIT_DEFAULT, from_plain, to_plain
 from desktop_app.domain.errors import InvalidRequest
+from desktop_app.domain.image_work import (
+    ImageRef,
+    ImageToImage,
+    ImageWork,
+    Inpaint,
+    Outpaint,
+    Padding,
+    RequestKind,
+    Upscale,
+)
+
+__all__ = [
+    "MAX_IMAGES",
+    "MAX_SIDE",
+    "MIN_SIDE",
+    "GenerationRequest",
+    "ImageRef",
+    "ImageToImage",
+    "ImageWork",
+    "Inpaint",
+    "Outpaint",
+    "OutputFormat",
+    "Padding",
+    "Quality",
+    "RequestKind",
+    "RouteMode",
+    "RoutingPolicy",
+    "Upscale",
+    "normalise_prompt",
+    "parse_size",
+]
 
 MAX_PROMPT_CHARS = 32_000
 MIN_SIDE = 64
@@ -58,21 +90,11 @@ class RoutingPolicy:
     provider: str | None = None  # pin one provider by name (CLI --provider openai)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode.value,
-            "allow_cloud_fallback": self.allow_cloud_fallback,
-            "allow_adaptation": self.allow_adaptation,
-            "allow_failover_after_refusal": self.allow_failover_after_refusal,
-            "provider": self.provider,
-        }
+        return dict(to_plain(self))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RoutingPolicy:
-        _reject_unknown(data, {f.name for f in dataclasses.fields(cls)}, "routing policy")
-        fields = dict(data)
-        if "mode" in fields:
-            fields["mode"] = _enum(RouteMode, fields["mode"], "mode")
-        return cls(**fields)
+        return from_plain(cls, data, what="routing policy")
 
 
 # Format characters that are spelling, not formatting: ZWNJ (Persian and Indic
@@ -116,6 +138,10 @@ class GenerationRequest:
     quality: Quality = Quality.AUTO
     policy: RoutingPolicy = dataclasses.field(default_factory=RoutingPolicy)
     model: str | None = None  # a model override for this job (local model source)
+    # work on an existing image; None is text-to-image (see domain/image_work.py)
+    # (written only when set, so a remote worker one version behind still reads the job)
+    work: ImageWork | None = dataclasses.field(default=None, metadata=OMIT_DEFAULT)
+    origin: str = dataclasses.field(default="", metadata=OMIT_DEFAULT)  # "window", "cli", "api"
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str):
@@ -140,6 +166,8 @@ class GenerationRequest:
                 field="negative_prompt",
             )
         object.__setattr__(self, "negative_prompt", negative)
+        if self.work is not None:
+            self._take_size_from_work()
         for side in ("width", "height"):
             value = _int(getattr(self, side), side)
             if not MIN_SIDE <= value <= MAX_SIDE:
@@ -147,7 +175,7 @@ class GenerationRequest:
                     f"The {side} must be between {MIN_SIDE} and {MAX_SIDE} pixels (got {value}).",
                     field=side,
                 )
-            if value % SIDE_MULTIPLE:
+            if value % SIDE_MULTIPLE and self.work is None:
                 raise InvalidRequest(
                     f"The {side} must be a multiple of {SIDE_MULTIPLE} (got {value}; "
                     f"try {_nearest_multiple(value)}).",
@@ -185,6 +213,37 @@ class GenerationRequest:
             raise InvalidRequest("Unknown quality.", field="quality")
         if self.model is not None and not (isinstance(self.model, str) and self.model.strip()):
             raise InvalidRequest("The model must be a non-empty name or path.", field="model")
+        if not (isinstance(self.origin, str) and len(self.origin) <= 32
+                and all(c.isascii() and (c.isalnum() or c in "-_.") for c in self.origin)):
+            raise InvalidRequest("The origin must be a short name such as 'api'.",
+                                 field="origin")
+
+    def _take_size_from_work(self) -> None:
+        """The result's size follows from the source and the work; a source need not
+        be a multiple of 8 (providers snap internally and give back this size)."""
+        if not isinstance(self.work, ImageToImage | Inpaint | Outpaint | Upscale):
+            raise InvalidRequest("Unknown image work.", field="work")
+        width, height = self.work.result_size()
+        if max(width, height) > MAX_SIDE:
+            raise InvalidRequest(
+                f"The result would be {width}x{height}; the most ImageDesk makes is "
+                f"{MAX_SIDE} pixels a side. Use a smaller source, scale or padding.",
+                field="work")
+        object.__setattr__(self, "width", width)
+        object.__setattr__(self, "height", height)
+
+    @property
+    def kind(self) -> RequestKind:
+        return RequestKind.TEXT_TO_IMAGE if self.work is None else self.work.KIND
+
+    @property
+    def input_images(self) -> tuple[ImageRef, ...]:
+        """Every stored input image the job needs (source, and mask for inpaint)."""
+        if self.work is None:
+            return ()
+        if isinstance(self.work, Inpaint):
+            return (self.work.source, self.work.mask)
+        return (self.work.source,)
 
     @property
     def size(self) -> str:
@@ -194,38 +253,18 @@ class GenerationRequest:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form, the inverse of ``from_dict`` (used by the store and the CLI)."""
-        return {
-            "prompt": self.prompt,
-            "negative_prompt": self.negative_prompt,
-            "width": self.width,
-            "height": self.height,
-            "steps": self.steps,
-            "guidance": self.guidance,
-            "seed": self.seed,
-            "n": self.n,
-            "output_format": self.output_format.value,
-            "quality": self.quality.value,
-            "policy": self.policy.to_dict(),
-            "model": self.model,
-        }
+        """A JSON-ready form, the inverse of ``from_dict`` (store, CLI, remote protocol),
+        made by the generic codec (``domain/codec.py``)."""
+        return dict(to_plain(self))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GenerationRequest:
         """Build from user or stored data, rejecting unknown fields by name."""
         if not isinstance(data, Mapping):
             raise InvalidRequest("A request must be a JSON object.")
-        _reject_unknown(data, {f.name for f in dataclasses.fields(cls)}, "request")
-        fields = dict(data)
-        if "prompt" not in fields:
+        if "prompt" not in data:
             raise InvalidRequest("Enter a prompt: it is missing.", field="prompt")
-        if "output_format" in fields:
-            fields["output_format"] = _enum(OutputFormat, fields["output_format"], "output_format")
-        if "quality" in fields:
-            fields["quality"] = _enum(Quality, fields["quality"], "quality")
-        if "policy" in fields and not isinstance(fields["policy"], RoutingPolicy):
-            fields["policy"] = RoutingPolicy.from_dict(fields["policy"])
-        return cls(**fields)
+        return from_plain(cls, data, what="request")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -248,23 +287,3 @@ def _int(value: object, field: str) -> int:
         raise InvalidRequest(f"{field.capitalize()} must be a whole number (got {value!r}).",
                              field=field)
     return value
-
-
-def _enum(kind: type[enum.Enum], value: object, field: str) -> Any:
-    if isinstance(value, kind):
-        return value
-    try:
-        return kind(value)
-    except ValueError:
-        allowed = ", ".join(str(m.value) for m in kind)
-        raise InvalidRequest(f"Unknown {field} {value!r}: use one of {allowed}.",
-                             field=field) from None
-
-
-def _reject_unknown(data: Mapping[str, Any], known: set[str], what: str) -> None:
-    unknown = sorted(str(k) for k in data if k not in known)
-    if unknown:
-        raise InvalidRequest(
-            f"Unknown {what} field(s): {', '.join(unknown)}. "
-            f"Known fields: {', '.join(sorted(known))}."
-        )
