@@ -44,6 +44,7 @@ from desktop_app.resilience.retry import RetryPolicy
 from desktop_app.secrets import KeyringUnavailable, KeyStore
 from desktop_app.store.database import open_database
 from desktop_app.store.gallery import Gallery
+from desktop_app.store.input_images import InputImages
 from desktop_app.store.jobs import JobQueue
 from desktop_app.store.metrics import MetricsStore
 from desktop_app.store.profile_lock import LOCK_FILE, ProfileLock
@@ -135,7 +136,7 @@ def open_app(env: Mapping[str, str] = os.environ, *, clock: Clock | None = None)
         saver=saver, slots=build_slots(settings, paths, key_cache, clock), clock=clock,
         runner_settings=runner_settings(settings), budget=budget(settings),
         blocked_terms=settings.content.blocked_terms, nsfw=nsfw_settings(settings),
-        lock=ProfileLock(paths.data_dir / LOCK_FILE),
+        lock=ProfileLock(paths.data_dir / LOCK_FILE), inputs=InputImages(paths.inputs_dir),
     )
     return AppContext(settings, paths, keys, engine, list(loaded.warnings), key_cache)
 

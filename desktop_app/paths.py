@@ -43,6 +43,11 @@ class AppPaths:
         return self.cache_dir / "thumbnails"
 
     @property
+    def inputs_dir(self) -> Path:
+        """Source images and masks of image-to-image jobs (``store/input_images.py``)."""
+        return self.data_dir / "inputs"
+
+    @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 

@@ -16,11 +16,12 @@ import logging
 import random
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
+from typing import Literal
 
 from desktop_app.domain.content_filter import check_blocked_terms
-from desktop_app.domain.errors import ImageDeskError
+from desktop_app.domain.errors import ImageDeskError, InvalidRequest
 from desktop_app.domain.job import Job, JobState
-from desktop_app.domain.request import GenerationRequest, RouteMode
+from desktop_app.domain.request import GenerationRequest, ImageRef, RouteMode
 from desktop_app.engine.budget import Budget, SpendingCap, SpendTracker
 from desktop_app.engine.events import (
     EventHub,
@@ -43,7 +44,8 @@ from desktop_app.providers.base import Progress, ProviderKind
 from desktop_app.resilience.breaker import BreakerTransition
 from desktop_app.resilience.clock import Clock, SystemClock
 from desktop_app.store.files import ImportReport, import_folder
-from desktop_app.store.gallery import Gallery, ImageRecord, Sort
+from desktop_app.store.gallery import Gallery, ImageNotFound, ImageRecord, Sort
+from desktop_app.store.input_images import InputImages
 from desktop_app.store.jobs import JobQueue, QuarantinedJob
 from desktop_app.store.metrics import MetricsStore
 from desktop_app.store.profile_lock import ProfileBusy, ProfileLock
@@ -86,6 +88,7 @@ class Engine:
         nsfw: NsfwSettings | None = None,
         nsfw_scorer: Scorer | None = None,
         lock: ProfileLock | None = None,
+        inputs: InputImages | None = None,
     ) -> None:
         self.hub = hub or EventHub()
         self.clock = clock or SystemClock()
@@ -102,6 +105,7 @@ class Engine:
         self._gallery = gallery
         self._metrics_store = metrics_store
         self._saver = saver
+        self._inputs = inputs
         self._store = store or StoreThread()
         self._spend = SpendTracker(self.clock)
         self._cap = SpendingCap(self._spend, lambda: self._budget)
@@ -200,10 +204,32 @@ class Engine:
     async def submit(self, request: GenerationRequest, priority: int = 0) -> Job:
         """Queue a request; a blocked term raises ``InvalidRequest`` before anything is stored."""
         check_blocked_terms(request.prompt, self._blocked_terms)
+        for ref in request.input_images:  # refused now, not when it runs
+            if self._inputs is None or not self._inputs.has(ref):
+                raise InvalidRequest(f"The input image {ref.sha256[:12]}… is not stored; add it "
+                                     "with Engine.add_input_image first.", field="work")
         job = await self._store.run(self._queue.add, request, priority)
         self.hub.emit(JobAdded(job.id, request))
         self._runner.wake()
         return job
+
+    async def add_input_image(self, image: Path | bytes, role: Literal["source", "mask"] =
+                              "source", gallery_id: int | None = None) -> ImageRef:
+        """Store a source image or mask (a file, or encoded bytes) for an image-to-image
+        request; ``InputImageError`` says what is wrong with it."""
+        if self._inputs is None:
+            raise InvalidRequest("This engine has no input image store.", field="work")
+        inputs = self._inputs
+        if isinstance(image, bytes):
+            return await asyncio.to_thread(inputs.add, image, role, gallery_id=gallery_id)
+        return await asyncio.to_thread(inputs.add_file, image, role, gallery_id)
+
+    async def use_as_source(self, image_id: int) -> ImageRef:
+        """A gallery image as the source of a new job (its lineage is kept)."""
+        record = await self.image(image_id)
+        if record is None:
+            raise ImageNotFound(image_id)
+        return await self.add_input_image(record.path, "source", gallery_id=image_id)
 
     async def cancel(self, job_id: int) -> None:
         if self._runner.cancel_running(job_id):

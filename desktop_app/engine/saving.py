@@ -18,6 +18,7 @@ from pathlib import Path
 from desktop_app import __version__
 from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.job import Job
+from desktop_app.domain.request import GenerationRequest
 from desktop_app.engine.failover import JobOutcome
 from desktop_app.store import files
 from desktop_app.store.database import StoreError
@@ -148,13 +149,16 @@ class ImageSaver:
             "attempts": [a.to_dict() for a in outcome.attempts],
             "fallback_reason": failed_first[-1] if failed_first else None,
             "cost_usd": image.cost_usd, "details": dict(image.details),
-            "format": fmt, **converted,
+            "format": fmt, "kind": outcome.request.kind.value,
+            "source_images": [ref.sha256 for ref in outcome.request.input_images],
+            **converted,
         }
 
     def index_and_finish(self, queue: JobQueue, gallery: Gallery, job: Job,
                          outcome: JobOutcome, saved: list[SavedFile]) -> list[int]:
         """Store thread: gallery rows and the job's success commit together."""
         request = outcome.request
+        source_id = _source_image_id(gallery, request)
         records = [
             NewImage(
                 path=s.path, job_id=job.id, prompt=request.prompt,
@@ -163,6 +167,7 @@ class ImageSaver:
                 guidance=request.guidance, provider=s.image.provider, model=s.image.model,
                 cost_usd=s.image.cost_usd, format=s.format,
                 provenance=self.provenance(job, outcome, s.image, s.format, s.converted_from),
+                kind=request.kind.value, source_image_id=source_id,
             )
             for s in saved
         ]
@@ -186,6 +191,15 @@ class ImageSaver:
 
     def thumbnail(self, path: Path) -> Path:
         return files.make_thumbnail(path, self.thumbs_dir)
+
+
+def _source_image_id(gallery: Gallery, request: GenerationRequest) -> int | None:
+    """The gallery image the job's source came from, if it is still in the gallery
+    (it may have been deleted while the job waited)."""
+    work = request.work
+    if work is None or work.source.gallery_id is None:
+        return None
+    return work.source.gallery_id if gallery.get(work.source.gallery_id) else None
 
 
 # diffusers scheduler classes by the names A1111 and other readers show.

@@ -27,7 +27,8 @@ from desktop_app.domain.errors import ImageDeskError
 from desktop_app.store.database import reading, transaction
 
 _COLUMNS = ("id, path, job_id, prompt, negative_prompt, seed, width, height, steps, guidance, "
-            "provider, model, cost_usd, created_at, favourite, format, thumb_path, provenance")
+            "provider, model, cost_usd, created_at, favourite, format, thumb_path, provenance, "
+            "kind, source_image_id")
 _QUALIFIED = ", ".join(f"images.{c.strip()}" for c in _COLUMNS.split(","))
 ID_SEQUENCE = 1000  # ids per millisecond before they spill into the next one
 
@@ -61,6 +62,8 @@ class NewImage:
     provenance: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     created_at: float | None = None  # None: now, by the gallery's clock
     favourite: bool = False
+    kind: str = "txt2img"  # domain.image_work.RequestKind value
+    source_image_id: int | None = None  # the gallery image it was made from (lineage)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -85,6 +88,8 @@ class ImageRecord:
     format: str = "png"
     thumb_path: Path | None = None
     provenance: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    kind: str = "txt2img"
+    source_image_id: int | None = None
 
 
 Sort = Literal["newest", "oldest"]
@@ -122,13 +127,14 @@ class Gallery:
                 image_id = _free_id(conn, created)
                 conn.execute(
                     f"INSERT INTO images ({_COLUMNS}) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (image_id, str(path), image.job_id, image.prompt, image.negative_prompt,
                      image.seed, int(image.width), int(image.height), image.steps, image.guidance,
                      image.provider, image.model, float(image.cost_usd), created,
                      int(image.favourite), image.format,
                      str(image.thumb_path) if image.thumb_path else None,
-                     json.dumps(dict(image.provenance), ensure_ascii=False)),
+                     json.dumps(dict(image.provenance), ensure_ascii=False),
+                     image.kind, image.source_image_id),
                 )
                 fields = {f.name: getattr(image, f.name) for f in dataclasses.fields(NewImage)}
                 fields.update(id=image_id, path=path, created_at=created,
@@ -165,15 +171,17 @@ class Gallery:
     def search(self, text: str = "", *, provider: str | None = None, model: str | None = None,
                favourites_only: bool = False, favourite: bool | None = None,
                since: float | None = None, until: float | None = None, sort: Sort = "newest",
-               limit: int = 200, offset: int = 0) -> list[ImageRecord]:
+               limit: int = 200, offset: int = 0, kind: str | None = None,
+               source_image_id: int | None = None) -> list[ImageRecord]:
         """Images whose prompt or negative prompt holds every word of ``text``
         (as a word prefix: ``light`` finds "lighthouse"), newest first by default.
         ``favourite=True`` is the same as ``favourites_only=True``; ``since`` and
-        ``until`` bound ``created_at`` (inclusive, exclusive)."""
+        ``until`` bound ``created_at`` (inclusive, exclusive); ``kind`` keeps one kind of
+        job (``"inpaint"``) and ``source_image_id`` the results made from one image."""
         if sort not in ("newest", "oldest"):
             raise ValueError(f"sort must be 'newest' or 'oldest', not {sort!r}")
         where, params = _filters(text, provider, model, favourites_only or bool(favourite),
-                                 since, until)
+                                 since, until, kind, source_image_id)
         direction = "DESC" if sort == "newest" else "ASC"
         page = [max(0, int(limit)), max(0, int(offset))]
         if fts_query(text) is not None:  # FTS5 drives, in rowid (= time) order
@@ -188,9 +196,10 @@ class Gallery:
 
     def count(self, text: str = "", *, provider: str | None = None, model: str | None = None,
               favourites_only: bool = False, favourite: bool | None = None,
-              since: float | None = None, until: float | None = None) -> int:
+              since: float | None = None, until: float | None = None,
+              kind: str | None = None, source_image_id: int | None = None) -> int:
         where, params = _filters(text, provider, model, favourites_only or bool(favourite),
-                                 since, until)
+                                 since, until, kind, source_image_id)
         source = "images"
         if fts_query(text) is not None:
             source = "images_fts JOIN images ON images.id = images_fts.rowid"
@@ -227,7 +236,8 @@ def _free_id(conn: sqlite3.Connection, created_at: float) -> int:
 
 
 def _filters(text: str, provider: str | None, model: str | None, favourites_only: bool,
-             since: float | None, until: float | None) -> tuple[str, list[Any]]:
+             since: float | None, until: float | None, kind: str | None = None,
+             source_image_id: int | None = None) -> tuple[str, list[Any]]:
     """WHERE clause for ``images`` (joined to ``images_fts`` when there is text).
     With text, the filter columns carry a unary ``+`` so SQLite keeps FTS5 as the
     outer loop (in time order, stopping at the limit) instead of an index scan."""
@@ -246,6 +256,12 @@ def _filters(text: str, provider: str | None, model: str | None, favourites_only
         params.append(model)
     if favourites_only:
         clauses.append(f"{plus}images.favourite = 1")
+    if kind is not None:
+        clauses.append(f"{plus}images.kind = ?")
+        params.append(kind)
+    if source_image_id is not None:
+        clauses.append(f"{plus}images.source_image_id = ?")
+        params.append(int(source_image_id))
     if since is not None:
         clauses.append(f"{plus}images.created_at >= ?")
         params.append(float(since))
@@ -257,11 +273,11 @@ def _filters(text: str, provider: str | None, model: str | None, favourites_only
 
 def _record(row: Sequence[Any]) -> ImageRecord:
     (image_id, path, job_id, prompt, negative, seed, width, height, steps, guidance, provider,
-     model, cost, created, favourite, fmt, thumb, provenance) = row
+     model, cost, created, favourite, fmt, thumb, provenance, kind, source_image_id) = row
     return ImageRecord(
         id=int(image_id), path=Path(path), job_id=job_id, prompt=prompt, negative_prompt=negative,
         seed=seed, width=int(width), height=int(height), steps=steps, guidance=guidance,
         provider=provider, model=model, cost_usd=float(cost), created_at=float(created),
         favourite=bool(favourite), format=fmt, thumb_path=Path(thumb) if thumb else None,
-        provenance=json.loads(provenance),
+        provenance=json.loads(provenance), kind=kind, source_image_id=source_image_id,
     )

@@ -141,4 +141,14 @@ def _v2(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE jobs DROP COLUMN progress")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+def _v3(conn: sqlite3.Connection) -> None:
+    """Image-to-image: each image records its kind of job and the gallery image it
+    was made from (lineage). Rows from before are text-to-image with no source."""
+    conn.execute("ALTER TABLE images ADD COLUMN kind TEXT NOT NULL DEFAULT 'txt2img'")
+    conn.execute("ALTER TABLE images ADD COLUMN source_image_id INTEGER "
+                 "REFERENCES images (id) ON DELETE SET NULL")
+    conn.execute("CREATE INDEX images_kind ON images (kind, created_at)")
+    conn.execute("CREATE INDEX images_source ON images (source_image_id)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]

@@ -293,3 +293,43 @@ async def test_only_the_process_holding_the_profile_lock_runs_the_queue(
     finally:
         holder.kill()
         holder.wait()
+
+
+async def test_an_image_job_is_refused_at_submit_until_its_source_is_stored(
+        make_engine: EngineMaker, tmp_path: Path) -> None:
+    from desktop_app.domain.request import ImageRef, ImageToImage
+    from desktop_app.store.input_images import InputImages
+
+    stray = ImageRef("ef" * 32, 64, 64)
+    engine = make_engine(ScriptedProvider("local"), inputs=InputImages(tmp_path / "inputs"))
+    with pytest.raises(InvalidRequest, match="is not stored"):
+        await engine.submit(REQ.replace(work=ImageToImage(stray)))
+    assert await engine.jobs() == []
+
+
+async def test_a_provider_that_cannot_do_a_kind_is_skipped_saying_so_and_lineage_is_kept(
+        make_engine: EngineMaker, tmp_path: Path) -> None:
+    from desktop_app.domain.request import ImageToImage, RequestKind
+    from desktop_app.providers.base import Capabilities
+    from desktop_app.store.input_images import InputImages
+
+    text_only = ScriptedProvider("cloud", ProviderKind.CLOUD)
+    both = ScriptedProvider("local", caps=Capabilities(
+        kinds=frozenset({RequestKind.TEXT_TO_IMAGE, RequestKind.IMAGE_TO_IMAGE})))
+    engine = make_engine(text_only, both, inputs=InputImages(tmp_path / "inputs"))
+    first = await engine.submit(REQ)
+    await engine.run_until_idle()
+    finished = await engine.job(first.id)
+    assert finished is not None
+    [made] = await engine.images_of(finished)
+    source = await engine.use_as_source(made.id)
+    assert source.gallery_id == made.id and (source.width, source.height) == (128, 128)
+    job = await engine.submit(REQ.replace(work=ImageToImage(source, 0.4)))
+    await engine.run_until_idle()
+    done = await engine.job(job.id)
+    assert done is not None and done.state is JobState.SUCCEEDED and done.provider == "local"
+    assert any(a.provider == "cloud" and "cannot do image to image jobs" in a.message
+               for a in done.attempts)
+    assert both.calls[-1].work == ImageToImage(source, 0.4)
+    [result] = await engine.images_of(done)
+    assert result.kind == "img2img" and result.source_image_id == made.id

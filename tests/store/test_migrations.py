@@ -92,3 +92,42 @@ def test_a_schema_1_database_upgrades_keeping_its_queue_and_gallery(tmp_path: Pa
     columns = {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}
     assert {"paid_call", "paid_unsaved"} <= columns and "progress" not in columns
     conn.close()
+
+
+# A queue row exactly as the round-1 app wrote it: no kind of work, no origin.
+_ROUND_1_ROW = {
+    "prompt": "a lighthouse at dusk", "negative_prompt": "", "width": 512, "height": 512,
+    "steps": 20, "guidance": 7.0, "seed": 5, "n": 1, "output_format": "png", "quality": "auto",
+    "policy": {"mode": "auto", "allow_cloud_fallback": True, "allow_adaptation": True,
+               "allow_failover_after_refusal": False, "provider": None},
+    "model": None,
+}
+
+
+def test_a_round_1_database_reads_as_text_to_image_after_the_image_to_image_upgrade(
+        tmp_path: Path) -> None:
+    db = tmp_path / "imagedesk.sqlite3"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("BEGIN")
+    schema.MIGRATIONS[0](conn)
+    schema.MIGRATIONS[1](conn)
+    conn.execute("PRAGMA user_version=2")
+    conn.execute("INSERT INTO jobs (state, priority, position, created_at, request) "
+                 "VALUES ('queued', 0, 1.0, 1700000000.0, ?)", (json.dumps(_ROUND_1_ROW),))
+    conn.execute("INSERT INTO images (id, path, job_id, prompt, width, height, created_at) "
+                 "VALUES (7, '/pictures/lighthouse.png', 1, 'a lighthouse', 64, 64, 1.0)")
+    conn.execute("COMMIT")
+    conn.close()
+
+    conn = open_database(db)
+    assert schema_version(conn) == 3 == len(schema.MIGRATIONS)
+    [job] = JobQueue(conn).jobs()
+    assert job.request.prompt == "a lighthouse at dusk" and job.request.seed == 5
+    assert job.request.work is None and job.request.kind.value == "txt2img"
+    gallery = Gallery(conn)
+    [image] = gallery.search("lighthouse")
+    assert image.kind == "txt2img" and image.source_image_id is None
+    assert gallery.search(kind="txt2img") == [image] and gallery.search(kind="inpaint") == []
+    assert integrity_ok(conn)
+    conn.close()
