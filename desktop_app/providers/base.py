@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from desktop_app.domain.images import GeneratedImage
-from desktop_app.domain.request import GenerationRequest
+from desktop_app.domain.request import GenerationRequest, RequestKind
 
 
 class ProviderKind(enum.Enum):
@@ -97,6 +97,8 @@ class Capabilities:
     supports_guidance: bool = False
     estimated_latency_s: float = 10.0
     cost_per_image_usd: float = 0.0
+    # the kinds of job it can serve; the router skips it for others, saying so
+    kinds: frozenset[RequestKind] = frozenset({RequestKind.TEXT_TO_IMAGE})
 
 
 class HealthState(enum.Enum):

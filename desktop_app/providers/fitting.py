@@ -30,11 +30,16 @@ def fit_request(request: GenerationRequest, caps: Capabilities, *, allow_adaptat
     changes: list[str] = []
     fitted = request
 
+    if request.kind not in caps.kinds:
+        return Fit(reason=f"it cannot do {request.kind.label.lower()} jobs")
+
     if len(request.prompt) > caps.max_prompt_chars:
         return Fit(reason=f"prompt is {len(request.prompt):,} characters; "
                           f"this provider takes at most {caps.max_prompt_chars:,}")
 
-    if not caps.sizes.accepts(request.width, request.height):
+    # A job on an image takes its size from the source; a provider that serves the kind
+    # brings the size into its own rules itself and gives back the size asked for.
+    if request.work is None and not caps.sizes.accepts(request.width, request.height):
         nearest = caps.sizes.nearest(request.width, request.height)
         if nearest is None:
             return Fit(reason=f"size {request.size} is not supported "

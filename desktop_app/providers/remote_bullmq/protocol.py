@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from desktop_app.domain.errors import InvalidRequest, error_class_named
-from desktop_app.domain.request import GenerationRequest
+from desktop_app.domain.request import GenerationRequest, RequestKind
 from desktop_app.providers.base import Capabilities, SizeRule
 
 PROTOCOL_VERSION = 1
@@ -245,6 +245,7 @@ def capabilities_to_data(caps: Capabilities) -> dict[str, Any]:
     data = dataclasses.asdict(caps)
     data["sizes"]["allowed"] = [list(s) for s in caps.sizes.allowed]
     data["formats"], data["qualities"] = list(caps.formats), list(caps.qualities)
+    data["kinds"] = sorted(k.value for k in caps.kinds)
     return data
 
 
@@ -279,7 +280,7 @@ def capabilities_from_data(data: Mapping[str, Any]) -> Capabilities:
             sizes[field.name] = int(value)
     rest: dict[str, Any] = {}
     for field in dataclasses.fields(Capabilities):
-        if field.name == "sizes" or field.name not in data:
+        if field.name in ("sizes", "kinds") or field.name not in data:
             continue
         value, default = data[field.name], getattr(Capabilities(), field.name)
         if isinstance(default, bool):
@@ -295,7 +296,20 @@ def capabilities_from_data(data: Mapping[str, Any]) -> Capabilities:
         if not ok:
             raise ValueError(f"capabilities.{field.name} has a wrong type or range")
         rest[field.name] = value
+    if "kinds" in data:
+        rest["kinds"] = _kinds(data["kinds"])
     return Capabilities(sizes=SizeRule(**sizes), **rest)
+
+
+def _kinds(value: object) -> frozenset[RequestKind]:
+    """The kinds a worker serves; kinds this version does not know are left out (a newer
+    worker), and a worker that names none (an older one) serves text-to-image."""
+    if not (isinstance(value, list) and len(value) <= 50
+            and all(isinstance(v, str) and len(v) <= 40 for v in value)):
+        raise ValueError("capabilities.kinds must be a list of names")
+    known = {k.value: k for k in RequestKind}
+    return frozenset(known[v] for v in value if v in known) or frozenset(
+        {RequestKind.TEXT_TO_IMAGE})
 
 
 def common_capabilities(each: Sequence[Capabilities]) -> Capabilities | None:
@@ -325,6 +339,7 @@ def common_capabilities(each: Sequence[Capabilities]) -> Capabilities | None:
         supports_guidance=all(c.supports_guidance for c in each),
         estimated_latency_s=max(c.estimated_latency_s for c in each),
         cost_per_image_usd=max(c.cost_per_image_usd for c in each),
+        kinds=frozenset.intersection(*(c.kinds for c in each)),
     )
 
 
