@@ -48,6 +48,7 @@ from desktop_app.store.input_images import InputImages
 from desktop_app.store.jobs import JobQueue
 from desktop_app.store.metrics import MetricsStore
 from desktop_app.store.profile_lock import LOCK_FILE, ProfileLock
+from desktop_app.store.wildcards import WildcardFolder
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ def open_app(env: Mapping[str, str] = os.environ, *, clock: Clock | None = None)
         runner_settings=runner_settings(settings), budget=budget(settings),
         blocked_terms=settings.content.blocked_terms, nsfw=nsfw_settings(settings),
         lock=ProfileLock(paths.data_dir / LOCK_FILE), inputs=InputImages(paths.inputs_dir),
+        wildcards=WildcardFolder(paths.wildcards_dir),
     )
     return AppContext(settings, paths, keys, engine, list(loaded.warnings), key_cache)
 

@@ -48,6 +48,11 @@ class AppPaths:
         return self.data_dir / "inputs"
 
     @property
+    def wildcards_dir(self) -> Path:
+        """``__name__`` in a prompt draws a line from ``name.txt`` here."""
+        return self.data_dir / "wildcards"
+
+    @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 

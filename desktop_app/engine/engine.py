@@ -33,6 +33,7 @@ from desktop_app.engine.events import (
 from desktop_app.engine.failover import JobOutcome
 from desktop_app.engine.metrics import CallRecord, Metrics
 from desktop_app.engine.nsfw import NsfwMode, NsfwSettings, Scorer, screen_images
+from desktop_app.engine.prompt_expansion import PromptExpander
 from desktop_app.engine.queue_watch import QueueWatch
 from desktop_app.engine.router import RoutePlan, mode_allows, plan_route
 from desktop_app.engine.runner import QueueRunner, RunnerSettings
@@ -49,6 +50,7 @@ from desktop_app.store.input_images import InputImages
 from desktop_app.store.jobs import JobQueue, QuarantinedJob
 from desktop_app.store.metrics import MetricsStore
 from desktop_app.store.profile_lock import ProfileBusy, ProfileLock
+from desktop_app.store.wildcards import WildcardFolder
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,7 @@ class Engine:
         nsfw_scorer: Scorer | None = None,
         lock: ProfileLock | None = None,
         inputs: InputImages | None = None,
+        wildcards: WildcardFolder | None = None,
     ) -> None:
         self.hub = hub or EventHub()
         self.clock = clock or SystemClock()
@@ -109,10 +112,11 @@ class Engine:
         self._store = store or StoreThread()
         self._spend = SpendTracker(self.clock)
         self._cap = SpendingCap(self._spend, lambda: self._budget)
+        self._prompts = PromptExpander(wildcards)
         self._runner = QueueRunner(
             queue=queue, store=self._store, slots=self._slots, hub=self.hub, metrics=self.metrics,
             clock=self.clock, rng=rng or random.Random(), save=self._save_images,
-            settings=runner_settings, budget=self._cap,
+            settings=runner_settings, budget=self._cap, prompts=self._prompts,
         )
         self._runner_task: asyncio.Task[None] | None = None
         self._watch = QueueWatch(self._store, queue, self._changed_elsewhere)
@@ -204,6 +208,7 @@ class Engine:
     async def submit(self, request: GenerationRequest, priority: int = 0) -> Job:
         """Queue a request; a blocked term raises ``InvalidRequest`` before anything is stored."""
         check_blocked_terms(request.prompt, self._blocked_terms)
+        await self._prompts.check(request)  # a wildcard that names no file is refused now
         for ref in request.input_images:  # refused now, not when it runs
             if self._inputs is None or not self._inputs.has(ref):
                 raise InvalidRequest(f"The input image {ref.sha256[:12]}… is not stored; add it "

@@ -21,6 +21,7 @@ from desktop_app.engine.events import EventHub, JobFinished, JobStarted
 from desktop_app.engine.failover import JobContext, JobOutcome, run_job
 from desktop_app.engine.metrics import Metrics
 from desktop_app.engine.paid_calls import PaidCallJournal
+from desktop_app.engine.prompt_expansion import PromptExpander
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.engine.store_thread import StoreThread
 from desktop_app.providers.base import CancelToken
@@ -56,6 +57,7 @@ class QueueRunner:
         settings: RunnerSettings | None = None,
         budget: SpendingCap | None = None,
         on_attempt: Callable[[int, Attempt], None] | None = None,
+        prompts: PromptExpander | None = None,
     ) -> None:
         self._queue = queue
         self._store = store
@@ -68,6 +70,7 @@ class QueueRunner:
         self.settings = settings or RunnerSettings()
         self._budget = budget
         self._on_attempt = on_attempt
+        self._prompts = prompts or PromptExpander(None)
         self._wake = asyncio.Event()
         self._running: dict[int, tuple[asyncio.Task[None], CancelToken]] = {}
         self._starting: dict[int, str | None] = {}  # job id -> cancel reason, if cancelled
@@ -197,7 +200,8 @@ class QueueRunner:
             paid_calls=PaidCallJournal(self._store, self._queue, job.id),
         )
         try:
-            outcome = await run_job(job.request, self.slots, ctx)
+            request = await self._prompts.for_run(job.request, self._rng)
+            outcome = await run_job(request, self.slots, ctx)
             image_ids = await self._save(job, outcome)
         except Cancelled as error:
             await self._finish(job, JobState.CANCELLED, error="Cancelled", message=error.message)

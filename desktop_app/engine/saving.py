@@ -71,7 +71,7 @@ class ImageSaver:
         except OSError as error:  # kept as the provider sent them, with their metadata
             raise keep_unsaved(self.folder, error, [UnsavedImage(
                 f"{now:%Y%m%d-%H%M%S}_job{job.id}_{index}", image.data, image.format,
-                self.parameters(outcome, image),
+                self.parameters(job, outcome, image),
                 self.provenance(job, outcome, image, image.format, None))
                 for index, image in enumerate(outcome.images)],
                 [s.path for s in saved], self.unsaved_dir) from error
@@ -82,14 +82,14 @@ class ImageSaver:
         data, fmt, converted_from = self.encode(image.data, wanted)
         try:
             written = files.write_image_atomic(
-                folder, stem, data, fmt, parameters=self.parameters(outcome, image),
+                folder, stem, data, fmt, parameters=self.parameters(job, outcome, image),
                 provenance=self.provenance(job, outcome, image, fmt, converted_from),
                 journal=journal)
         except MetadataTooLarge as error:  # JPEG's 64 KiB EXIF: keep the image as PNG
             log.warning("job %s image %s: %s Saved as PNG.", job.id, stem, error)
             data, fmt, converted_from = self.encode(image.data, "png")
             written = files.write_image_atomic(
-                folder, stem, data, fmt, parameters=self.parameters(outcome, image),
+                folder, stem, data, fmt, parameters=self.parameters(job, outcome, image),
                 provenance=self.provenance(job, outcome, image, fmt, converted_from),
                 journal=journal)
         return SavedFile(written, image, fmt, converted_from)
@@ -114,11 +114,11 @@ class ImageSaver:
         """Temp files a crash left mid-write; run at start, off the UI thread."""
         return files.remove_stale_temp_files(self.folder) if self.folder.is_dir() else 0
 
-    def parameters(self, outcome: JobOutcome, image: GeneratedImage) -> str:
+    def parameters(self, job: Job, outcome: JobOutcome, image: GeneratedImage) -> str:
         """Automatic1111's infotext for this image."""
         request = outcome.request
         details = dict(image.details)
-        extra = {"Provider": image.provider}
+        extra = {"Provider": image.provider, **_templates(job, outcome)}
         if "model_hash" in details:
             extra["Model hash"] = details["model_hash"]
         if "quality" in details:
@@ -151,6 +151,8 @@ class ImageSaver:
             "cost_usd": image.cost_usd, "details": dict(image.details),
             "format": fmt, "kind": outcome.request.kind.value,
             "source_images": [ref.sha256 for ref in outcome.request.input_images],
+            **{key.lower().replace(" ", "_"): value
+               for key, value in _templates(job, outcome).items()},
             **converted,
         }
 
@@ -212,6 +214,17 @@ A1111_SAMPLERS = {
     "LMSDiscreteScheduler": "LMS",
     "HeunDiscreteScheduler": "Heun",
 }
+
+
+def _templates(job: Job, outcome: JobOutcome) -> dict[str, str]:
+    """The prompts as written, where wildcards or options changed them for the run
+    (the names the Dynamic Prompts extension gives them in Automatic1111's infotext)."""
+    found = {}
+    if job.request.prompt != outcome.request.prompt:
+        found["Template"] = job.request.prompt
+    if job.request.negative_prompt != outcome.request.negative_prompt:
+        found["Negative Template"] = job.request.negative_prompt
+    return found
 
 
 def sampler_name(details: dict[str, str]) -> str | None:
