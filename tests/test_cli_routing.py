@@ -156,6 +156,8 @@ def test_queue_list_shows_the_policy_each_job_runs_under(
          "--mode cloud and --provider local disagree"),
         (["--mode", "local", "--provider", "openai"], "--mode local never runs openai"),
         (["--mode", "everywhere"], "invalid choice: 'everywhere'"),
+        (["--private", "--provider", "openai"], "--private keeps the job on this machine"),
+        (["--private", "--mode", "cloud"], "--private and cloud only disagree"),
     ],
 )
 def test_contradictory_routing_flags_are_bad_input_and_queue_nothing(
@@ -164,3 +166,26 @@ def test_contradictory_routing_flags_are_bad_input_and_queue_nothing(
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "data" / "imagedesk.sqlite3").exists()
+
+
+@pytest.mark.parametrize("how", ["--private flag", "private term in settings"])
+def test_a_private_job_whose_local_attempt_fails_never_reaches_the_cloud(
+        tmp_path: Path, server: FakeOpenAI, how: str) -> None:
+    if how == "--private flag":
+        out = generate(tmp_path, server, "--private")
+    else:
+        out = generate(tmp_path, server, IMAGEDESK_CONTENT__PRIVATE_TERMS='["lighthouse"]')
+    assert (out["exit_code"], out["state"]) == (3, "failed")
+    assert outcomes(out) == {"local": "failed", "openai": "skipped"}
+    assert "never leaves this machine" in out["error"]
+    assert out["policy"]["private"] is True
+    assert server.request_count == 0
+
+
+def test_a_private_job_says_so_in_the_queue_list(tmp_path: Path) -> None:
+    assert run(tmp_path, "queue", "add", "a cat", "--private").returncode == 0
+    assert run(tmp_path, "queue", "add", "a dog").returncode == 0
+    listed = run(tmp_path, "queue", "list")
+    [cat] = [line for line in listed.stdout.splitlines() if "a cat" in line]
+    [dog] = [line for line in listed.stdout.splitlines() if "a dog" in line]
+    assert "private" in cat and "private" not in dog, listed.stdout

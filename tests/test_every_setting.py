@@ -36,6 +36,7 @@ from desktop_app.domain.errors import (
     ContentRejected,
     InvalidRequest,
     Misconfigured,
+    OutOfMemory,
     Transient,
 )
 from desktop_app.domain.images import GeneratedImage
@@ -57,6 +58,7 @@ from desktop_app.providers.remote_bullmq.config import WorkerConfig
 from desktop_app.providers.remote_bullmq.worker import RemoteWorker
 from desktop_app.resilience.breaker import BreakerState, CircuitBreaker
 from desktop_app.resilience.clock import FakeClock
+from desktop_app.store.files import read_image_metadata
 from tests.fakes.fake_openai import FakeOpenAI, Fault, Reply
 from tests.fakes.scripted_provider import ScriptedProvider
 from tests.providers.remote_bullmq.support import (
@@ -579,6 +581,25 @@ async def test_a_blocked_term_refuses_the_prompt_before_it_is_queued(tmp_path: P
         with pytest.raises(InvalidRequest, match="gory"):
             await ctx.engine.submit(request("a gory scene"))
         assert await ctx.engine.jobs() == []
+
+
+@proves("content.private_terms")
+async def test_a_private_term_keeps_the_job_on_this_machine_even_by_failover(
+        tmp_path: Path) -> None:
+    made = {}
+    for key, settings in {"none": {}, "private": {
+            "content.private_terms": '["Lighthouse"]'}}.items():
+        async with opened(tmp_path / key, settings) as ctx:
+            swap(ctx, "local", ScriptedProvider("local", script=[OutOfMemory("CUDA oom")]))
+            cloud = ScriptedProvider("openai", ProviderKind.CLOUD)
+            swap(ctx, "openai", cloud)
+            job = await run(ctx, request("a lighthouse at dusk"))
+            images = await ctx.engine.images_of(job)
+            left = [read_image_metadata(i.path).provenance for i in images]
+            made[key] = (job.state, len(cloud.calls), job.request.policy.private,
+                         [p["left_machine"] for p in left if p])
+    assert made == {"none": (JobState.SUCCEEDED, 1, False, [True]),
+                    "private": (JobState.FAILED, 0, True, [])}
 
 
 @proves("content.nsfw_check", "content.nsfw_threshold")

@@ -42,7 +42,7 @@ from desktop_app.domain.request import (
     RoutingPolicy,
     parse_size,
 )
-from desktop_app.engine.router import mode_allows
+from desktop_app.engine.router import mode_allows, private_allows
 from desktop_app.providers import registry  # descriptors only: no provider SDK loads
 from desktop_app.store.gallery import ImageNotFound
 from desktop_app.store.jobs import JobNotFound
@@ -72,6 +72,9 @@ def _request_options(p: argparse.ArgumentParser) -> None:
                    help="local model: HF id, folder, .safetensors or builtin:tiny")
     routing = p.add_argument_group(
         "routing", "each defaults to the routing settings (settings.json, IMAGEDESK_ROUTING__*)")
+    routing.add_argument("--private", action="store_true", default=False,
+                         help="the job never leaves this machine: no cloud, no remote "
+                              "workers, even by failover")
     routing.add_argument("--mode", choices=[m.value for m in RouteMode], default=None,
                          help="auto: local first, cloud fallback; local or cloud only")
     routing.add_argument("--cloud-fallback", action=argparse.BooleanOptionalAction,
@@ -189,6 +192,12 @@ def routing_policy(args: argparse.Namespace, defaults: RoutingPolicy) -> Routing
             raise InvalidRequest(f"--mode {mode.value} never runs {pinned}: drop --mode or "
                                  "pick another --provider.", field="mode")
         mode = mode or RouteMode.AUTO  # the pin says where; the settings' mode does not apply
+        if args.private and not private_allows(kind):
+            raise InvalidRequest(f"--private keeps the job on this machine, so {pinned} can "
+                                 "never run it: drop one of them.", field="private")
+    if args.private and mode is RouteMode.CLOUD_ONLY:
+        raise InvalidRequest("--private and cloud only disagree: a private job never leaves "
+                             "this machine.", field="private")
     return dataclasses.replace(
         defaults,
         mode=mode or defaults.mode,
@@ -196,7 +205,7 @@ def routing_policy(args: argparse.Namespace, defaults: RoutingPolicy) -> Routing
         allow_adaptation=_flag(args.adapt, defaults.allow_adaptation),
         allow_failover_after_refusal=_flag(args.failover_after_refusal,
                                            defaults.allow_failover_after_refusal),
-        provider=pinned)
+        provider=pinned, private=args.private or defaults.private)
 
 
 def _flag(value: bool | None, default: bool) -> bool:

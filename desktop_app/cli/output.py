@@ -92,6 +92,8 @@ def quarantined_row(job_id: int, reason: str) -> dict[str, Any]:
 def policy_text(policy: RoutingPolicy) -> str:
     """The routing policy a job runs under, in a few words ("auto, no cloud fallback")."""
     parts = [f"{policy.provider} only" if policy.provider else policy.mode.value]
+    if policy.private:
+        parts.append("private: never leaves this machine")
     if (policy.mode is RouteMode.AUTO and policy.provider is None
             and not policy.allow_cloud_fallback):
         parts.append("no cloud fallback")

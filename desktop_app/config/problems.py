@@ -27,7 +27,8 @@ SETTINGS_FILE = "settings.json"
 GUARDED: frozenset[str] = frozenset({
     "budget.daily_usd", "budget.monthly_usd",
     "routing.allow_cloud_fallback", "routing.mode",
-    "content.blocked_terms", "content.nsfw_check", "content.nsfw_threshold",
+    "content.blocked_terms", "content.private_terms", "content.nsfw_check",
+    "content.nsfw_threshold",
     "openai.enabled", "openai.rate_limits", "remote.enabled",
 })
 _GUARDED_SECTIONS = ("budget", "content")

@@ -199,10 +199,12 @@ class BudgetSettings(_Section):
 
 class ContentSettings(_Section):
     blocked_terms: list[str] = Field(default_factory=list)
+    # a prompt holding one of these is private: it never leaves this machine
+    private_terms: list[str] = Field(default_factory=list)
     nsfw_check: Literal["off", "blur", "block"] = "off"
     nsfw_threshold: float = Field(default=0.7, ge=0, le=1)
 
-    @field_validator("blocked_terms")
+    @field_validator("blocked_terms", "private_terms")
     @classmethod
     def _clean_terms(cls, terms: list[str]) -> list[str]:
         return [term.strip() for term in terms if term.strip()]

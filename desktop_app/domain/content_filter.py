@@ -13,6 +13,17 @@ def _fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
+def find_term(prompt: str, terms: Iterable[str]) -> str | None:
+    """The first of ``terms`` in ``prompt`` as a whole word or phrase (ignoring case and
+    Unicode width/compatibility forms), as the user wrote it; None if there is none."""
+    folded = _fold(prompt)
+    for term in terms:
+        needle = _fold(term).strip()
+        if needle and re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", folded):
+            return term.strip()
+    return None
+
+
 def check_blocked_terms(prompt: str, terms: Iterable[str]) -> None:
     """Raise ``InvalidRequest`` naming the first blocked term found as a whole word or phrase.
 
@@ -21,14 +32,10 @@ def check_blocked_terms(prompt: str, terms: Iterable[str]) -> None:
     Only the prompt is checked: the negative prompt is where users list what
     they want kept out.
     """
-    folded = _fold(prompt)
-    for term in terms:
-        needle = _fold(term).strip()
-        if not needle:
-            continue
-        if re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", folded):
-            raise InvalidRequest(
-                f'The prompt contains the blocked term "{term.strip()}" '
-                "(your blocked-terms list in Settings). Remove it to continue.",
-                field="prompt",
-            )
+    term = find_term(prompt, terms)
+    if term is not None:
+        raise InvalidRequest(
+            f'The prompt contains the blocked term "{term}" '
+            "(your blocked-terms list in Settings). Remove it to continue.",
+            field="prompt",
+        )

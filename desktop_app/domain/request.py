@@ -88,6 +88,9 @@ class RoutingPolicy:
     allow_adaptation: bool = True
     allow_failover_after_refusal: bool = False
     provider: str | None = None  # pin one provider by name (CLI --provider openai)
+    # "never leaves this machine": only this machine's own providers may serve it, even
+    # by failover (written only when set, so older workers still read other jobs)
+    private: bool = dataclasses.field(default=False, metadata=OMIT_DEFAULT)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(to_plain(self))

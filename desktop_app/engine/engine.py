@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Literal
 
-from desktop_app.domain.content_filter import check_blocked_terms
+from desktop_app.domain.content_filter import check_blocked_terms, find_term
 from desktop_app.domain.errors import ImageDeskError, InvalidRequest
 from desktop_app.domain.job import Job, JobState
 from desktop_app.domain.request import GenerationRequest, ImageRef, RouteMode
@@ -69,6 +69,7 @@ class EngineConfig:
     nsfw: NsfwSettings
     gallery_folder: Path
     output_quality: int = 90  # JPEG / WebP encoding quality
+    private_terms: Sequence[str] = ()  # a prompt with one of these never leaves this machine
 
 
 class Engine:
@@ -87,6 +88,7 @@ class Engine:
         runner_settings: RunnerSettings | None = None,
         budget: Budget | None = None,
         blocked_terms: Sequence[str] = (),
+        private_terms: Sequence[str] = (),
         nsfw: NsfwSettings | None = None,
         nsfw_scorer: Scorer | None = None,
         lock: ProfileLock | None = None,
@@ -99,6 +101,7 @@ class Engine:
         self._slots = list(slots)
         self._budget = budget or Budget()
         self._blocked_terms = list(blocked_terms)
+        self._private_terms = list(private_terms)
         self._nsfw = nsfw or NsfwSettings()
         self._nsfw_scorer = nsfw_scorer
         # Only the process holding the profile's lock recovers and runs its queue:
@@ -209,6 +212,7 @@ class Engine:
         """Queue a request; a blocked term raises ``InvalidRequest`` before anything is stored."""
         check_blocked_terms(request.prompt, self._blocked_terms)
         await self._prompts.check(request)  # a wildcard that names no file is refused now
+        request = self._privacy_rules(request)
         for ref in request.input_images:  # refused now, not when it runs
             if self._inputs is None or not self._inputs.has(ref):
                 raise InvalidRequest(f"The input image {ref.sha256[:12]}… is not stored; add it "
@@ -217,6 +221,16 @@ class Engine:
         self.hub.emit(JobAdded(job.id, request))
         self._runner.wake()
         return job
+
+    def _privacy_rules(self, request: GenerationRequest) -> GenerationRequest:
+        """A prompt holding one of the user's private terms is marked private (recorded on
+        the queued job, so it holds through restarts and failover)."""
+        if request.policy.private:
+            return request
+        for text in (request.prompt, request.negative_prompt):
+            if find_term(text, self._private_terms) is not None:
+                return request.replace(policy=dataclasses.replace(request.policy, private=True))
+        return request
 
     async def add_input_image(self, image: Path | bytes, role: Literal["source", "mask"] =
                               "source", gallery_id: int | None = None) -> ImageRef:
@@ -351,6 +365,7 @@ class Engine:
         await self._replace_slots(config.slots)
         self._budget = config.budget
         self._blocked_terms = list(config.blocked_terms)
+        self._private_terms = list(config.private_terms)
         self._nsfw = config.nsfw
         self._saver.folder = config.gallery_folder
         self._saver.quality = config.output_quality

@@ -55,6 +55,8 @@ class JobOutcome:
     attempts: tuple[Attempt, ...]
     provider: str
     request: GenerationRequest  # as run: the seed it was given is recorded here
+    # whether any call of this job went to a provider off this machine (cloud, remote)
+    left_machine: bool = False
 
     @property
     def cost_usd(self) -> float:
@@ -124,6 +126,7 @@ async def run_job(
                      started_at=ctx.clock.time()))
 
     images: list[GeneratedImage] = []
+    left_machine = False  # a call (even a failed one) sent the job off this machine
     last_error: ProviderError | None = None
     previous_failure: Attempt | None = None
     for position, candidate in enumerate(plan.candidates):
@@ -140,6 +143,7 @@ async def run_job(
         started_wall = ctx.clock.time()
         billed_before = ctx.billed_unusable_usd
         later = plan.candidates[position + 1:]
+        calls_before = ctx.calls_started
         try:
             got, adaptations = await _run_on(slot, candidate, remaining, ctx, later)
         except Skipped as skip:
@@ -167,6 +171,8 @@ async def run_job(
             if not _may_fail_over(error, request):
                 break
             continue
+        finally:
+            left_machine = left_machine or _called_off_machine(slot, ctx, calls_before)
         images.extend(got)
         note(Attempt(
             slot.name, Outcome.SUCCEEDED, message=f"{len(got)} image(s)",
@@ -174,12 +180,17 @@ async def run_job(
             cost_usd=sum(i.cost_usd for i in got) + ctx.billed_unusable_usd - billed_before,
             started_at=started_wall,
         ))
-        return JobOutcome(tuple(images), tuple(attempts), slot.name, request)
+        return JobOutcome(tuple(images), tuple(attempts), slot.name, request, left_machine)
 
     if images:  # some calls succeeded before every provider failed: keep what was made
-        return JobOutcome(tuple(images), tuple(attempts), images[-1].provider, request)
+        return JobOutcome(tuple(images), tuple(attempts), images[-1].provider, request,
+                          left_machine)
     raise JobFailed(_failure_message(attempts, last_error, request),
                     final=type(last_error) if last_error else None)
+
+
+def _called_off_machine(slot: ProviderSlot, ctx: JobContext, calls_before: int) -> bool:
+    return slot.kind is not ProviderKind.LOCAL and ctx.calls_started > calls_before
 
 
 def _may_fail_over(error: ProviderError, request: GenerationRequest) -> bool:

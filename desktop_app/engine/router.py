@@ -20,6 +20,8 @@ from desktop_app.resilience.breaker import BreakerState
 # A local provider that reports running on the CPU ranks after the cloud by this much.
 CPU_PENALTY = 1000
 
+PRIVATE_REASON = "this job is private: it never leaves this machine"
+
 BudgetCheck = Callable[[ProviderSlot], str | None]
 
 
@@ -52,10 +54,18 @@ def mode_allows(mode: RouteMode, kind: ProviderKind) -> bool:
     return True
 
 
+def private_allows(kind: ProviderKind) -> bool:
+    """A private job runs only on this machine: not in the cloud, not on the user's
+    other machines."""
+    return kind is ProviderKind.LOCAL
+
+
 def _policy_reason(slot: ProviderSlot, request: GenerationRequest) -> str | None:
     policy = request.policy
     if not slot.enabled:
         return slot.off_reason or "disabled in Settings"
+    if policy.private and not private_allows(slot.kind):
+        return PRIVATE_REASON
     if policy.provider is not None and slot.name != policy.provider:
         return f"this job asked for {policy.provider} only"
     if not mode_allows(policy.mode, slot.kind):

@@ -150,6 +150,7 @@ class ImageSaver:
             "fallback_reason": failed_first[-1] if failed_first else None,
             "cost_usd": image.cost_usd, "details": dict(image.details),
             "format": fmt, "kind": outcome.request.kind.value,
+            "private": outcome.request.policy.private, "left_machine": outcome.left_machine,
             "source_images": [ref.sha256 for ref in outcome.request.input_images],
             **{key.lower().replace(" ", "_"): value
                for key, value in _templates(job, outcome).items()},
