@@ -595,9 +595,9 @@ async def test_a_private_term_keeps_the_job_on_this_machine_even_by_failover(
             swap(ctx, "openai", cloud)
             job = await run(ctx, request("a lighthouse at dusk"))
             images = await ctx.engine.images_of(job)
-            left = [read_image_metadata(i.path).provenance for i in images]
-            made[key] = (job.state, len(cloud.calls), job.request.policy.private,
-                         [p["left_machine"] for p in left if p])
+            left = [meta.provenance["left_machine"] for meta in map(read_image_metadata, (
+                i.path for i in images)) if meta is not None and meta.provenance is not None]
+            made[key] = (job.state, len(cloud.calls), job.request.policy.private, left)
     assert made == {"none": (JobState.SUCCEEDED, 1, False, [True]),
                     "private": (JobState.FAILED, 0, True, [])}
 
