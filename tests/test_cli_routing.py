@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.fake_openai import FakeOpenAI, Fault, Reply
-from tests.test_cli import run
+from tests.test_cli import job_count, run
 
 KEY = "sk-test-" + "r" * 32
 MISSING_MODEL = "/nonexistent/models/gone.safetensors"
@@ -189,3 +189,23 @@ def test_a_private_job_says_so_in_the_queue_list(tmp_path: Path) -> None:
     [cat] = [line for line in listed.stdout.splitlines() if "a cat" in line]
     [dog] = [line for line in listed.stdout.splitlines() if "a dog" in line]
     assert "private" in cat and "private" not in dog, listed.stdout
+
+
+def test_a_dry_run_prints_the_plan_with_a_quote_and_calls_no_provider(
+        tmp_path: Path, server: FakeOpenAI) -> None:
+    result = run(tmp_path, "generate", "a lighthouse", "--size", "1024x1024", "-n", "2",
+                 "--dry-run", "--json", env=env_for(server, IMAGEDESK_LOCAL__MODEL="builtin:tiny"))
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    order = [c["provider"] for c in plan["order"]]
+    assert order[:2] == ["local", "openai"]
+    local, openai = plan["order"][0], plan["order"][1]
+    assert local["estimated_usd"] == 0 and openai["estimated_usd"] > 0  # from the price table
+    assert all(c["estimated_seconds"] > 0 for c in plan["order"])
+    assert plan["summary"].startswith("local (~") and " → openai if it fails (~" in plan["summary"]
+    assert server.request_count == 0 and job_count(tmp_path) == 0
+
+    private = run(tmp_path, "generate", "a lighthouse", "--dry-run", "--private",
+                  env=env_for(server))
+    assert "skipped openai: this job is private" in private.stdout
+    assert server.request_count == 0 and job_count(tmp_path) == 0

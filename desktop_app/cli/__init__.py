@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="queue a prompt, run it, print where the images went")
     _request_options(gen)
+    gen.add_argument("--dry-run", action="store_true", dest="dry_run",
+                     help="print where the job would go and what it would cost, then stop: "
+                          "nothing is queued and no provider is called")
     gen.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     queue = sub.add_parser("queue", help="the job queue")
@@ -284,6 +287,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("generate",) or (args.command == "queue" and args.action == "add"):
         # bad input fails here, before the store is touched
         request = build_request(args, _settings_policy())
+        if getattr(args, "dry_run", False):
+            return await commands.dry_run(args, request)
         return await commands.submit(args, request, run=args.command == "generate")
     if args.command == "queue":
         return await commands.queue(args)

@@ -111,6 +111,30 @@ class StopOnSignal:
         return EXIT_SIGNAL_BASE + int(self.received)
 
 
+async def dry_run(args: argparse.Namespace, request: GenerationRequest) -> int:
+    """Where the job would go, in order, with the seconds and dollars to expect and why
+    each other provider would be skipped; nothing is queued, no provider is called."""
+    async with _app() as ctx:
+        if args.format is None:
+            request = request.replace(output_format=ctx.settings.output.format)
+        quote = await ctx.engine.route_quote(request)
+
+    def text() -> None:
+        print(quote.line())
+        for candidate in quote.candidates:
+            rate = ("" if candidate.success_rate is None
+                    else f", {candidate.success_rate:.0%} of recent calls succeeded")
+            print(f"  {candidate.provider}: ~{candidate.seconds:.0f} s, "
+                  f"${candidate.dollars:.2f} ({candidate.basis}{rate})")
+            for change in candidate.adaptations:
+                print(f"    adapted: {change}")
+        for name, reason in quote.skipped:
+            print(f"  skipped {name}: {reason}")
+
+    _emit(args, quote.to_dict(), text)
+    return EXIT_OK if quote.candidates else EXIT_FAILED
+
+
 async def submit(args: argparse.Namespace, request: GenerationRequest, *, run: bool) -> int:
     stop = StopOnSignal()
     with stop:

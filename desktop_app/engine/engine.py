@@ -35,6 +35,7 @@ from desktop_app.engine.metrics import CallRecord, Metrics
 from desktop_app.engine.nsfw import NsfwMode, NsfwSettings, Scorer, screen_images
 from desktop_app.engine.prompt_expansion import PromptExpander
 from desktop_app.engine.queue_watch import QueueWatch
+from desktop_app.engine.quote import HISTORY_DAYS, RouteQuote, quote_route
 from desktop_app.engine.router import RoutePlan, mode_allows, plan_route
 from desktop_app.engine.runner import QueueRunner, RunnerSettings
 from desktop_app.engine.saving import ImageSaver
@@ -48,7 +49,7 @@ from desktop_app.store.files import ImportReport, import_folder
 from desktop_app.store.gallery import Gallery, ImageNotFound, ImageRecord, Sort
 from desktop_app.store.input_images import InputImages
 from desktop_app.store.jobs import JobQueue, QuarantinedJob
-from desktop_app.store.metrics import MetricsStore
+from desktop_app.store.metrics import MetricsStore, ProviderTotals
 from desktop_app.store.profile_lock import ProfileBusy, ProfileLock
 from desktop_app.store.wildcards import WildcardFolder
 
@@ -395,6 +396,19 @@ class Engine:
         other one would be skipped (nothing is reserved or called)."""
         return await plan_route(request, self._slots, budget=self._over_budget,
                                 cpu_after_cloud=self.runner_settings.cpu_after_cloud)
+
+    async def route_quote(self, request: GenerationRequest) -> RouteQuote:
+        """The route preview with the seconds and dollars to expect from each candidate
+        (measured over the last days where there is history); nothing is called."""
+        plan = await self.route_preview(request)
+        today = dt.date.fromtimestamp(self.clock.time())
+        since = (today - dt.timedelta(days=HISTORY_DAYS - 1)).isoformat()
+        store = self._metrics_store
+
+        async def totals(name: str) -> ProviderTotals:
+            return await self._store.run(store.totals, name, since)
+
+        return await quote_route(plan, request, totals)
 
     def prompt_limits(self) -> dict[RouteMode, tuple[int, str]]:
         """For each routing mode, the shortest prompt limit among the enabled
