@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import http.server
 import json
@@ -29,7 +30,7 @@ import pytest
 from PIL import Image
 
 from desktop_app.bootstrap import AppContext
-from desktop_app.config import default_policy
+from desktop_app.config import default_policy, load_settings
 from desktop_app.config.fields import LEAVES
 from desktop_app.domain.errors import (
     CircuitOpen,
@@ -166,6 +167,51 @@ async def test_a_local_provider_on_the_cpu_ranks_after_the_cloud(tmp_path: Path)
         assert order(await route(ctx)) == ["local", "openai"]
     async with opened(tmp_path / "c", {"local.device": "cuda"}) as ctx:  # asked for the GPU
         assert order(await route(ctx)) == ["local", "openai"]
+
+
+def _slow_gpu_and_paid_cloud(ctx: AppContext) -> None:
+    gpu = ScriptedProvider("local")
+    gpu.caps = dataclasses.replace(gpu.caps, estimated_latency_s=60.0)
+    cloud = ScriptedProvider("openai", ProviderKind.CLOUD, cost_per_image=0.04)
+    cloud.caps = dataclasses.replace(cloud.caps, estimated_latency_s=20.0)
+    swap(ctx, "local", gpu)
+    swap(ctx, "openai", cloud)
+
+
+@proves("routing.strategy", "routing.target_s")
+async def test_the_routing_strategy_orders_new_jobs_by_time_and_money(tmp_path: Path) -> None:
+    off_cpu = {"routing.cpu_after_cloud": "false"}
+    orders = {}
+    for key, settings in {
+            "default": {}, "fastest": {"routing.strategy": "fastest"},
+            "cheapest in 120 s": {"routing.strategy": "cheapest", "routing.target_s": "120"},
+            "cheapest in 30 s": {"routing.strategy": "cheapest", "routing.target_s": "30"},
+    }.items():
+        async with opened(tmp_path / key.replace(" ", "_"), {**off_cpu, **settings}) as ctx:
+            _slow_gpu_and_paid_cloud(ctx)
+            orders[key] = order(await route(ctx, faced(ctx)))
+    assert orders == {"default": ["local", "openai"], "fastest": ["openai", "local"],
+                      "cheapest in 120 s": ["local", "openai"],
+                      "cheapest in 30 s": ["openai", "local"]}
+
+
+@proves("routing.max_cost_per_job_usd")
+async def test_a_cost_cap_per_job_skips_a_provider_that_would_cost_more(tmp_path: Path) -> None:
+    off_cpu = {"routing.cpu_after_cloud": "false"}
+    async with opened(tmp_path / "a", {**off_cpu, "routing.max_cost_per_job_usd": "0.01"}) as ctx:
+        _slow_gpu_and_paid_cloud(ctx)
+        plan = await route(ctx, faced(ctx))
+        assert order(plan) == ["local"]
+        assert skips(plan)["openai"] == ("would cost about $0.04, over this job's cap of "
+                                         "$0.01")
+    async with opened(tmp_path / "b", {**off_cpu, "routing.max_cost_per_job_usd": "0.10"}) as ctx:
+        _slow_gpu_and_paid_cloud(ctx)
+        assert order(await route(ctx, faced(ctx))) == ["local", "openai"]
+    # unreadable: the cloud is held off rather than left uncapped
+    loaded = load_settings(tmp_path / "none.json",
+                           {"IMAGEDESK_ROUTING__MAX_COST_PER_JOB_USD": "lots"}).settings
+    reason = loaded.cloud_off_reason()
+    assert reason is not None and "max_cost_per_job_usd" in reason
 
 
 # -- routing defaults: what both faces start a new job with ----------------------

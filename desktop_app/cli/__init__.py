@@ -39,6 +39,7 @@ from desktop_app.domain.request import (
     OutputFormat,
     Quality,
     RouteMode,
+    RouteStrategy,
     RoutingPolicy,
     parse_size,
 )
@@ -72,6 +73,15 @@ def _request_options(p: argparse.ArgumentParser) -> None:
                    help="local model: HF id, folder, .safetensors or builtin:tiny")
     routing = p.add_argument_group(
         "routing", "each defaults to the routing settings (settings.json, IMAGEDESK_ROUTING__*)")
+    routing.add_argument("--strategy", choices=[s.value for s in RouteStrategy], default=None,
+                         help="order of the providers: prefer-local, cheapest (within "
+                              "--within), fastest, balanced")
+    routing.add_argument("--within", type=arguments.TARGET_SECONDS, default=None,
+                         dest="target_s", metavar="SECONDS",
+                         help="for --strategy cheapest: the time the job should finish in")
+    routing.add_argument("--max-cost", type=arguments.COST_CAP, default=None,
+                         dest="max_cost_usd", metavar="USD",
+                         help="skip any provider expected to cost more than this for the job")
     routing.add_argument("--private", action="store_true", default=False,
                          help="the job never leaves this machine: no cloud, no remote "
                               "workers, even by failover")
@@ -208,7 +218,17 @@ def routing_policy(args: argparse.Namespace, defaults: RoutingPolicy) -> Routing
         allow_adaptation=_flag(args.adapt, defaults.allow_adaptation),
         allow_failover_after_refusal=_flag(args.failover_after_refusal,
                                            defaults.allow_failover_after_refusal),
-        provider=pinned, private=args.private or defaults.private)
+        provider=pinned, private=args.private or defaults.private,
+        strategy=RouteStrategy(args.strategy) if args.strategy else defaults.strategy,
+        target_s=args.target_s if args.target_s is not None else defaults.target_s,
+        max_cost_usd=_cap(args.max_cost_usd, defaults.max_cost_usd))
+
+
+def _cap(flag: float | None, setting: float | None) -> float | None:
+    """A job's cost cap may only narrow the profile's (a money control)."""
+    if flag is None or setting is None:
+        return setting if flag is None else flag
+    return min(flag, setting)
 
 
 def _flag(value: bool | None, default: bool) -> bool:

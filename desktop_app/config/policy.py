@@ -25,4 +25,6 @@ def default_policy(settings: Settings) -> RoutingPolicy:
         allow_cloud_fallback=routing.allow_cloud_fallback and not unreadable,
         allow_adaptation=routing.allow_adaptation,
         allow_failover_after_refusal=routing.allow_failover_after_refusal,
+        strategy=routing.strategy, target_s=routing.target_s,
+        max_cost_usd=routing.max_cost_per_job_usd,
     )

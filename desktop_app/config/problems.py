@@ -26,7 +26,7 @@ SETTINGS_FILE = "settings.json"
 # Settings whose unreadable value must not fall back to a more permissive default.
 GUARDED: frozenset[str] = frozenset({
     "budget.daily_usd", "budget.monthly_usd",
-    "routing.allow_cloud_fallback", "routing.mode",
+    "routing.allow_cloud_fallback", "routing.mode", "routing.max_cost_per_job_usd",
     "content.blocked_terms", "content.private_terms", "content.nsfw_check",
     "content.nsfw_threshold",
     "openai.enabled", "openai.rate_limits", "remote.enabled",

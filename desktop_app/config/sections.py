@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from desktop_app.domain.request import OutputFormat, RouteMode
+from desktop_app.domain.request import OutputFormat, RouteMode, RouteStrategy
 
 
 class Conflict(ValueError):
@@ -176,6 +176,9 @@ class RoutingSettings(_Section):
     allow_adaptation: bool = True
     allow_failover_after_refusal: bool = False
     cpu_after_cloud: bool = True  # CPU-only local ranks after the cloud
+    strategy: RouteStrategy = RouteStrategy.PREFER_LOCAL  # README: "Routing strategies"
+    target_s: float | None = Field(default=None, gt=0, le=7 * DAY)  # for "cheapest"
+    max_cost_per_job_usd: float | None = Field(default=None, ge=0, le=MAX_USD)
     job_deadline_s: float = Field(default=900.0, gt=0, le=7 * DAY)
     retry_max_attempts: int = Field(default=3, ge=1, le=20)
     retry_base_s: float = Field(default=1.0, gt=0, le=HOUR)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import unicodedata
 from collections.abc import Mapping
 from typing import Any
@@ -41,6 +42,7 @@ __all__ = [
     "Quality",
     "RequestKind",
     "RouteMode",
+    "RouteStrategy",
     "RoutingPolicy",
     "Upscale",
     "normalise_prompt",
@@ -63,6 +65,16 @@ class RouteMode(enum.Enum):
     AUTO = "auto"  # local first, cloud fallback
     LOCAL_ONLY = "local"
     CLOUD_ONLY = "cloud"
+
+
+class RouteStrategy(enum.Enum):
+    """How the router orders the providers that can serve a job (README: "Routing
+    strategies"); estimates come from each provider's measured history."""
+
+    PREFER_LOCAL = "prefer-local"  # the configured order: local first, cloud as fallback
+    CHEAPEST = "cheapest"  # the cheapest that finishes within the target time
+    FASTEST = "fastest"  # the fastest (under the job's cost cap, if any)
+    BALANCED = "balanced"  # time and money weighed together
 
 
 class OutputFormat(enum.Enum):
@@ -91,6 +103,22 @@ class RoutingPolicy:
     # "never leaves this machine": only this machine's own providers may serve it, even
     # by failover (written only when set, so older workers still read other jobs)
     private: bool = dataclasses.field(default=False, metadata=OMIT_DEFAULT)
+    strategy: RouteStrategy = dataclasses.field(default=RouteStrategy.PREFER_LOCAL,
+                                                metadata=OMIT_DEFAULT)
+    target_s: float | None = dataclasses.field(default=None, metadata=OMIT_DEFAULT)
+    # a money control: a provider expected to cost more for this job is skipped
+    max_cost_usd: float | None = dataclasses.field(default=None, metadata=OMIT_DEFAULT)
+
+    def __post_init__(self) -> None:
+        for name, low in (("target_s", 0.0), ("max_cost_usd", 0.0)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not math.isfinite(value) or value < low or value > 1e7:
+                raise InvalidRequest(f"The routing policy's {name} must be a number of at "
+                                     f"least {low:g} (got {value!r}).", field=name)
+            object.__setattr__(self, name, float(value))
 
     def to_dict(self) -> dict[str, Any]:
         return dict(to_plain(self))

@@ -23,6 +23,7 @@ from desktop_app.domain.errors import ImageDeskError, InvalidRequest
 from desktop_app.domain.job import Job, JobState
 from desktop_app.domain.request import GenerationRequest, ImageRef, RouteMode
 from desktop_app.engine.budget import Budget, SpendingCap, SpendTracker
+from desktop_app.engine.estimates import HISTORY_DAYS, Estimator
 from desktop_app.engine.events import (
     EventHub,
     JobAdded,
@@ -35,7 +36,7 @@ from desktop_app.engine.metrics import CallRecord, Metrics
 from desktop_app.engine.nsfw import NsfwMode, NsfwSettings, Scorer, screen_images
 from desktop_app.engine.prompt_expansion import PromptExpander
 from desktop_app.engine.queue_watch import QueueWatch
-from desktop_app.engine.quote import HISTORY_DAYS, RouteQuote, quote_route
+from desktop_app.engine.quote import RouteQuote, quote_route
 from desktop_app.engine.router import RoutePlan, mode_allows, plan_route
 from desktop_app.engine.runner import QueueRunner, RunnerSettings
 from desktop_app.engine.saving import ImageSaver
@@ -121,6 +122,7 @@ class Engine:
             queue=queue, store=self._store, slots=self._slots, hub=self.hub, metrics=self.metrics,
             clock=self.clock, rng=rng or random.Random(), save=self._save_images,
             settings=runner_settings, budget=self._cap, prompts=self._prompts,
+            estimates=self.estimator,
         )
         self._runner_task: asyncio.Task[None] | None = None
         self._watch = QueueWatch(self._store, queue, self._changed_elsewhere)
@@ -395,20 +397,27 @@ class Engine:
         """Which providers would serve ``request`` now, in order, and why each
         other one would be skipped (nothing is reserved or called)."""
         return await plan_route(request, self._slots, budget=self._over_budget,
-                                cpu_after_cloud=self.runner_settings.cpu_after_cloud)
+                                cpu_after_cloud=self.runner_settings.cpu_after_cloud,
+                                estimator=await self.estimator())
 
     async def route_quote(self, request: GenerationRequest) -> RouteQuote:
         """The route preview with the seconds and dollars to expect from each candidate
         (measured over the last days where there is history); nothing is called."""
-        plan = await self.route_preview(request)
+        estimator = await self.estimator()
+        plan = await plan_route(request, self._slots, budget=self._over_budget,
+                                cpu_after_cloud=self.runner_settings.cpu_after_cloud,
+                                estimator=estimator)
+        return quote_route(plan, request, estimator)
+
+    async def estimator(self) -> Estimator:
+        """Estimates from this session's calls and the last days' stored history."""
         today = dt.date.fromtimestamp(self.clock.time())
         since = (today - dt.timedelta(days=HISTORY_DAYS - 1)).isoformat()
         store = self._metrics_store
-
-        async def totals(name: str) -> ProviderTotals:
-            return await self._store.run(store.totals, name, since)
-
-        return await quote_route(plan, request, totals)
+        history: dict[str, ProviderTotals] = {}
+        for slot in self._slots:
+            history[slot.name] = await self._store.run(store.totals, slot.name, since)
+        return Estimator(self.metrics, history)
 
     def prompt_limits(self) -> dict[RouteMode, tuple[int, str]]:
         """For each routing mode, the shortest prompt limit among the enabled

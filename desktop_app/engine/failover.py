@@ -29,6 +29,7 @@ from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.job import Attempt, Outcome
 from desktop_app.domain.request import MAX_SEED, GenerationRequest
 from desktop_app.engine.budget import SpendingCap
+from desktop_app.engine.estimates import Estimator
 from desktop_app.engine.events import EventHub, JobAttempted, JobProgress, JobRouted, MetricsUpdated
 from desktop_app.engine.metrics import Metrics
 from desktop_app.engine.pacing import (
@@ -85,6 +86,7 @@ class JobContext:
     on_waiting: Callable[[bool], None] | None = None
     calls_started: int = 0  # provider calls begun for this job, on any provider
     paid_calls: PaidCallJournal | None = None  # marks the job during a cloud call
+    estimator: Estimator | None = None  # for a strategy or cost cap; None: declared figures
 
     def route_budget(self) -> BudgetCheck | None:
         cap = self.budget
@@ -112,7 +114,7 @@ async def run_job(
 ) -> JobOutcome:
     request = with_seed(request, ctx.rng)
     plan = await plan_route(request, slots, budget=ctx.route_budget(),
-                            cpu_after_cloud=ctx.cpu_after_cloud)
+                            cpu_after_cloud=ctx.cpu_after_cloud, estimator=ctx.estimator)
     attempts: list[Attempt] = []
 
     def note(attempt: Attempt) -> None:

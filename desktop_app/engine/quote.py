@@ -1,24 +1,17 @@
 """Where a job would go and what it would cost, before it runs: the route preview's
 order with, for each candidate, the seconds and dollars to expect.
 
-Seconds come from measured history where there is enough of it (the provider's
-median call time over the last days, from the metrics store), otherwise from what
-the provider declares; a provider whose recent calls mostly failed says so. Dollars
-are the provider's declared price per image times the images asked for. Nothing is
+The figures are the router's own estimates (``engine/estimates.py``). Nothing is
 reserved and no provider is called.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
 
 from desktop_app.domain.request import GenerationRequest
+from desktop_app.engine.estimates import Estimator
 from desktop_app.engine.router import RoutePlan
-from desktop_app.store.metrics import ProviderTotals
-
-MIN_SAMPLES = 3  # measured calls before history replaces the declared figure
-HISTORY_DAYS = 7
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +20,7 @@ class CandidateQuote:
     kind: str  # "local", "cloud", "remote"
     seconds: float
     dollars: float
-    basis: str  # "measured: median of 12 calls" or "declared by the provider"
+    basis: str  # where the seconds come from (see engine/estimates.py)
     success_rate: float | None  # recent share of calls that succeeded; None: no history
     adaptations: tuple[str, ...] = ()
 
@@ -63,25 +56,11 @@ class RouteQuote:
                 "summary": self.line()}
 
 
-Totals = Callable[[str], Awaitable[ProviderTotals]]
-
-
-async def quote_route(plan: RoutePlan, request: GenerationRequest, totals: Totals) -> RouteQuote:
+def quote_route(plan: RoutePlan, request: GenerationRequest, estimator: Estimator) -> RouteQuote:
     quotes = []
     for candidate in plan.candidates:
-        slot = candidate.slot
-        caps = slot.provider.capabilities()
-        calls = max(1, len(candidate.fit.calls))
-        history = await totals(slot.name)
-        tried = history.successes + history.failure_count
-        rate = history.successes / tried if tried else None
-        if history.latency_count >= MIN_SAMPLES and history.latency_p50_s is not None:
-            per_call = history.latency_p50_s
-            basis = f"measured: median of {history.latency_count} calls"
-        else:
-            per_call = caps.estimated_latency_s
-            basis = "declared by the provider"
-        dollars = caps.cost_per_image_usd * request.n
-        quotes.append(CandidateQuote(slot.name, slot.kind.value, per_call * calls, dollars,
-                                     basis, rate, candidate.fit.adaptations))
+        guess = estimator.estimate(candidate.slot, candidate.fit, request)
+        quotes.append(CandidateQuote(candidate.slot.name, candidate.slot.kind.value,
+                                     guess.seconds, guess.dollars, guess.basis,
+                                     guess.success_rate, candidate.fit.adaptations))
     return RouteQuote(tuple(quotes), tuple((s.provider, s.reason) for s in plan.skipped))

@@ -12,7 +12,9 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 from desktop_app.domain.request import GenerationRequest, RouteMode
+from desktop_app.engine.estimates import Estimator
 from desktop_app.engine.slots import ProviderSlot
+from desktop_app.engine.strategy import apply_strategy
 from desktop_app.providers.base import Health, HealthState, ProviderKind
 from desktop_app.providers.fitting import Fit, fit_request
 from desktop_app.resilience.breaker import BreakerState
@@ -123,6 +125,7 @@ async def plan_route(
     *,
     budget: BudgetCheck | None = None,
     cpu_after_cloud: bool = True,
+    estimator: Estimator | None = None,
 ) -> RoutePlan:
     skipped: list[Skip] = []
     ranked: list[tuple[int, int, Candidate]] = []
@@ -153,4 +156,7 @@ async def plan_route(
         ranked.append((_rank(slot, health, cpu_after_cloud), index, Candidate(slot, fit)))
     ranked = _place_standbys(ranked, skipped)
     ranked.sort(key=lambda item: (item[0], item[1]))
-    return RoutePlan(tuple(c for _, _, c in ranked), tuple(skipped))
+    ordered, over_cap = apply_strategy([c for _, _, c in ranked], request,
+                                       estimator or Estimator())
+    skipped += [Skip(name, reason) for name, reason in over_cap]
+    return RoutePlan(tuple(ordered), tuple(skipped))

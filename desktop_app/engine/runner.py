@@ -16,7 +16,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from desktop_app.domain.errors import Cancelled, ImageDeskError, JobFailed
 from desktop_app.domain.job import Attempt, Job, JobState
+from desktop_app.domain.request import GenerationRequest, RouteStrategy
 from desktop_app.engine.budget import SpendingCap
+from desktop_app.engine.estimates import Estimator
 from desktop_app.engine.events import EventHub, JobFinished, JobStarted
 from desktop_app.engine.failover import JobContext, JobOutcome, run_job
 from desktop_app.engine.metrics import Metrics
@@ -58,6 +60,7 @@ class QueueRunner:
         budget: SpendingCap | None = None,
         on_attempt: Callable[[int, Attempt], None] | None = None,
         prompts: PromptExpander | None = None,
+        estimates: Callable[[], Awaitable[Estimator]] | None = None,
     ) -> None:
         self._queue = queue
         self._store = store
@@ -71,6 +74,7 @@ class QueueRunner:
         self._budget = budget
         self._on_attempt = on_attempt
         self._prompts = prompts or PromptExpander(None)
+        self._estimates = estimates
         self._wake = asyncio.Event()
         self._running: dict[int, tuple[asyncio.Task[None], CancelToken]] = {}
         self._starting: dict[int, str | None] = {}  # job id -> cancel reason, if cancelled
@@ -201,6 +205,7 @@ class QueueRunner:
         )
         try:
             request = await self._prompts.for_run(job.request, self._rng)
+            ctx.estimator = await self._estimator_for(request)
             outcome = await run_job(request, self.slots, ctx)
             image_ids = await self._save(job, outcome)
         except Cancelled as error:
@@ -226,6 +231,14 @@ class QueueRunner:
         else:
             self._hub.emit(JobFinished(job.id, JobState.SUCCEEDED, outcome.provider,
                                        tuple(image_ids)))
+
+    async def _estimator_for(self, request: GenerationRequest) -> Estimator | None:
+        """History is read only for a job whose strategy or cost cap needs it."""
+        policy = request.policy
+        if self._estimates is None or (policy.strategy is RouteStrategy.PREFER_LOCAL
+                                       and policy.max_cost_usd is None):
+            return None
+        return await self._estimates()
 
     async def _finish(self, job: Job, state: JobState, *, error: str, message: str) -> None:
         """Record the end; if even that fails (disk full, database locked), say so in the

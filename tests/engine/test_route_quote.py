@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from desktop_app.domain.request import GenerationRequest, RoutingPolicy
+from desktop_app.domain.errors import OutOfMemory
+from desktop_app.domain.job import JobState
+from desktop_app.domain.request import GenerationRequest, RouteStrategy, RoutingPolicy
 from desktop_app.engine.engine import Engine
 from desktop_app.engine.saving import ImageSaver
 from desktop_app.engine.slots import ProviderSlot
@@ -83,8 +85,10 @@ async def test_measured_history_replaces_the_declared_time_and_shows_failures(
     metrics.record("local", today, failures_by_class={"OutOfMemory": 4})
     quote = await engine.route_quote(REQ)
     measured = quote.candidates[0]
-    assert 40 < measured.seconds < 90 and measured.basis == "measured: median of 4 calls"
+    assert measured.basis == "measured: median of 4 calls in 7 days"
     assert measured.success_rate == pytest.approx(0.5)
+    # about a minute a call, and half the calls fail: about two minutes to an image
+    assert 80 < measured.seconds < 180
 
 
 async def test_skipped_providers_come_with_their_reasons(make_engine: EngineMaker) -> None:
@@ -93,3 +97,67 @@ async def test_skipped_providers_come_with_their_reasons(make_engine: EngineMake
     assert [c.provider for c in quote.candidates] == ["local"]
     assert dict(quote.skipped)["openai"] == "this job is private: it never leaves this machine"
     assert quote.to_dict()["summary"] == "local (~6 s, free)"
+
+
+def policy(strategy: RouteStrategy, **kw: float) -> GenerationRequest:
+    return REQ.replace(policy=RoutingPolicy(strategy=strategy, **kw))  # type: ignore[arg-type]
+
+
+async def order(engine: Engine, request: GenerationRequest) -> list[str]:
+    return [c.provider for c in (await engine.route_quote(request)).candidates]
+
+
+async def test_cheapest_within_a_target_takes_the_free_slow_one_only_when_time_allows(
+        make_engine: EngineMaker) -> None:
+    engine, _ = make_engine(local(latency_s=60.0), cloud())
+    assert await order(engine, policy(RouteStrategy.CHEAPEST, target_s=120)) == [
+        "local", "openai"]
+    assert await order(engine, policy(RouteStrategy.CHEAPEST, target_s=30)) == [
+        "openai", "local"]
+    # and the job really runs where the plan says
+    job = await engine.submit(policy(RouteStrategy.CHEAPEST, target_s=30))
+    await engine.run_until_idle()
+    done = await engine.job(job.id)
+    assert done is not None and done.state is JobState.SUCCEEDED and done.provider == "openai"
+
+
+async def test_a_cost_cap_skips_a_provider_that_would_cost_more_even_when_local_fails(
+        make_engine: EngineMaker) -> None:
+    failing = local()
+    failing.script = [OutOfMemory("CUDA out of memory")]
+    engine, _ = make_engine(failing, cloud(price=0.04))
+    request = policy(RouteStrategy.FASTEST, max_cost_usd=0.05)  # 2 images: $0.08
+    quote = await engine.route_quote(request)
+    assert [c.provider for c in quote.candidates] == ["local"]
+    assert dict(quote.skipped)["openai"] == ("would cost about $0.08, over this job's cap of "
+                                             "$0.05")
+    job = await engine.submit(request)
+    await engine.run_until_idle()
+    done = await engine.job(job.id)
+    assert done is not None and done.state is JobState.FAILED
+    assert not any(a.provider == "openai" and a.outcome.value != "skipped"
+                   for a in done.attempts)
+    assert await order(engine, policy(RouteStrategy.FASTEST)) == ["openai", "local"]
+
+
+async def test_a_provider_whose_recent_median_tripled_ranks_lower_before_its_breaker_opens(
+        make_engine: EngineMaker) -> None:
+    gpu_a, gpu_b = local(), ScriptedProvider("workers", ProviderKind.REMOTE)
+    engine, metrics = make_engine(gpu_a, gpu_b)
+    today = dt.date.today().isoformat()
+    for _ in range(5):  # the last days: a 10 s, b 15 s
+        metrics.record("local", today, successes=1, latency_s=10.0)
+        metrics.record("workers", today, successes=1, latency_s=15.0)
+    assert await order(engine, policy(RouteStrategy.FASTEST)) == ["local", "workers"]
+    for _ in range(3):  # today local has turned slow: 30 s a call
+        engine.metrics.record_success("local", 30.0, images=1, cost_usd=0.0)
+    assert await order(engine, policy(RouteStrategy.FASTEST)) == ["workers", "local"]
+    assert await order(engine, REQ) == ["local", "workers"]  # prefer-local keeps its order
+
+
+async def test_balanced_weighs_time_against_money(make_engine: EngineMaker) -> None:
+    engine, _ = make_engine(local(latency_s=60.0), cloud(price=0.04))
+    # local: 60 s; openai: 20 s + 300 s/$ x $0.08 = 44 s
+    assert await order(engine, policy(RouteStrategy.BALANCED)) == ["openai", "local"]
+    engine2, _ = make_engine(local(latency_s=30.0), cloud(price=0.04))
+    assert await order(engine2, policy(RouteStrategy.BALANCED)) == ["local", "openai"]

@@ -1,0 +1,63 @@
+"""What to expect from a provider for one request: seconds, dollars, and how sure.
+
+Seconds come from measured history: this session's recent calls once there are
+``MIN_SAMPLES`` of them (so a provider that has turned slow today ranks lower at
+once), else the last days' calls from the metrics store, else what the provider
+declares. A provider whose recent calls often failed is expected to take longer
+to deliver (seconds divided by its success rate). Dollars are the provider's
+declared price per image times the images asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from desktop_app.domain.request import GenerationRequest
+from desktop_app.engine.metrics import Metrics
+from desktop_app.engine.slots import ProviderSlot
+from desktop_app.providers.fitting import Fit
+from desktop_app.store.metrics import ProviderTotals
+
+MIN_SAMPLES = 3  # measured calls before history replaces the declared figure
+HISTORY_DAYS = 7
+MIN_SUCCESS_RATE = 0.1  # below this, one success in ten is what the estimate assumes
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    seconds: float  # to a delivered result, failures counted in
+    dollars: float
+    basis: str  # "measured: median of the last 12 calls" or "declared by the provider"
+    success_rate: float | None  # recent share of calls that succeeded; None: no history
+
+
+class Estimator:
+    def __init__(self, recent: Metrics | None = None,
+                 history: Mapping[str, ProviderTotals] | None = None) -> None:
+        self._recent = recent
+        self._history = history or {}
+
+    def estimate(self, slot: ProviderSlot, fit: Fit, request: GenerationRequest) -> Estimate:
+        caps = slot.provider.capabilities()
+        calls = max(1, len(fit.calls))
+        per_call, basis, rate = caps.estimated_latency_s, "declared by the provider", None
+        history = self._history.get(slot.name)
+        if history is not None:
+            tried = history.successes + history.failure_count
+            rate = history.successes / tried if tried else None
+            if history.latency_count >= MIN_SAMPLES and history.latency_p50_s is not None:
+                per_call = history.latency_p50_s
+                basis = f"measured: median of {history.latency_count} calls in {HISTORY_DAYS} days"
+        if self._recent is not None:
+            snap = self._recent.snapshot(slot.name)
+            tried = snap.successes + snap.failures
+            if tried >= MIN_SAMPLES:
+                rate = snap.successes / tried
+            if snap.successes >= MIN_SAMPLES and snap.p50_s is not None:
+                per_call = snap.p50_s
+                basis = f"measured: median of the last {snap.successes} calls"
+        seconds = per_call * calls
+        if rate is not None:
+            seconds /= max(rate, MIN_SUCCESS_RATE)
+        return Estimate(seconds, caps.cost_per_image_usd * request.n, basis, rate)
