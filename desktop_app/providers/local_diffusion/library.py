@@ -66,6 +66,7 @@ OTHER_FOLDERS = frozenset({
     "repositories", "outputs", "output", "input", "custom_nodes", "node_modules",
     "site-packages", "log", "logs", "cache",
 })
+KIND_ORDER = (CHECKPOINT, LORA, EMBEDDING)
 SUPPORTED_FAMILIES = (SD1, SDXL)
 FAMILY_NAMES = {SD1: "SD 1.x", SD2: "SD 2.x", SDXL: "SDXL", UNKNOWN: "unknown"}
 
@@ -151,7 +152,8 @@ def scan(where: Sequence[Root], cache: HashCache | None = None) -> Library:
                 notes.append(f"{root.folder} does not exist or is not a folder; remove it "
                              "with `imagedesk models remove-folder` or fix the path")
             continue
-        found = _hf_cache(root) if root.hf_cache else _walk(root, notes)
+        found = sorted(_hf_cache(root) if root.hf_cache else _walk(root, notes),
+                       key=lambda e: (KIND_ORDER.index(e.kind), e.name.lower(), str(e.path)))
         for entry in found:
             key = _real(entry.path)
             if key in seen:
