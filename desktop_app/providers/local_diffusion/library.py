@@ -24,6 +24,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from desktop_app.providers.local_diffusion.library_facts import CACHE_NAME, FactsCache
 from desktop_app.providers.local_diffusion.library_hashes import (
     SHORT,
     HashCache,
@@ -38,9 +39,6 @@ from desktop_app.providers.local_diffusion.library_header import (
     SD2,
     SDXL,
     UNKNOWN,
-    HeaderUnreadable,
-    kind_and_family,
-    read_header,
 )
 from desktop_app.providers.local_diffusion.model_source import hf_cache_root
 
@@ -121,7 +119,8 @@ async def find_models(models_dir: Path, user_folders: Sequence[Path], *, hashed:
     hash too (read in a worker thread as well; cached in ``models_dir``)."""
     cache = HashCache(cache_path(models_dir))
     where = roots(hf_cache_root(hf_cache), models_dir, user_folders)
-    library = await asyncio.to_thread(scan, where, cache)
+    library = await asyncio.to_thread(scan, where, cache,
+                                      FactsCache(models_dir / CACHE_NAME))
     if hashed:
         library = library.with_hashes(await hash_off_thread(cache, library.hashable(),
                                                             progress))
@@ -141,8 +140,11 @@ def roots(hf_cache: Path, models_dir: Path, user_folders: Sequence[Path]) -> lis
     return out
 
 
-def scan(where: Sequence[Root], cache: HashCache | None = None) -> Library:
-    """Every model under ``where``; a file reachable twice is listed once."""
+def scan(where: Sequence[Root], cache: HashCache | None = None,
+         facts: FactsCache | None = None) -> Library:
+    """Every model under ``where``; a file reachable twice is listed once. Headers
+    unchanged since ``facts`` saw them are not read again."""
+    facts = facts or FactsCache(None)
     entries: list[Entry] = []
     notes: list[str] = []
     seen: set[Path] = set()
@@ -152,7 +154,7 @@ def scan(where: Sequence[Root], cache: HashCache | None = None) -> Library:
                 notes.append(f"{root.folder} does not exist or is not a folder; remove it "
                              "with `imagedesk models remove-folder` or fix the path")
             continue
-        found = sorted(_hf_cache(root) if root.hf_cache else _walk(root, notes),
+        found = sorted(_hf_cache(root) if root.hf_cache else _walk(root, notes, facts),
                        key=lambda e: (KIND_ORDER.index(e.kind), e.name.lower(), str(e.path)))
         for entry in found:
             key = _real(entry.path)
@@ -163,6 +165,7 @@ def scan(where: Sequence[Root], cache: HashCache | None = None) -> Library:
                 known = cache.known(entry.path)
                 entry = dataclasses.replace(entry, hash=known[:SHORT] if known else None)
             entries.append(entry)
+    facts.save()
     return Library(tuple(entries), tuple(notes))
 
 
@@ -175,7 +178,7 @@ def _real(path: Path) -> Path:
 
 # -- folders ---------------------------------------------------------------------------
 
-def _walk(root: Root, notes: list[str]) -> Iterator[Entry]:
+def _walk(root: Root, notes: list[str], facts: FactsCache) -> Iterator[Entry]:
     """Depth-first, bounded by depth and entry count; a folder seen before (a
     symlink loop) is not entered again."""
     visited: set[tuple[int, int]] = set()
@@ -201,6 +204,7 @@ def _walk(root: Root, notes: list[str]) -> Iterator[Entry]:
                 notes.append(f"{folder} cannot be read; check its permissions")
             continue
         subfolders = []
+        here = {item.name for item in items}
         for item in items:
             budget[0] -= 1
             if budget[0] < 0:
@@ -217,20 +221,22 @@ def _walk(root: Root, notes: list[str]) -> Iterator[Entry]:
                     continue
                 subfolders.append((Path(item.path), depth + 1, KIND_FOLDERS.get(lowered, hint)))
             elif item.name.lower().endswith(MODEL_SUFFIXES) and not item.name.startswith("."):
-                entry = _file(Path(item.path), hint, root.source)
+                entry = _file(Path(item.path), hint, root.source, facts, here)
                 if entry is not None:
                     yield entry
         stack.extend(reversed(subfolders))
 
 
-def _file(path: Path, hint: str | None, source: str) -> Entry | None:
+def _file(path: Path, hint: str | None, source: str, facts: FactsCache,
+          siblings: set[str]) -> Entry | None:
     try:
-        size = path.stat().st_size
+        stat = path.stat()
     except OSError:
         return None
+    size = stat.st_size
     suffix = path.suffix.lower()
     name = path.name[: -len(suffix)]
-    preview = _preview(path.parent, name)
+    preview = _preview(path.parent, name, siblings)
     if suffix != ".safetensors":
         if hint is None and suffix in (".bin", ".pth"):
             return None  # loose .bin files are parts of other things, not library models
@@ -238,13 +244,12 @@ def _file(path: Path, hint: str | None, source: str) -> Entry | None:
                      loadable=False,
                      note=f"a {suffix} file is a Python pickle, which ImageDesk does not load "
                           "because it can run code; use a .safetensors version")
-    try:
-        header = read_header(path)
-    except HeaderUnreadable as error:
+    found = facts.facts(path, size, stat.st_mtime_ns)
+    if found.problem is not None:
         return Entry(name, hint or CHECKPOINT, UNKNOWN, path, size, source, preview=preview,
-                     loadable=False, note=f"this file {error.message}")
-    kind, family = kind_and_family(header)
-    kind = kind or hint or CHECKPOINT
+                     loadable=False, note=f"this file {found.problem}")
+    family = found.family
+    kind = found.kind or hint or CHECKPOINT
     note = None
     if family == UNKNOWN:
         note = (f"not recognised as an SD 1.x or SDXL {kind} (ImageDesk supports "
@@ -257,11 +262,10 @@ def _file(path: Path, hint: str | None, source: str) -> Entry | None:
                  loadable=family in SUPPORTED_FAMILIES, note=note)
 
 
-def _preview(folder: Path, name: str) -> Path | None:
+def _preview(folder: Path, name: str, siblings: set[str]) -> Path | None:
     for suffix in PREVIEW_SUFFIXES:
-        candidate = folder / f"{name}{suffix}"
-        if candidate.is_file():
-            return candidate
+        if name + suffix in siblings and (folder / f"{name}{suffix}").is_file():
+            return folder / f"{name}{suffix}"
     return None
 
 

@@ -150,6 +150,29 @@ def test_hashes_are_cached_by_path_size_and_time_and_a_change_is_seen(tmp_path: 
     assert second.hash == short_hash(path) != first.hash
 
 
+def test_header_facts_are_cached_and_a_changed_file_is_read_again(tmp_path: Path) -> None:
+    path = write_model(tmp_path / "mixed" / "thing.safetensors", "sd1_lora")
+    assert by_name(found(tmp_path, tmp_path / "mixed", hashed=False))["thing"].kind == "lora"
+    cache_file = tmp_path / "profile" / "models" / "library-cache.json"
+    entry = json.loads(cache_file.read_text())[str(path)]
+    assert (entry["kind"], entry["family"]) == ("lora", "sd1")
+    write_model(path, "sdxl_checkpoint")
+    os.utime(path, ns=(1, entry["mtime_ns"] + 10**9))
+    again = by_name(found(tmp_path, tmp_path / "mixed", hashed=False))["thing"]
+    assert (again.kind, again.family) == ("checkpoint", "sdxl")
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"[]", b'{"/x": {"kind": "virus"}}'])
+def test_a_corrupt_header_cache_is_ignored_and_rebuilt(tmp_path: Path, content: bytes) -> None:
+    path = write_model(tmp_path / "mixed" / "thing.safetensors", "sdxl_embedding")
+    cache_file = tmp_path / "profile" / "models" / "library-cache.json"
+    cache_file.parent.mkdir(parents=True)
+    cache_file.write_bytes(content)
+    thing = by_name(found(tmp_path, tmp_path / "mixed", hashed=False))["thing"]
+    assert (thing.kind, thing.family) == ("embedding", "sdxl")
+    assert str(path) in json.loads(cache_file.read_text())
+
+
 @pytest.mark.parametrize("content", [b"{not json", b"[1, 2]", b'{"/x": {"size": "big"}}',
                                      b"\xff\xfe"])
 def test_a_corrupt_hash_cache_is_ignored_and_rebuilt(tmp_path: Path, content: bytes) -> None:
@@ -209,7 +232,7 @@ json_values = st.recursive(
     max_leaves=12)
 
 
-@settings(deadline=500, max_examples=300)
+@settings(deadline=500, max_examples=150)
 @given(st.dictionaries(st.text(max_size=20), json_values, max_size=5),
        st.integers(min_value=0, max_value=10_000))
 def test_any_json_header_ends_in_a_header_or_a_typed_error(table: dict[str, object],
