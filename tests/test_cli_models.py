@@ -112,13 +112,15 @@ def test_remove_folder_forgets_it_and_its_models(tmp_path: Path) -> None:
     ("add-folder", "missing", "does not exist"),
     ("add-folder", "file.safetensors", "is a file, not a folder"),
     ("remove-folder", "never-added", "is not one of the model folders"),
+    ("add-folder", "~no-such-user-here/models", "names a home folder that does not exist"),
 ])
 def test_bad_folders_are_refused_with_what_to_fix(tmp_path: Path, action: str, target: str,
                                                   message: str) -> None:
     write_model(tmp_path / "file.safetensors", "sd1_lora")
     (tmp_path / "never-added").mkdir()
     home = tmp_path / "home"
-    done = run(home, "models", action, str(tmp_path / target), timeout=60)
+    where = target if target.startswith("~") else str(tmp_path / target)
+    done = run(home, "models", action, where, timeout=60)
     assert done.returncode == 2 and message in done.stderr
     assert not (home / "config" / "settings.json").exists()
 

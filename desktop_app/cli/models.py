@@ -90,7 +90,11 @@ async def _change_folders(args: argparse.Namespace, paths: AppPaths, loaded: Loa
     if variable in loaded.overrides:
         raise CliError(f"{variable} is set and decides the model folders; change or unset it "
                        "instead", EXIT_BAD_INPUT)
-    folder = Path(args.folder).expanduser().absolute()
+    try:
+        folder = Path(args.folder).expanduser().absolute()
+    except RuntimeError:  # ~someone who is not a user here
+        raise CliError(f"{str(args.folder)[:60]!r} names a home folder that does not exist "
+                       "here", EXIT_BAD_INPUT) from None
     current = list(loaded.settings.local.model_folders)
     if args.action == "add-folder":
         if not folder.exists():
