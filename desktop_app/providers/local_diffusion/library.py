@@ -24,6 +24,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from desktop_app.providers.local_diffusion.config import BUILTIN_TINY, BUILTIN_TINY_LABEL
 from desktop_app.providers.local_diffusion.library_facts import CACHE_NAME, FactsCache
 from desktop_app.providers.local_diffusion.library_hashes import (
     SHORT,
@@ -64,6 +65,7 @@ OTHER_FOLDERS = frozenset({
     "repositories", "outputs", "output", "input", "custom_nodes", "node_modules",
     "site-packages", "log", "logs", "cache",
 })
+TINY_FOLDER = "builtin-tiny"  # where LocalDiffusionConfig.tiny_model_dir builds it
 KIND_ORDER = (CHECKPOINT, LORA, EMBEDDING)
 SUPPORTED_FAMILIES = (SD1, SDXL)
 FAMILY_NAMES = {SD1: "SD 1.x", SD2: "SD 2.x", SDXL: "SDXL", UNKNOWN: "unknown"}
@@ -161,6 +163,8 @@ def scan(where: Sequence[Root], cache: HashCache | None = None,
             if key in seen:
                 continue
             seen.add(key)
+            if root.source == "ImageDesk" and entry.path.name == TINY_FOLDER:
+                entry = dataclasses.replace(entry, name=BUILTIN_TINY, note=BUILTIN_TINY_LABEL)
             if cache is not None and entry.path.is_file():
                 known = cache.known(entry.path)
                 entry = dataclasses.replace(entry, hash=known[:SHORT] if known else None)

@@ -135,6 +135,17 @@ def test_the_hugging_face_cache_lists_diffusers_repos_by_id(tmp_path: Path) -> N
     assert entry.path == snapshot and entry.size >= 1000 and entry.hash is None
 
 
+def test_imagedesk_models_folder_shows_the_built_in_model_by_the_name_settings_use(
+        tmp_path: Path) -> None:
+    tiny = tmp_path / "profile" / "models" / "builtin-tiny"
+    (tiny / "unet").mkdir(parents=True)
+    (tiny / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    (tiny / "unet" / "config.json").write_text(json.dumps({"cross_attention_dim": 32}))
+    [entry] = found(tmp_path).entries
+    assert (entry.name, entry.source, entry.family) == ("builtin:tiny", "ImageDesk", "sd1")
+    assert entry.note == "Built-in test model (random weights)"
+
+
 def test_hashes_are_cached_by_path_size_and_time_and_a_change_is_seen(tmp_path: Path) -> None:
     path = write_model(tmp_path / "loras" / "style.safetensors", "sd1_lora", seed=1)
     first = by_name(found(tmp_path, tmp_path / "loras"))["style"]
