@@ -61,6 +61,7 @@ from desktop_app.resilience.breaker import BreakerState, CircuitBreaker
 from desktop_app.resilience.clock import FakeClock
 from desktop_app.store.files import read_image_metadata
 from tests.fakes.fake_openai import FakeOpenAI, Fault, Reply
+from tests.fakes.model_files import write_model
 from tests.fakes.scripted_provider import ScriptedProvider
 from tests.providers.remote_bullmq.support import (
     PASSWORD,
@@ -912,6 +913,23 @@ async def test_the_folder_transport_reads_images_from_the_shared_folder(
                                                   shared_folder=str(shared)),
                           env=WITH_PASSWORD) as ctx:
             assert len(await _generate(ctx.engine.slot("remote").provider, request())) == 1
+
+
+@proves("local.model_folders")
+def test_model_folders_are_where_models_list_finds_models(tmp_path: Path) -> None:
+    write_model(tmp_path / "a1111" / "models" / "Lora" / "add_detail.safetensors", "sd1_lora")
+
+    def names(**settings: str) -> list[str]:
+        env = {**os.environ, "IMAGEDESK_HOME": str(tmp_path / "home"),
+               "HF_HUB_CACHE": str(tmp_path / "hf"), **settings}
+        done = subprocess.run([sys.executable, "-m", "desktop_app", "models", "list", "--json"],
+                              env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        return [m["name"] for m in json.loads(done.stdout)["models"]]
+
+    assert names() == []
+    folders = json.dumps([str(tmp_path / "a1111" / "models")])
+    assert names(IMAGEDESK_LOCAL__MODEL_FOLDERS=folders) == ["add_detail"]
 
 
 # -- the list ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from desktop_app import __version__
-from desktop_app.cli import arguments
+from desktop_app.cli import arguments, models
 from desktop_app.cli.errors import (
     EXIT_BAD_INPUT,
     EXIT_CANCELLED,
@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "if the test fails, the old key is kept")
 
     sub.add_parser("doctor", help="check GPU, torch, keyring, model cache and paths")
+    models.add_parser(sub)
 
     worker = sub.add_parser("worker", help="serve a remote queue with this machine's GPU")
     worker.add_argument("--redis", required=True, metavar="URL",
@@ -304,6 +305,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await commands.keys(args, _read_secret)
     if args.command == "doctor":
         return await commands.doctor(args)
+    if args.command == "models":
+        return await models.models(args)
     if args.command in ("generate",) or (args.command == "queue" and args.action == "add"):
         # bad input fails here, before the store is touched
         request = build_request(args, _settings_policy())

@@ -107,6 +107,8 @@ class LocalSettings(ProviderSettings):
     idle_shutdown_s: float = Field(default=600.0, gt=0, le=7 * DAY)
     allow_download: bool = False
     warm_on_start: bool = False  # start the GPU worker and load the model with the window
+    # folders the model library also looks in (an A1111 or ComfyUI models folder...)
+    model_folders: list[Path] = Field(default_factory=list, max_length=100)
     # One job at a time on one GPU: the worker runs one pipeline. Not a setting any
     # more (it changed nothing); files that still carry it load fine (config.reading).
     concurrency: Literal[1] = Field(default=1, exclude=True)
@@ -119,6 +121,19 @@ class LocalSettings(ProviderSettings):
             raise ValueError("choose a model: a Hugging Face id (org/name), a diffusers "
                              "folder, a .safetensors file, or builtin:tiny")
         return value
+
+    @field_validator("model_folders")
+    @classmethod
+    def _full_paths(cls, folders: list[Path]) -> list[Path]:
+        out: list[Path] = []
+        for folder in folders:
+            folder = usable_folder(folder)
+            if not folder.is_absolute():
+                raise ValueError(f"each model folder must be a full path (like "
+                                 f"~/stable-diffusion-webui/models), not {str(folder)!r}")
+            if folder not in out:
+                out.append(folder)
+        return out
 
 
 class OpenAISettings(ProviderSettings):

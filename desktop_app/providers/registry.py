@@ -10,7 +10,9 @@ Importing this module is cheap: no provider SDK loads until a factory runs.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from desktop_app.domain.errors import ImageDeskError
 from desktop_app.providers.base import ConnectionOutcome, ConnectionReport, ProviderKind
@@ -25,6 +27,9 @@ from desktop_app.providers.descriptor import (
 from desktop_app.providers.local_diffusion.descriptor import DESCRIPTOR as LOCAL
 from desktop_app.providers.openai_images.descriptor import DESCRIPTOR as OPENAI
 from desktop_app.providers.remote_bullmq.descriptor import DESCRIPTOR as REMOTE
+
+if TYPE_CHECKING:
+    from desktop_app.providers.local_diffusion.library import Library
 
 BUILT_IN: tuple[ProviderDescriptor, ...] = (LOCAL, OPENAI, REMOTE)
 
@@ -60,6 +65,17 @@ def check_local_model_source(model: str) -> str | None:
     from desktop_app.providers.local_diffusion.model_source import check_model_source
 
     return check_model_source(model, allow_download=True)
+
+
+async def local_model_library(models_dir: Path, folders: Sequence[Path], *, hashed: bool,
+                              progress: Callable[[int, int, Path], None] | None = None
+                              ) -> Library:
+    """The models on this machine the local provider could use: the Hugging Face
+    cache, ``models_dir`` and ``folders``, scanned (and, with ``hashed``, hashed)
+    in worker threads (``providers.local_diffusion.library``)."""
+    from desktop_app.providers.local_diffusion.library import find_models
+
+    return await find_models(models_dir, folders, hashed=hashed, progress=progress)
 
 
 def with_keys() -> tuple[ProviderDescriptor, ...]:
