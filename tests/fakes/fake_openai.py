@@ -269,8 +269,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         content_type = self.headers.get("content-type", "")
         if content_type.lower().startswith("multipart/form-data"):
-            body, files = _parse_multipart(content_type, raw)
-            self._handle(body, files)
+            fields, files = _parse_multipart(content_type, raw)
+            self._handle(fields, files)
             return
         try:
             body = json.loads(raw) if raw else None
