@@ -146,33 +146,37 @@ class Prepared:
 
 def prepare(request: GenerationRequest, inputs: InputImages, plan: EditPlan,
             spec: ModelSpec) -> Prepared:
-    """Read the stored inputs and build the upload; runs in a worker thread."""
+    """Read the stored inputs and build the upload; runs in a worker thread. The
+    source of an image-to-image or inpaint job goes up as the very PNG stored (its
+    name is its SHA-256, so what was sent can be checked)."""
     work = request.work
     assert isinstance(work, ImageToImage | Inpaint | Outpaint)
-    source = _open(inputs.read(work.source)).convert("RGB")
+    stored = inputs.read(work.source)
+    source = _open(stored).convert("RGB")
     if isinstance(work, ImageToImage):
-        return _within_limit(source.convert("RGBA"), None, source, None, plan, spec)
+        return _within_limit(stored, source, None, source, None, plan, spec)
     if isinstance(work, Inpaint):
         repaint = _open(inputs.read(work.mask)).convert("L")
         if repaint.size != source.size:  # ImageRef sizes were checked; the files are ours
             raise InvalidRequest("The mask is not the size of the image.", field="mask")
-        return _within_limit(source.convert("RGBA"), to_openai_mask(repaint), source,
-                             repaint, plan, spec)
+        return _within_limit(stored, source, to_openai_mask(repaint), source, repaint,
+                             plan, spec)
     pad = work.padding
     size = (request.width, request.height)
     canvas = Image.new("RGBA", size, (0, 0, 0, 0))
     canvas.paste(source, (pad.left, pad.top))
     repaint = Image.new("L", size, 255)
     repaint.paste(0, (pad.left, pad.top, pad.left + source.width, pad.top + source.height))
-    return _within_limit(canvas, to_openai_mask(repaint), canvas.convert("RGB"), repaint,
-                         plan, spec)
+    return _within_limit(_png(canvas), canvas, to_openai_mask(repaint), canvas.convert("RGB"),
+                         repaint, plan, spec)
 
 
-def _within_limit(image: Image.Image, mask: Image.Image | None, canvas: Image.Image,
-                  repaint: Image.Image | None, plan: EditPlan, spec: ModelSpec) -> Prepared:
-    """Upload at the input's own size; a PNG over the endpoint's byte limit is sent at
-    the API size instead (the model redraws at that size anyway)."""
-    data = _png(image)
+def _within_limit(data: bytes, image: Image.Image, mask: Image.Image | None,
+                  canvas: Image.Image, repaint: Image.Image | None, plan: EditPlan,
+                  spec: ModelSpec) -> Prepared:
+    """Upload ``data`` (``image`` encoded) at the input's own size; a PNG over the
+    endpoint's byte limit is sent at the API size instead (the model redraws at that
+    size anyway)."""
     if len(data) > spec.max_edit_input_bytes:
         image = image.resize(plan.api_size, Image.Resampling.LANCZOS)
         mask = None if mask is None else mask.resize(plan.api_size, Image.Resampling.NEAREST)
