@@ -4,11 +4,16 @@ what fitting records or refuses for each kind."""
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import random
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from desktop_app.config import Settings
+from desktop_app.domain.errors import InvalidRequest
 from desktop_app.domain.request import (
     GenerationRequest,
     ImageRef,
@@ -20,9 +25,16 @@ from desktop_app.domain.request import (
     RoutingPolicy,
     Upscale,
 )
+from desktop_app.providers.descriptor import BuildContext
 from desktop_app.providers.fitting import fit_for
 from desktop_app.providers.openai_images import OpenAIImagesConfig, OpenAIImagesProvider
-from desktop_app.providers.openai_images.edits import api_size, plan_edit, to_openai_mask
+from desktop_app.providers.openai_images.descriptor import DESCRIPTOR
+from desktop_app.providers.openai_images.edits import (
+    api_size,
+    plan_edit,
+    prepare,
+    to_openai_mask,
+)
 from desktop_app.providers.openai_images.models import (
     DALL_E_2,
     DALL_E_3,
@@ -30,6 +42,7 @@ from desktop_app.providers.openai_images.models import (
     GPT_IMAGE_LEGACY,
     input_fidelity_for,
 )
+from desktop_app.store.input_images import InputImages
 
 SHA = "a" * 64
 MASK_SHA = "b" * 64
@@ -189,3 +202,47 @@ def test_dall_e_3_is_skipped_for_inpaint() -> None:
     plan = plan_edit(job(Inpaint(ref(), ref(sha=MASK_SHA))), DALL_E_3, "dall-e-3")
     assert plan.fit.reason == "dall-e-3 cannot do inpaint jobs"
     assert DALL_E_2.square_edits_only
+
+
+# -- the upload's byte limit, and the registry's build ------------------------------------
+
+
+def test_a_source_over_the_upload_limit_is_sent_at_the_api_size_with_its_mask(
+        tmp_path: Path) -> None:
+    def png(image: Image.Image) -> bytes:
+        out = io.BytesIO()
+        image.save(out, "PNG")
+        return out.getvalue()
+
+    store = InputImages.in_profile(tmp_path)
+    rng = random.Random(3)
+    source = Image.frombytes("RGB", (512, 512), rng.randbytes(512 * 512 * 3))  # ~790 kB PNG
+    mask = Image.new("L", (512, 512), 0)
+    mask.paste(255, (0, 0, 256, 512))
+    request = job(Inpaint(store.add(png(source)), store.add(png(mask), "mask")))
+    small = dataclasses.replace(GPT_IMAGE_LEGACY, sizes=dataclasses.replace(
+        GPT_IMAGE_LEGACY.sizes, allowed=((256, 256),)), max_edit_input_bytes=400_000)
+    plan = plan_edit(request, small, "gpt-image-1")
+    assert plan.api_size == (256, 256)
+    prepared = prepare(request, store, plan, small)
+    assert len(prepared.image) <= 400_000
+    with Image.open(io.BytesIO(prepared.image)) as sent:
+        assert sent.size == (256, 256)
+    assert prepared.mask is not None
+    with Image.open(io.BytesIO(prepared.mask)) as sent_mask:
+        assert sent_mask.size == (256, 256)
+        alpha = sent_mask.getchannel("A")
+        assert alpha.getpixel((10, 10)) == 0 and alpha.getpixel((250, 10)) == 255
+
+    tiny = dataclasses.replace(small, max_edit_input_bytes=1_000)
+    with pytest.raises(InvalidRequest, match="OpenAI edits take at most"):
+        prepare(request, store, plan, tiny)
+
+
+def test_the_provider_the_registry_builds_reads_the_profiles_inputs(tmp_path: Path) -> None:
+    settings = Settings()
+    built = DESCRIPTOR.create(DESCRIPTOR.section(settings),
+                              BuildContext(settings, tmp_path, lambda: None))
+    assert RequestKind.INPAINT in built.capabilities().kinds
+    assert isinstance(built, OpenAIImagesProvider)
+    assert built.config.data_dir == tmp_path
