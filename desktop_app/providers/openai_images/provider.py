@@ -216,6 +216,10 @@ class OpenAIImagesProvider:
         params["image"] = ("image.png", prepared.image, "image/png")
         if prepared.mask is not None:
             params["mask"] = ("mask.png", prepared.mask, "image/png")
+        if spec.sends_output_format:
+            # our sources are opaque; outpaint's canvas has transparent padding, which
+            # must be painted, not kept transparent ("auto" may keep it)
+            params["background"] = "opaque"
         fidelity = models.input_fidelity_for(model)
         if fidelity is not None:
             params["input_fidelity"] = fidelity

@@ -152,6 +152,7 @@ async def test_outpaint_sends_the_padded_canvas_and_masks_only_the_new_area(
     [image] = await generate(edit_provider(), GenerationRequest("more sea", work=work))
 
     [sent] = server.edit_requests()
+    assert sent.body is not None and sent.body["background"] == "opaque"
     canvas = sent.uploads("image")[0].open()
     assert canvas.size == (96, 80) and canvas.mode == "RGBA"
     assert pixels(canvas.crop((0, 16, 64, 80)).convert("RGB")) == pixels(source)
