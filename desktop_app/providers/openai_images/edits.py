@@ -43,6 +43,7 @@ from desktop_app.store.input_images import InputImages
 from .models import ModelSpec
 
 SAME_SHAPE_TOLERANCE = 0.02  # an aspect difference a resize absorbs (validate.py's too)
+MAX_MASK_BYTES = 4 * 1024 * 1024  # "less than 4MB" (the SDK's docs of ``mask``)
 CLOSE_ENOUGH = 0.005  # an aspect error not worth a size farther from the job's
 
 
@@ -79,6 +80,8 @@ def plan_edit(request: GenerationRequest, spec: ModelSpec, model: str) -> EditPl
     if isinstance(work, ImageToImage) or strength < 1.0:
         adaptations.append(f"strength {strength:g} not honoured: OpenAI edits have no "
                            "strength setting and repaint freely")
+    if isinstance(work, Outpaint):  # told, not asked: the padding itself is exact
+        notes.append("outpaint made as an OpenAI edit of the padded canvas, source kept")
     if isinstance(work, Inpaint | Outpaint) and work.mask_blur:
         notes.append(f"mask blur {work.mask_blur} px not supported: ignored")
     if api != (width, height):
@@ -177,17 +180,17 @@ def _within_limit(data: bytes, image: Image.Image, mask: Image.Image | None,
     """Upload ``data`` (``image`` encoded) at the input's own size; a PNG over the
     endpoint's byte limit is sent at the API size instead (the model redraws at that
     size anyway)."""
-    if len(data) > spec.max_edit_input_bytes:
+    mask_data = None if mask is None else _png(mask)
+    if len(data) > spec.max_edit_input_bytes or len(mask_data or b"") > MAX_MASK_BYTES:
         image = image.resize(plan.api_size, Image.Resampling.LANCZOS)
         mask = None if mask is None else mask.resize(plan.api_size, Image.Resampling.NEAREST)
-        data = _png(image)
-        if len(data) > spec.max_edit_input_bytes:
+        data, mask_data = _png(image), None if mask is None else _png(mask)
+        if len(data) > spec.max_edit_input_bytes or len(mask_data or b"") > MAX_MASK_BYTES:
             raise InvalidRequest(
                 f"The source image is {len(data) // 2**20} MB as PNG even at "
                 f"{plan.size_text}; OpenAI edits take at most "
                 f"{spec.max_edit_input_bytes // 2**20} MB. Use a smaller image.", field="work")
-    return Prepared(image=data, mask=None if mask is None else _png(mask), canvas=canvas,
-                    repaint=repaint)
+    return Prepared(image=data, mask=mask_data, canvas=canvas, repaint=repaint)
 
 
 # -- the answer ---------------------------------------------------------------------------

@@ -193,9 +193,11 @@ def test_dall_e_2_refuses_a_job_that_is_not_square(tmp_path: Path) -> None:
     fit = fit_for(job(Inpaint(ref(96, 64), ref(96, 64, MASK_SHA))),
                   provider(tmp_path, "dall-e-2"), allow_adaptation=True)
     assert fit.reason == "dall-e-2 edits take only square images (this job's is 96x64)"
-    square = fit_for(job(Outpaint(ref(256, 192), Padding(top=32, bottom=32))),
-                     provider(tmp_path, "dall-e-2"), allow_adaptation=True)
-    assert square.fits
+    square = fit_for(job(Outpaint(ref(256, 192), Padding(top=32, bottom=32)), adapt=False),
+                     provider(tmp_path, "dall-e-2"), allow_adaptation=False)
+    assert square.fits  # 256x256 is a dall-e-2 size and full strength needs no consent
+    assert "outpaint made as an OpenAI edit of the padded canvas, source kept" \
+        in square.adaptations
 
 
 def test_dall_e_3_is_skipped_for_inpaint() -> None:
