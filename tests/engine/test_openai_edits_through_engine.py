@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from desktop_app.bootstrap import open_app
+from desktop_app.config import AppPaths, Settings, save_settings
 from desktop_app.domain.errors import OutOfMemory
 from desktop_app.domain.job import Job, JobState, Outcome
 from desktop_app.domain.request import (
@@ -36,11 +38,12 @@ from desktop_app.resilience.cooldown import CooldownGate
 from desktop_app.resilience.retry import RetryPolicy
 from desktop_app.store.database import open_database
 from desktop_app.store.files import read_image_metadata
-from desktop_app.store.gallery import Gallery
+from desktop_app.store.gallery import Gallery, ImageRecord
 from desktop_app.store.input_images import InputImages
 from desktop_app.store.jobs import JobQueue
 from desktop_app.store.metrics import MetricsStore
 from tests.fakes.fake_openai import FakeOpenAI
+from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring
 from tests.fakes.scripted_provider import ScriptedProvider, Step
 
 KEY = "sk-test-EditsEngineKey5Tq2Wm8"
@@ -182,3 +185,39 @@ async def test_with_adaptation_on_the_job_is_served_and_says_what_was_adapted(
     [record] = await engine.images_of(job)
     assert record.kind == "img2img"
 
+
+
+async def test_the_app_as_built_sends_an_inpaint_to_openai_with_the_profiles_inputs(
+        server: FakeOpenAI, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    paths = AppPaths.under(home).ensure()
+    save_settings(Settings().updated({
+        "local": {"enabled": False},
+        "openai": {"base_url": server.base_url, "stream_previews": False, "rate_limits": [],
+                   "timeout_s": 10, "deadline_s": 10},
+        "routing": {"retry_max_attempts": 1, "job_deadline_s": 30},
+    }), paths.settings_path)
+    with installed_keyring(InMemoryKeyring()):
+        ctx = open_app({"IMAGEDESK_HOME": str(home)})
+        try:
+            ctx.keys.set("openai", KEY)
+            source = await ctx.engine.add_input_image(
+                png(Image.new("RGB", (96, 64), (200, 10, 10))))
+            mask = await ctx.engine.add_input_image(png(a_mask(96, 64)), "mask")
+            job = await run(ctx.engine, GenerationRequest(
+                "a window", work=Inpaint(source, mask)))
+        finally:
+            await ctx.engine.close()
+    assert job.state is JobState.SUCCEEDED and job.provider == "openai"
+    [sent] = server.edit_requests()
+    assert hashlib.sha256(sent.uploads("image")[0].data).hexdigest() == source.sha256
+    [record] = await _gallery_rows(paths.db_path)
+    assert record.kind == "inpaint"
+
+
+async def _gallery_rows(db_path: Path) -> list[ImageRecord]:
+    conn = open_database(db_path)
+    try:
+        return Gallery(conn).search("", kind="inpaint")
+    finally:
+        conn.close()
