@@ -10,6 +10,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from desktop_app.config import Settings
@@ -242,9 +244,28 @@ def test_a_source_over_the_upload_limit_is_sent_at_the_api_size_with_its_mask(
 
 
 def test_the_provider_the_registry_builds_reads_the_profiles_inputs(tmp_path: Path) -> None:
-    settings = Settings()
-    built = DESCRIPTOR.create(DESCRIPTOR.section(settings),
-                              BuildContext(settings, tmp_path, lambda: None))
+    app_settings = Settings()
+    built = DESCRIPTOR.create(DESCRIPTOR.section(app_settings),
+                              BuildContext(app_settings, tmp_path, lambda: None))
     assert RequestKind.INPAINT in built.capabilities().kinds
     assert isinstance(built, OpenAIImagesProvider)
     assert built.config.data_dir == tmp_path
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(64, 4096), st.integers(64, 4096))
+def test_the_api_size_is_always_one_gpt_image_2_accepts_and_keeps_the_shape_when_it_can(
+        width: int, height: int) -> None:
+    made = api_size(GPT_IMAGE, width, height)
+    assert made is not None and GPT_IMAGE.sizes.accepts(*made)
+    if max(width, height) / min(width, height) <= 2.9:  # a shape the model can make
+        error = abs(made[0] / made[1] - width / height) / (width / height)
+        assert error <= 0.02, (width, height, made)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(min_size=24, max_size=24))
+def test_any_mask_converts_pixel_for_pixel(values: bytes) -> None:
+    ours = Image.frombytes("L", (6, 4), values)
+    alpha = to_openai_mask(ours).getchannel("A")
+    assert list(alpha.get_flattened_data()) == [0 if v else 255 for v in values]
