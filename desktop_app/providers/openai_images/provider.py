@@ -119,7 +119,10 @@ class OpenAIImagesProvider:
         prices = self._price_table_or_none()
         estimate = prices.estimate(self._config.model, 1024, 1024,
                                    self._spec.to_api_quality("auto")) if prices else 0.0
-        return models.capabilities_for(self._spec, estimate, edits=self._inputs is not None)
+        # An unknown model is an OpenAI-compatible endpoint's own: many have no edits
+        # endpoint, and its 404 would read as a wrong model and shut the provider off.
+        edits_offered = self._inputs is not None and models.is_known_model(self._config.model)
+        return models.capabilities_for(self._spec, estimate, edits=edits_offered)
 
     def fit_work(self, request: GenerationRequest) -> WorkFit:
         """What the edits endpoint cannot honour for this job (``edits.plan_edit``)."""
@@ -143,7 +146,8 @@ class OpenAIImagesProvider:
                    "base_url": self._config.base_url or "default"}
         if not models.is_known_model(self._config.model):
             details["note"] = (f"unknown model {self._config.model}: assuming the "
-                               "gpt-image-1 sizes (1024x1024, 1536x1024, 1024x1536)")
+                               "gpt-image-1 sizes (1024x1024, 1536x1024, 1024x1536), "
+                               "text to image only")
         return Health(HealthState.READY, "ready", details)
 
     async def test_connection(self) -> ConnectionReport:

@@ -106,6 +106,12 @@ def test_each_model_offers_the_kinds_its_edits_endpoint_serves(
     assert RequestKind.UPSCALE not in offered
 
 
+def test_an_unknown_compatible_model_is_offered_text_jobs_only(tmp_path: Path) -> None:
+    # its server may have no edits endpoint; a 404 there would shut the provider off
+    assert provider(tmp_path, "my-local-flux").capabilities().kinds == frozenset(
+        {RequestKind.TEXT_TO_IMAGE})
+
+
 def test_without_the_profiles_data_folder_only_text_jobs_are_offered(tmp_path: Path) -> None:
     caps = provider(tmp_path, data_dir=False).capabilities()
     assert caps.kinds == frozenset({RequestKind.TEXT_TO_IMAGE})
