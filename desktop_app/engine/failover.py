@@ -43,7 +43,7 @@ from desktop_app.engine.paid_calls import PaidCallJournal
 from desktop_app.engine.router import BudgetCheck, Candidate, plan_route
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers.base import CancelToken, Progress, ProviderKind
-from desktop_app.providers.fitting import fit_request
+from desktop_app.providers.fitting import fit_for
 from desktop_app.resilience.clock import Clock
 from desktop_app.resilience.retry import retry_call
 
@@ -226,8 +226,8 @@ async def _run_on(
     """
     fit = candidate.fit
     if request.n != sum(c.n for c in fit.calls):  # partial images came from a previous provider
-        fit = fit_request(request, slot.provider.capabilities(),
-                          allow_adaptation=request.policy.allow_adaptation)
+        fit = fit_for(request, slot.provider,
+                      allow_adaptation=request.policy.allow_adaptation)
     if slot.retired:
         raise Skipped(SETTINGS_CHANGED)
     images: list[GeneratedImage] = []

@@ -16,7 +16,7 @@ from desktop_app.engine.estimates import Estimator
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.engine.strategy import apply_strategy
 from desktop_app.providers.base import Health, HealthState, ProviderKind
-from desktop_app.providers.fitting import Fit, fit_request
+from desktop_app.providers.fitting import Fit, fit_for
 from desktop_app.resilience.breaker import BreakerState
 
 # A local provider that reports running on the CPU ranks after the cloud by this much.
@@ -146,8 +146,8 @@ async def plan_route(
             reason = budget(slot)
         fit: Fit | None = None
         if reason is None:
-            fit = fit_request(request, slot.provider.capabilities(),
-                              allow_adaptation=request.policy.allow_adaptation)
+            fit = fit_for(request, slot.provider,
+                          allow_adaptation=request.policy.allow_adaptation)
             if not fit.fits:
                 reason = f"capabilities don't fit: {fit.reason}"
         if reason is not None or fit is None or health is None:

@@ -101,6 +101,28 @@ class Capabilities:
     kinds: frozenset[RequestKind] = frozenset({RequestKind.TEXT_TO_IMAGE})
 
 
+@dataclasses.dataclass(frozen=True)
+class WorkFit:
+    """How a provider would serve a job on an image (``kinds`` beyond text), said
+    before the call: ``adaptations`` change what the user gets and need their
+    consent (``allow_adaptation``); ``notes`` are recorded but need none; ``reason``
+    says why it cannot serve this job at all."""
+
+    adaptations: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    reason: str | None = None
+
+
+@runtime_checkable
+class FitsWork(Protocol):
+    """A provider that cannot serve every job of its ``kinds`` exactly as asked (a
+    cloud API without a strength setting) says so here; fitting records what it
+    says or skips the provider with its reason. Providers without it serve their
+    kinds as asked."""
+
+    def fit_work(self, request: GenerationRequest) -> WorkFit: ...
+
+
 class HealthState(enum.Enum):
     READY = "ready"
     NOT_CONFIGURED = "not_configured"  # the router skips it with ``message`` as the reason

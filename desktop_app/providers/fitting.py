@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from desktop_app.domain.request import GenerationRequest
-from desktop_app.providers.base import Capabilities
+from desktop_app.providers.base import Capabilities, FitsWork, ImageProvider, WorkFit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,12 +26,27 @@ class Fit:
         return self.reason is None
 
 
-def fit_request(request: GenerationRequest, caps: Capabilities, *, allow_adaptation: bool) -> Fit:
+def fit_for(request: GenerationRequest, provider: ImageProvider, *,
+            allow_adaptation: bool) -> Fit:
+    """Fit ``request`` to ``provider``: its capabilities, and for a job on an image
+    what the provider itself says it would change (``FitsWork``)."""
+    caps = provider.capabilities()
+    work = None
+    if (request.work is not None and request.kind in caps.kinds
+            and isinstance(provider, FitsWork)):
+        work = provider.fit_work(request)
+    return fit_request(request, caps, allow_adaptation=allow_adaptation, work=work)
+
+
+def fit_request(request: GenerationRequest, caps: Capabilities, *, allow_adaptation: bool,
+                work: WorkFit | None = None) -> Fit:
     changes: list[str] = []
     fitted = request
 
     if request.kind not in caps.kinds:
         return Fit(reason=f"it cannot do {request.kind.label.lower()} jobs")
+    if work is not None and work.reason is not None:
+        return Fit(reason=work.reason)
 
     if len(request.prompt) > caps.max_prompt_chars:
         return Fit(reason=f"prompt is {len(request.prompt):,} characters; "
@@ -84,6 +99,9 @@ def fit_request(request: GenerationRequest, caps: Capabilities, *, allow_adaptat
     # on fields the provider cannot honour are recorded but do not block.
     blocking = [c for c in changes if not c.endswith(("ignored", f"saved as {fmt}"))
                 and "split into" not in c]
+    if work is not None:  # the provider's own account of a job on an image
+        changes.extend(work.adaptations + work.notes)
+        blocking.extend(work.adaptations)
     if blocking and not allow_adaptation:
         return Fit(reason=f"needs adapting ({'; '.join(blocking)}) and adapting is turned off")
 

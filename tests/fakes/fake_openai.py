@@ -15,6 +15,14 @@ one completed event per image), unless ``Reply(ignore_stream=True)`` makes the
 server answer with a plain JSON body as many OpenAI-compatible servers do.
 Every request is recorded, including those refused for a wrong key, so tests
 can assert that no call was made.
+
+``POST /v1/images/edits`` takes the SDK's real multipart upload: the form fields
+become the recorded ``body`` (``n`` and ``partial_images`` as numbers, ``stream``
+as a bool) and every file part is kept in ``files`` (``image``, or ``image[]`` for
+several, and ``mask``). It checks the upload as the API does (an image is given;
+a mask is a PNG with an alpha channel and the first image's size) and answers
+400 ``invalid_value`` otherwise; then the script applies as for generations, and
+streamed edits send ``image_edit.*`` events.
 """
 
 from __future__ import annotations
@@ -22,7 +30,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import email.parser
+import email.policy
 import enum
+import io
 import json
 import socket
 import threading
@@ -33,6 +44,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from tests.fakes.openai_payloads import (
     DEFAULT_USAGE,
@@ -97,12 +109,34 @@ class Reply:
 
 
 @dataclasses.dataclass(frozen=True)
+class UploadedFile:
+    """One file part of a multipart upload."""
+
+    field: str  # "image", "image[]", "mask"
+    filename: str | None
+    content_type: str
+    data: bytes
+
+    def open(self) -> Image.Image:
+        """The uploaded picture, decoded."""
+        with Image.open(io.BytesIO(self.data)) as img:
+            img.load()
+            return img.copy()
+
+
+@dataclasses.dataclass(frozen=True)
 class RecordedRequest:
     method: str
     path: str
     headers: dict[str, str]  # names lower-cased
     body: dict[str, Any] | None
     authorized: bool
+    files: tuple[UploadedFile, ...] = ()
+
+    def uploads(self, field: str) -> list[UploadedFile]:
+        """The files sent under ``field`` ("image" also finds "image[]")."""
+        names = {field, f"{field}[]"}
+        return [f for f in self.files if f.field in names]
 
 
 class FakeOpenAI:
@@ -187,7 +221,12 @@ class FakeOpenAI:
             return len(self._requests)
 
     def image_requests(self) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path.endswith("/images/generations")]
+        """Every call that could make (and bill) an image: generations and edits."""
+        return [r for r in self.requests
+                if r.path.endswith(("/images/generations", "/images/edits"))]
+
+    def edit_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/images/edits")]
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
@@ -226,8 +265,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle(None)
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
+        length = min(int(self.headers.get("content-length") or 0), MAX_UPLOAD)
         raw = self.rfile.read(length) if length else b""
+        content_type = self.headers.get("content-type", "")
+        if content_type.lower().startswith("multipart/form-data"):
+            fields, files = _parse_multipart(content_type, raw)
+            self._handle(fields, files)
+            return
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
@@ -236,16 +280,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- dispatch -----------------------------------------------------------
 
-    def _handle(self, body: dict[str, Any] | None) -> None:
+    def _handle(self, body: dict[str, Any] | None, files: tuple[UploadedFile, ...] = ()) -> None:
         fake = self.fake
         given = self.headers.get("authorization", "")
         authorized = fake.api_key is None or given == f"Bearer {fake.api_key}"
         fake._record(RecordedRequest(self.command, self.path,
                                      {k.lower(): v for k, v in self.headers.items()},
-                                     body, authorized))
+                                     body, authorized, files))
         if not authorized:
             self._unauthorized(given.removeprefix("Bearer "))
             return
+        if self.path.endswith("/images/edits"):
+            problem = _edit_problem(files)
+            if problem is not None:  # refused before any work, as the API does
+                param, message = problem
+                self._json(400, error_body(message, code="invalid_value",
+                                           type_="invalid_request_error", param=param))
+                return
         reply = fake._next_reply()
         if reply.delay and fake._stop.wait(reply.delay):
             return
@@ -361,8 +412,8 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("stream") and not reply.ignore_stream:
             self._start_events()
             for item in data:
-                self._event("image_generation.completed", {
-                    "type": "image_generation.completed", "background": "opaque",
+                self._event(f"{self._events}.completed", {
+                    "type": f"{self._events}.completed", "background": "opaque",
                     "created_at": int(time.time()), "output_format": fmt,
                     "quality": body.get("quality", "auto"), "size": f"{width}x{height}",
                     "b64_json": item.get("b64_json"), "usage": reply.usage or DEFAULT_USAGE})
@@ -386,16 +437,21 @@ class _Handler(BaseHTTPRequestHandler):
         for i in range(n):
             for p in range(partials):
                 preview = image_bytes(width // 4, height // 4, fmt, _colour(p))
-                self._event("image_generation.partial_image",
-                            {"type": "image_generation.partial_image", **common,
+                self._event(f"{self._events}.partial_image",
+                            {"type": f"{self._events}.partial_image", **common,
                              "partial_image_index": p, "b64_json": _b64(preview)})
             if error and i >= reply.error_after:
                 self._stream_error_event(reply)
                 return
-            self._event("image_generation.completed",
-                        {"type": "image_generation.completed", **common,
+            self._event(f"{self._events}.completed",
+                        {"type": f"{self._events}.completed", **common,
                          "b64_json": _b64(image_bytes(width, height, fmt, _colour(i))),
                          "usage": reply.usage or DEFAULT_USAGE})
+
+    @property
+    def _events(self) -> str:
+        """The stream's event prefix: edits stream ``image_edit.*``."""
+        return "image_edit" if self.path.endswith("/images/edits") else "image_generation"
 
     def _start_events(self) -> None:
         self.send_response(200)
@@ -470,6 +526,63 @@ _ERRORS: dict[Fault, tuple[int, str | None, str, str | None, str]] = {
     Fault.BAD_REQUEST: (400, "invalid_value", "invalid_request_error", "size",
                         "Invalid value for 'size'."),
 }
+
+
+MAX_UPLOAD = 128 * 1024 * 1024
+_FORM_NUMBERS = ("n", "partial_images", "output_compression")
+
+
+def _parse_multipart(content_type: str, raw: bytes
+                     ) -> tuple[dict[str, Any], tuple[UploadedFile, ...]]:
+    """A multipart/form-data body as (fields, files), as the SDK sends it."""
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+    fields: dict[str, Any] = {}
+    files: list[UploadedFile] = []
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        data = part.get_payload(decode=True)
+        data = data if isinstance(data, bytes) else b""
+        filename = part.get_filename()
+        if filename is not None:
+            files.append(UploadedFile(name, filename, part.get_content_type(), data))
+            continue
+        text = data.decode("utf-8", "replace")
+        if name in _FORM_NUMBERS and text.lstrip("-").isdigit():
+            fields[name] = int(text)
+        elif name == "stream":
+            fields[name] = text.lower() == "true"
+        else:
+            fields[name] = text
+    return fields, tuple(files)
+
+
+def _edit_problem(files: tuple[UploadedFile, ...]) -> tuple[str, str] | None:
+    """(param, message) for an upload the edits endpoint refuses, else None."""
+    images = [f for f in files if f.field in ("image", "image[]")]
+    if not images:
+        return "image", "Missing required parameter: 'image'."
+    try:
+        first = images[0].open()
+    except Exception:
+        return "image", "Invalid image file: the image could not be decoded."
+    masks = [f for f in files if f.field == "mask"]
+    if not masks:
+        return None
+    try:
+        mask = masks[0].open()
+    except Exception:
+        return "mask", "Invalid mask file: the mask could not be decoded."
+    if not masks[0].data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "mask", "Invalid mask: it must be a PNG file."
+    if "A" not in mask.getbands():
+        return "mask", "Invalid mask: it must have an alpha channel (transparent = edit)."
+    if mask.size != first.size:
+        return "mask", (f"Invalid mask: its size {mask.size[0]}x{mask.size[1]} is not the "
+                        f"image's {first.size[0]}x{first.size[1]}.")
+    return None
 
 
 def _wanted(body: dict[str, Any]) -> tuple[int, int, str, int]:

@@ -5,9 +5,17 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from desktop_app.domain.request import GenerationRequest, OutputFormat, Quality
-from desktop_app.providers.base import Capabilities, SizeRule
-from desktop_app.providers.fitting import fit_request
+from desktop_app.domain.request import (
+    GenerationRequest,
+    ImageRef,
+    ImageToImage,
+    OutputFormat,
+    Quality,
+    RequestKind,
+)
+from desktop_app.providers.base import Capabilities, SizeRule, WorkFit
+from desktop_app.providers.fitting import fit_for, fit_request
+from tests.fakes.scripted_provider import ScriptedProvider
 
 FIXED = Capabilities(sizes=SizeRule(allowed=((1024, 1024), (1536, 1024), (1024, 1536))),
                      max_images_per_call=1, formats=("png",))
@@ -92,3 +100,49 @@ def test_a_quality_the_provider_has_is_left_alone() -> None:
     req = GenerationRequest(prompt="a cat", quality=Quality.LOW)
     fit = fit_request(req, caps, allow_adaptation=False)
     assert fit.adaptations == () and fit.calls[0].quality is Quality.LOW
+
+
+# -- a provider's own account of a job on an image (FitsWork) ----------------------------
+
+_SOURCE = ImageRef("c" * 64, 640, 480)
+
+
+class _Approximate(ScriptedProvider):
+    """Serves image-to-image, saying what it would change: ``answer`` each time."""
+
+    def __init__(self, answer: WorkFit) -> None:
+        super().__init__("approx", caps=Capabilities(
+            sizes=SizeRule(multiple_of=16), max_images_per_call=4,
+            kinds=frozenset({RequestKind.TEXT_TO_IMAGE, RequestKind.IMAGE_TO_IMAGE})))
+        self.answer = answer
+        self.asked: list[GenerationRequest] = []
+
+    def fit_work(self, request: GenerationRequest) -> WorkFit:
+        self.asked.append(request)
+        return self.answer
+
+
+def _img2img() -> GenerationRequest:
+    return GenerationRequest(prompt="a cat", work=ImageToImage(_SOURCE, 0.5), n=2)
+
+
+def test_a_providers_notes_are_recorded_without_consent_and_its_adaptations_need_it() -> None:
+    noted = _Approximate(WorkFit(notes=("made at 1024x768, resized",)))
+    fit = fit_for(_img2img(), noted, allow_adaptation=False)
+    assert fit.fits and fit.adaptations == ("made at 1024x768, resized",)
+    assert [c.kind for c in fit.calls] == [RequestKind.IMAGE_TO_IMAGE]
+
+    adapted = _Approximate(WorkFit(adaptations=("strength 0.5 not honoured",)))
+    refused = fit_for(_img2img(), adapted, allow_adaptation=False)
+    assert refused.reason == ("needs adapting (strength 0.5 not honoured) and adapting "
+                              "is turned off")
+    allowed = fit_for(_img2img(), adapted, allow_adaptation=True)
+    assert allowed.fits and "strength 0.5 not honoured" in allowed.adaptations
+
+
+def test_a_providers_reason_skips_it_and_a_text_job_never_asks() -> None:
+    unable = _Approximate(WorkFit(reason="only square images"))
+    assert fit_for(_img2img(), unable, allow_adaptation=True).reason == "only square images"
+    text = GenerationRequest(prompt="a cat", width=512, height=512)
+    assert fit_for(text, unable, allow_adaptation=True).fits
+    assert [r.kind for r in unable.asked] == [RequestKind.IMAGE_TO_IMAGE]

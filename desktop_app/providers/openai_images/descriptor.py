@@ -47,7 +47,7 @@ def _create(section: ProviderSettings, ctx: BuildContext) -> ImageProvider:
     return OpenAIImagesProvider(OpenAIImagesConfig(
         model=section.model, base_url=section.base_url, organization=section.organization,
         project=section.project, timeout_s=section.timeout_s, deadline_s=section.deadline_s,
-        stream_previews=section.stream_previews), ctx.key)
+        stream_previews=section.stream_previews, data_dir=ctx.data_dir), ctx.key)
 
 
 def _checks(ctx: CheckContext) -> list[Check]:

@@ -12,8 +12,10 @@ import math
 from typing import Any
 
 from desktop_app.domain.errors import InvalidRequest
-from desktop_app.domain.request import GenerationRequest
+from desktop_app.domain.request import GenerationRequest, RequestKind
 from desktop_app.providers.base import Capabilities, SizeRule
+
+_EDITS = frozenset({RequestKind.IMAGE_TO_IMAGE, RequestKind.INPAINT, RequestKind.OUTPAINT})
 
 GPT_IMAGE_MIN_PIXELS = 655_360
 GPT_IMAGE_MAX_PIXELS = 3840 * 2160
@@ -80,6 +82,10 @@ class ModelSpec:
     sends_output_format: bool  # GPT image models take output_format
     wants_response_format: bool  # dall-e: ask for b64_json instead of a URL
     estimated_latency_s: float
+    # the jobs on an image its edits endpoint serves (upscale: none; see edits.py)
+    edit_kinds: frozenset[RequestKind] = frozenset()
+    max_edit_input_bytes: int = 50 * 1024 * 1024  # per uploaded image (SDK docs)
+    square_edits_only: bool = False  # dall-e-2: the image must be square
 
     def to_api_quality(self, quality: str) -> str | None:
         return dict(self.api_quality)[quality]
@@ -96,7 +102,7 @@ GPT_IMAGE = ModelSpec(
     max_n=10, max_prompt_chars=32_000,
     qualities=_GPT_QUALITIES, api_quality=_GPT_API_QUALITY,
     formats=("png", "webp", "jpeg"), streams=True, sends_output_format=True,
-    wants_response_format=False, estimated_latency_s=45.0,
+    wants_response_format=False, estimated_latency_s=45.0, edit_kinds=_EDITS,
 )
 GPT_IMAGE_LEGACY = dataclasses.replace(
     GPT_IMAGE, family=Family.GPT_IMAGE_LEGACY,
@@ -120,6 +126,10 @@ DALL_E_2 = ModelSpec(
     qualities=("auto",), api_quality=(("auto", None),),
     formats=("png",), streams=False, sends_output_format=False,
     wants_response_format=True, estimated_latency_s=10.0,
+    # dall-e-2 edits: a square PNG under 4 MB; without a mask it needs an image with
+    # transparency to know what to edit, so image-to-image (no mask) is not offered
+    edit_kinds=frozenset({RequestKind.INPAINT, RequestKind.OUTPAINT}),
+    max_edit_input_bytes=4 * 1024 * 1024, square_edits_only=True,
 )
 
 
@@ -144,7 +154,21 @@ def is_known_model(model: str) -> bool:
     )
 
 
-def capabilities_for(spec: ModelSpec, cost_per_image_usd: float) -> Capabilities:
+def input_fidelity_for(model: str) -> str | None:
+    """``input_fidelity="high"`` keeps faces and details of the input images; the SDK
+    documents it for gpt-image-1 and gpt-image-1.5 (the mini takes only "low", the
+    default) and says to omit it for gpt-image-2 and later."""
+    name = model.strip().lower()
+    if name.startswith("gpt-image-1") and "mini" not in name:
+        return "high"
+    return None
+
+
+def capabilities_for(spec: ModelSpec, cost_per_image_usd: float, *,
+                     edits: bool = False) -> Capabilities:
+    """``edits``: the provider can read input images (it knows the profile's data
+    folder), so the kinds its edits endpoint serves are offered."""
+    kinds = frozenset({RequestKind.TEXT_TO_IMAGE}) | (spec.edit_kinds if edits else frozenset())
     return Capabilities(
         sizes=spec.sizes,
         max_images_per_call=spec.max_n,
@@ -157,6 +181,7 @@ def capabilities_for(spec: ModelSpec, cost_per_image_usd: float) -> Capabilities
         supports_guidance=False,
         estimated_latency_s=spec.estimated_latency_s,
         cost_per_image_usd=cost_per_image_usd,
+        kinds=kinds,
     )
 
 

@@ -18,6 +18,7 @@ import openai
 
 from desktop_app.domain.errors import (
     Cancelled,
+    InvalidRequest,
     Misconfigured,
     ProviderError,
     Transient,
@@ -35,9 +36,11 @@ from desktop_app.providers.base import (
     Progress,
     ProgressCallback,
     ProviderKind,
+    WorkFit,
 )
+from desktop_app.store.input_images import InputImageError, InputImages
 
-from . import connection, models
+from . import connection, edits, models
 from .errors import PROVIDER, map_error, redact
 from .prices import PriceTable, default_prices_path
 from .response import (
@@ -74,6 +77,9 @@ class OpenAIImagesConfig:
     stream_previews: bool = True
     partial_images: int = 2  # 0..3 previews per image when streaming
     connection_test_timeout_s: float = 15.0  # "Test connection" gives up after this
+    # the profile's data folder, where jobs on an image keep their inputs
+    # (store/input_images.py); None: text-to-image only
+    data_dir: Path | None = None
 
 
 class OpenAIImagesProvider:
@@ -90,6 +96,8 @@ class OpenAIImagesProvider:
         self._prices_error: Misconfigured | None = None
         self._limits = ImageLimits(max_bytes=config.max_image_bytes,
                                    max_pixels=config.max_pixels)
+        self._inputs = (InputImages.in_profile(config.data_dir)
+                        if config.data_dir is not None else None)
 
     def __repr__(self) -> str:  # never the key
         return (f"OpenAIImagesProvider(model={self._config.model!r}, "
@@ -111,7 +119,14 @@ class OpenAIImagesProvider:
         prices = self._price_table_or_none()
         estimate = prices.estimate(self._config.model, 1024, 1024,
                                    self._spec.to_api_quality("auto")) if prices else 0.0
-        return models.capabilities_for(self._spec, estimate)
+        # An unknown model is an OpenAI-compatible endpoint's own: many have no edits
+        # endpoint, and its 404 would read as a wrong model and shut the provider off.
+        edits_offered = self._inputs is not None and models.is_known_model(self._config.model)
+        return models.capabilities_for(self._spec, estimate, edits=edits_offered)
+
+    def fit_work(self, request: GenerationRequest) -> WorkFit:
+        """What the edits endpoint cannot honour for this job (``edits.plan_edit``)."""
+        return edits.plan_edit(request, self._spec, self._config.model).fit
 
     # -- health -------------------------------------------------------------
 
@@ -131,7 +146,8 @@ class OpenAIImagesProvider:
                    "base_url": self._config.base_url or "default"}
         if not models.is_known_model(self._config.model):
             details["note"] = (f"unknown model {self._config.model}: assuming the "
-                               "gpt-image-1 sizes (1024x1024, 1536x1024, 1024x1536)")
+                               "gpt-image-1 sizes (1024x1024, 1536x1024, 1024x1536), "
+                               "text to image only")
         return Health(HealthState.READY, "ready", details)
 
     async def test_connection(self) -> ConnectionReport:
@@ -169,17 +185,66 @@ class OpenAIImagesProvider:
             assert self._prices_error is not None
             raise self._prices_error
         model, spec = self._config.model, self._spec
+        if request.work is not None:
+            return await self._edit(request, progress, cancel, key, prices)
         models.refuse_unfit(request, spec, model)
         if cancel.cancelled:
             raise Cancelled(cancel.reason or "cancelled by the user", provider=PROVIDER)
-
         params = models.api_params(request, spec, model)
+        return await self._send(request, params, progress, cancel, key, prices,
+                                edit=False)
+
+    async def _edit(self, request: GenerationRequest, progress: ProgressCallback,
+                    cancel: CancelToken, key: str, prices: PriceTable) -> list[GeneratedImage]:
+        """A job on an image through ``images.edit`` (see ``edits``): the endpoint makes
+        an accepted size, and its answer is brought back to the job's size and source."""
+        model, spec = self._config.model, self._spec
+        plan = edits.plan_edit(request, spec, model)
+        if plan.fit.reason is not None:
+            raise InvalidRequest(f"OpenAI cannot serve this job: {plan.fit.reason}.",
+                                 field="work", provider=PROVIDER)
+        if self._inputs is None:
+            raise Misconfigured("OpenAI cannot read the job's input images: the provider "
+                                "was built without the profile's data folder.",
+                                provider=PROVIDER)
+        sent = edits.call_request(request, plan)
+        models.refuse_unfit(sent, spec, model)
+        if cancel.cancelled:
+            raise Cancelled(cancel.reason or "cancelled by the user", provider=PROVIDER)
+        inputs = self._inputs
+        try:
+            prepared = await asyncio.to_thread(edits.prepare, request, inputs, plan, spec)
+        except InputImageError as missing:  # gone or damaged: no provider can run the job
+            raise InvalidRequest(missing.message, field="work", provider=PROVIDER) from None
+        params = models.api_params(sent, spec, model)
+        params["image"] = ("image.png", prepared.image, "image/png")
+        if prepared.mask is not None:
+            params["mask"] = ("mask.png", prepared.mask, "image/png")
+        if spec.sends_output_format:
+            # our sources are opaque; outpaint's canvas has transparent padding, which
+            # must be painted, not kept transparent ("auto" may keep it)
+            params["background"] = "opaque"
+        fidelity = models.input_fidelity_for(model)
+        if fidelity is not None:
+            params["input_fidelity"] = fidelity
+        # Priced like generations: from the response's token usage where it has one (the
+        # input images are billed as image input tokens), else the per-image table at the
+        # API size, which leaves the input images out: an estimate on the low side.
+        made = await self._send(sent, params, progress, cancel, key, prices, edit=True)
+        return [await asyncio.to_thread(edits.finish, image, request, plan, prepared)
+                for image in made]
+
+    async def _send(self, request: GenerationRequest, params: dict[str, Any],
+                    progress: ProgressCallback, cancel: CancelToken, key: str,
+                    prices: PriceTable, *, edit: bool) -> list[GeneratedImage]:
+        model, spec = self._config.model, self._spec
         streaming = spec.streams and self._config.stream_previews
         progress(Progress(Phase.STARTING, message=f"sending to OpenAI ({model})"))
         try:
             client = await self._client_for(key)
             payload = await self._guarded(
-                lambda: self._call(client, params, request, progress, streaming), cancel)
+                lambda: self._call(client, params, request, progress, streaming, edit=edit),
+                cancel)
         except ProviderError as known:
             self._log_failure(known)
             raise
@@ -199,11 +264,12 @@ class OpenAIImagesProvider:
 
     async def _call(self, client: openai.AsyncOpenAI, params: dict[str, Any],
                     request: GenerationRequest, progress: ProgressCallback,
-                    streaming: bool) -> Payload:
+                    streaming: bool, *, edit: bool = False) -> Payload:
+        raw_images = client.images.with_raw_response
+        send = raw_images.edit if edit else raw_images.generate
         if streaming:
             partials = max(0, min(3, self._config.partial_images))
-            answer = await client.images.with_raw_response.generate(
-                **params, stream=True, partial_images=partials)
+            answer = await send(**params, stream=True, partial_images=partials)
             request_id = answer.headers.get("x-request-id")
             content_type = answer.headers.get("content-type", "").lower()
             if not content_type.startswith("text/event-stream"):
@@ -214,7 +280,7 @@ class OpenAIImagesProvider:
                                               request_id=request_id)
             return await collect_stream(answer.parse(), request=request, limits=self._limits,
                                         progress=progress, total_previews=partials)
-        raw = await client.images.with_raw_response.generate(**params)
+        raw = await send(**params)
         return await collect_response(raw.parse(), request=request, limits=self._limits,
                                       request_id=raw.headers.get("x-request-id"))
 

@@ -228,7 +228,8 @@ async def _read_events(stream: openai.AsyncStream[Any], images: list[ReceivedIma
     async with stream:
         async for event in stream:
             kind = _field(event, "type")
-            if kind == "image_generation.partial_image":
+            # generations stream image_generation.*, edits image_edit.*: same fields
+            if kind in ("image_generation.partial_image", "image_edit.partial_image"):
                 preview = await asyncio.to_thread(_preview_png, _field(event, "b64_json"),
                                                   limits)
                 index = _field(event, "partial_image_index")
@@ -236,7 +237,7 @@ async def _read_events(stream: openai.AsyncStream[Any], images: list[ReceivedIma
                 if preview is not None:
                     progress(Progress(Phase.GENERATING, step=step, total=total_previews,
                                       message="preview", preview_png=preview))
-            elif kind == "image_generation.completed":
+            elif kind in ("image_generation.completed", "image_edit.completed"):
                 usage = usage_from(_field(event, "usage"))
                 if len(images) >= request.n:
                     unusable.append(UnusableImage(
