@@ -48,6 +48,7 @@ from desktop_app.store.input_images import InputImages
 from desktop_app.store.jobs import JobQueue
 from desktop_app.store.metrics import MetricsStore
 from desktop_app.store.profile_lock import LOCK_FILE, ProfileLock
+from desktop_app.store.styles import StyleLibrary
 from desktop_app.store.wildcards import WildcardFolder
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ def open_app(env: Mapping[str, str] = os.environ, *, clock: Clock | None = None)
         blocked_terms=settings.content.blocked_terms, nsfw=nsfw_settings(settings),
         private_terms=settings.content.private_terms,
         lock=ProfileLock(paths.data_dir / LOCK_FILE), inputs=InputImages(paths.inputs_dir),
-        wildcards=WildcardFolder(paths.wildcards_dir),
+        wildcards=WildcardFolder(paths.wildcards_dir), styles=StyleLibrary(paths.styles_path),
     )
     return AppContext(settings, paths, keys, engine, list(loaded.warnings), key_cache)
 

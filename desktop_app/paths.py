@@ -48,6 +48,11 @@ class AppPaths:
         return self.data_dir / "inputs"
 
     @property
+    def styles_path(self) -> Path:
+        """Named prompt styles, as an Automatic1111 ``styles.csv``."""
+        return self.config_dir / "styles.csv"
+
+    @property
     def wildcards_dir(self) -> Path:
         """``__name__`` in a prompt draws a line from ``name.txt`` here."""
         return self.data_dir / "wildcards"

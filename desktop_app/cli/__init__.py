@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from desktop_app import __version__
-from desktop_app.cli import arguments, models
+from desktop_app.cli import arguments, models, styles
 from desktop_app.cli.errors import (
     EXIT_BAD_INPUT,
     EXIT_CANCELLED,
@@ -54,6 +54,8 @@ log = logging.getLogger("desktop_app.cli")
 def _request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("prompt", help="what to draw; '-' reads it from standard input")
     p.add_argument("--negative", default="", help="what to keep out of the image")
+    p.add_argument("--style", action="append", default=[], dest="styles", metavar="NAME",
+                   help="apply a named style (imagedesk styles list); repeat for several")
     p.add_argument("--size", type=arguments.size, default="512x512",
                    help="WIDTHxHEIGHT, multiples of 8 (default 512x512)")
     p.add_argument("--steps", type=arguments.STEPS, default=20, help=f"1 to {MAX_STEPS}")
@@ -138,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("text", nargs="?", default="")
     s.add_argument("--limit", type=arguments.SEARCH_LIMIT, default=50,
                    help=f"1 to {arguments.MAX_SEARCH_LIMIT} (default 50)")
+    s.add_argument("--style", default=None, help="only images made with this style")
     s.add_argument("--json", action="store_true")
     i = gsub.add_parser("import", help="index a folder of images (A1111 metadata is read)")
     i.add_argument("folder", type=Path)
@@ -159,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="check GPU, torch, keyring, model cache and paths")
     models.add_parser(sub)
+    styles.add_parser(sub)
 
     worker = sub.add_parser("worker", help="serve a remote queue with this machine's GPU")
     worker.add_argument("--redis", required=True, metavar="URL",
@@ -251,7 +255,7 @@ def build_request(args: argparse.Namespace,
         prompt=prompt, negative_prompt=args.negative, width=width, height=height,
         steps=args.steps, guidance=args.guidance, seed=args.seed, n=args.n,
         output_format=OutputFormat(args.format or "png"), quality=Quality(args.quality),
-        policy=policy, model=args.model,
+        policy=policy, model=args.model, styles=tuple(args.styles),
     )
 
 
@@ -307,6 +311,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await commands.doctor(args)
     if args.command == "models":
         return await models.models(args)
+    if args.command == "styles":
+        return await styles.styles(args)
     if args.command in ("generate",) or (args.command == "queue" and args.action == "add"):
         # bad input fails here, before the store is touched
         request = build_request(args, _settings_policy())

@@ -263,7 +263,8 @@ async def _queue(args: argparse.Namespace, stop: StopOnSignal) -> None:
 async def gallery(args: argparse.Namespace) -> int:
     async with _app() as ctx:
         if args.action == "search":
-            records = await ctx.engine.search_images(args.text, limit=args.limit)
+            records = await ctx.engine.search_images(args.text, limit=args.limit,
+                                                     style=args.style)
             rows = [{"id": r.id, "path": str(r.path), "prompt": r.prompt, "seed": r.seed,
                      "size": f"{r.width}x{r.height}", "provider": r.provider, "model": r.model}
                     for r in records]

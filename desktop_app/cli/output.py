@@ -73,7 +73,7 @@ def job_row(job: Job) -> dict[str, Any]:
     prompt = job.request.prompt.replace("\n", " ")
     return {
         "id": job.id, "state": job.state.value, "priority": job.priority,
-        "provider": job.provider, "prompt": prompt,
+        "provider": job.provider, "prompt": prompt, "styles": list(job.request.styles),
         "error": job.error_message, "error_class": job.error, "images": list(job.image_ids),
         "policy": job.request.policy.to_dict(), "routing": policy_text(job.request.policy),
         "waiting_for_you": waiting_reason(job),

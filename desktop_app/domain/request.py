@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 MAX_PROMPT_CHARS = 32_000
+MAX_STYLES = 20
 MIN_SIDE = 64
 MAX_SIDE = 4096
 SIDE_MULTIPLE = 8
@@ -173,6 +174,8 @@ class GenerationRequest:
     # (written only when set, so a remote worker one version behind still reads the job)
     work: ImageWork | None = dataclasses.field(default=None, metadata=OMIT_DEFAULT)
     origin: str = dataclasses.field(default="", metadata=OMIT_DEFAULT)  # "window", "cli", "api"
+    # named styles applied to the prompts when the job runs (domain/styles.py)
+    styles: tuple[str, ...] = dataclasses.field(default=(), metadata=OMIT_DEFAULT)
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str):
@@ -248,6 +251,15 @@ class GenerationRequest:
                 and all(c.isascii() and (c.isalnum() or c in "-_.") for c in self.origin)):
             raise InvalidRequest("The origin must be a short name such as 'api'.",
                                  field="origin")
+        self._check_styles()
+
+    def _check_styles(self) -> None:
+        styles = self.styles
+        if not isinstance(styles, tuple) or len(styles) > MAX_STYLES or not all(
+                isinstance(s, str) and s.strip() and len(s) <= 100 for s in styles):
+            raise InvalidRequest(f"Styles must be up to {MAX_STYLES} style names.",
+                                 field="styles")
+        object.__setattr__(self, "styles", tuple(dict.fromkeys(s.strip() for s in styles)))
 
     def _take_size_from_work(self) -> None:
         """The result's size follows from the source and the work; a source need not

@@ -52,6 +52,7 @@ from desktop_app.store.input_images import InputImages
 from desktop_app.store.jobs import JobQueue, QuarantinedJob
 from desktop_app.store.metrics import MetricsStore, ProviderTotals
 from desktop_app.store.profile_lock import ProfileBusy, ProfileLock
+from desktop_app.store.styles import StyleLibrary
 from desktop_app.store.wildcards import WildcardFolder
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class Engine:
         lock: ProfileLock | None = None,
         inputs: InputImages | None = None,
         wildcards: WildcardFolder | None = None,
+        styles: StyleLibrary | None = None,
     ) -> None:
         self.hub = hub or EventHub()
         self.clock = clock or SystemClock()
@@ -117,7 +119,7 @@ class Engine:
         self._store = store or StoreThread()
         self._spend = SpendTracker(self.clock)
         self._cap = SpendingCap(self._spend, lambda: self._budget)
-        self._prompts = PromptExpander(wildcards)
+        self._prompts = PromptExpander(wildcards, styles)
         self._runner = QueueRunner(
             queue=queue, store=self._store, slots=self._slots, hub=self.hub, metrics=self.metrics,
             clock=self.clock, rng=rng or random.Random(), save=self._save_images,
@@ -328,12 +330,12 @@ class Engine:
                             model: str | None = None, favourites_only: bool = False,
                             since: float | None = None, until: float | None = None,
                             sort: Sort = "newest", limit: int = 200,
-                            offset: int = 0) -> list[ImageRecord]:
+                            offset: int = 0, style: str | None = None) -> list[ImageRecord]:
         """Images whose prompt holds every word of ``text``, filtered (see ``Gallery.search``)."""
         return await self._store.run(functools.partial(
             self._gallery.search, text, provider=provider, model=model,
             favourites_only=favourites_only, since=since, until=until, sort=sort, limit=limit,
-            offset=offset))
+            offset=offset, style=style))
 
     async def image(self, image_id: int) -> ImageRecord | None:
         return await self._store.run(self._gallery.get, image_id)

@@ -151,6 +151,7 @@ class ImageSaver:
             "cost_usd": image.cost_usd, "details": dict(image.details),
             "format": fmt, "kind": outcome.request.kind.value,
             "private": outcome.request.policy.private, "left_machine": outcome.left_machine,
+            **({"styles": list(outcome.request.styles)} if outcome.request.styles else {}),
             "source_images": [ref.sha256 for ref in outcome.request.input_images],
             **{key.lower().replace(" ", "_"): value
                for key, value in _templates(job, outcome).items()},

@@ -172,16 +172,17 @@ class Gallery:
                favourites_only: bool = False, favourite: bool | None = None,
                since: float | None = None, until: float | None = None, sort: Sort = "newest",
                limit: int = 200, offset: int = 0, kind: str | None = None,
-               source_image_id: int | None = None) -> list[ImageRecord]:
+               source_image_id: int | None = None, style: str | None = None) -> list[ImageRecord]:
         """Images whose prompt or negative prompt holds every word of ``text``
         (as a word prefix: ``light`` finds "lighthouse"), newest first by default.
         ``favourite=True`` is the same as ``favourites_only=True``; ``since`` and
         ``until`` bound ``created_at`` (inclusive, exclusive); ``kind`` keeps one kind of
-        job (``"inpaint"``) and ``source_image_id`` the results made from one image."""
+        job (``"inpaint"``), ``source_image_id`` the results made from one image, and
+        ``style`` those made with a named style."""
         if sort not in ("newest", "oldest"):
             raise ValueError(f"sort must be 'newest' or 'oldest', not {sort!r}")
         where, params = _filters(text, provider, model, favourites_only or bool(favourite),
-                                 since, until, kind, source_image_id)
+                                 since, until, kind, source_image_id, style)
         direction = "DESC" if sort == "newest" else "ASC"
         page = [max(0, int(limit)), max(0, int(offset))]
         if fts_query(text) is not None:  # FTS5 drives, in rowid (= time) order
@@ -197,9 +198,10 @@ class Gallery:
     def count(self, text: str = "", *, provider: str | None = None, model: str | None = None,
               favourites_only: bool = False, favourite: bool | None = None,
               since: float | None = None, until: float | None = None,
-              kind: str | None = None, source_image_id: int | None = None) -> int:
+              kind: str | None = None, source_image_id: int | None = None,
+              style: str | None = None) -> int:
         where, params = _filters(text, provider, model, favourites_only or bool(favourite),
-                                 since, until, kind, source_image_id)
+                                 since, until, kind, source_image_id, style)
         source = "images"
         if fts_query(text) is not None:
             source = "images_fts JOIN images ON images.id = images_fts.rowid"
@@ -237,7 +239,8 @@ def _free_id(conn: sqlite3.Connection, created_at: float) -> int:
 
 def _filters(text: str, provider: str | None, model: str | None, favourites_only: bool,
              since: float | None, until: float | None, kind: str | None = None,
-             source_image_id: int | None = None) -> tuple[str, list[Any]]:
+             source_image_id: int | None = None,
+             style: str | None = None) -> tuple[str, list[Any]]:
     """WHERE clause for ``images`` (joined to ``images_fts`` when there is text).
     With text, the filter columns carry a unary ``+`` so SQLite keeps FTS5 as the
     outer loop (in time order, stopping at the limit) instead of an index scan."""
@@ -256,6 +259,10 @@ def _filters(text: str, provider: str | None, model: str | None, favourites_only
         params.append(model)
     if favourites_only:
         clauses.append(f"{plus}images.favourite = 1")
+    if style is not None:  # provenance is the file's: only well-formed JSON is looked into
+        clauses.append("EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(images.provenance) "
+                       "THEN images.provenance ELSE '{}' END, '$.styles') WHERE value = ?)")
+        params.append(style)
     if kind is not None:
         clauses.append(f"{plus}images.kind = ?")
         params.append(kind)

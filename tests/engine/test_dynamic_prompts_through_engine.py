@@ -1,4 +1,4 @@
-"""Wildcards through the real engine: the provider gets the expansion, the image keeps
+"""Styles and wildcards through the real engine: the provider gets the expansion, the image keeps
 the template, the same seed repeats it, and a typo is refused before anything queues."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from desktop_app.domain.dynamic_prompts import expand
 from desktop_app.domain.errors import InvalidRequest
 from desktop_app.domain.job import JobState
 from desktop_app.domain.request import GenerationRequest
+from desktop_app.domain.styles import Style
 from desktop_app.engine.engine import Engine
 from desktop_app.engine.saving import ImageSaver
 from desktop_app.engine.slots import ProviderSlot
@@ -27,6 +28,7 @@ from desktop_app.store.gallery import Gallery
 from desktop_app.store.image_metadata import provenance_json
 from desktop_app.store.jobs import JobQueue
 from desktop_app.store.metrics import MetricsStore
+from desktop_app.store.styles import StyleLibrary
 from desktop_app.store.wildcards import WildcardFolder
 from tests.fakes.scripted_provider import ScriptedProvider
 
@@ -45,9 +47,12 @@ async def engine_and_provider(tmp_path: Path) -> AsyncIterator[tuple[Engine, Scr
     slot = ProviderSlot(provider=provider,
                         breaker=CircuitBreaker("local", BreakerConfig.local_gpu(), clock),
                         gate=CooldownGate(clock), retry=RetryPolicy(max_attempts=1))
+    styles = StyleLibrary(tmp_path / "styles.csv")
+    styles.save(Style("Painted", "oil painting of {prompt}, __hair__", "photo"))
+    styles.save(Style("Grainy", "film grain"))
     engine = Engine(queue=JobQueue(conn), gallery=Gallery(conn), metrics_store=MetricsStore(conn),
                     saver=ImageSaver(tmp_path / "gallery", tmp_path / "thumbs"), slots=[slot],
-                    rng=random.Random(3), wildcards=WildcardFolder(wild))
+                    rng=random.Random(3), wildcards=WildcardFolder(wild), styles=styles)
     yield engine, provider
     await engine.close()
 
@@ -101,4 +106,33 @@ async def test_a_wildcard_with_no_file_is_refused_before_anything_is_queued(
     engine, provider = engine_and_provider
     with pytest.raises(InvalidRequest, match=r"add eyes\.txt to"):
         await engine.submit(GenerationRequest("a cat with __eyes__", width=64, height=64))
+    assert await engine.jobs() == [] and provider.calls == []
+
+
+async def test_styles_apply_when_the_job_runs_and_the_gallery_finds_them_by_name(
+        engine_and_provider: tuple[Engine, ScriptedProvider]) -> None:
+    engine, provider = engine_and_provider
+    job = await engine.submit(GenerationRequest("a cat", negative_prompt="lowres", width=64,
+                                                height=64, seed=2,
+                                                styles=("Painted", "Grainy")))
+    await engine.run_until_idle()
+    sent = provider.calls[-1]
+    assert sent.prompt.startswith("oil painting of a cat, ") and sent.prompt.endswith(
+        " hair, film grain")  # the style's wildcard was drawn too
+    assert sent.negative_prompt == "lowres, photo"
+    done = await engine.job(job.id)
+    assert done is not None and done.request.prompt == "a cat"  # the queue keeps the user's
+    assert done.request.styles == ("Painted", "Grainy")
+    [record] = await engine.images_of(done)
+    assert [r.id for r in await engine.search_images(style="Grainy")] == [record.id]
+    assert await engine.search_images(style="Noir") == []
+    provenance = provenance_json(Image.open(record.path).text.get("imagedesk"))  # type: ignore[attr-defined]
+    assert provenance is not None and provenance["styles"] == ["Painted", "Grainy"]
+
+
+async def test_an_unknown_style_is_refused_before_anything_is_queued(
+        engine_and_provider: tuple[Engine, ScriptedProvider]) -> None:
+    engine, provider = engine_and_provider
+    with pytest.raises(InvalidRequest, match="no style named 'Noir'"):
+        await engine.submit(GenerationRequest("a cat", width=64, height=64, styles=("Noir",)))
     assert await engine.jobs() == [] and provider.calls == []
