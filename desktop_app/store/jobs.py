@@ -30,7 +30,6 @@ CLI's ``queue add`` beside the window) committed since it was last asked, from
 
 from __future__ import annotations
 
-import builtins
 import dataclasses
 import json
 import logging
@@ -179,7 +178,7 @@ class JobQueue:
                     jobs.append(job)
         return jobs
 
-    def quarantined(self) -> builtins.list[QuarantinedJob]:
+    def quarantined(self) -> list[QuarantinedJob]:
         """Jobs whose stored row did not read back, newest first (the rows as they
         were are kept in ``job_quarantine``)."""
         with reading(self.conn):
@@ -276,7 +275,7 @@ class JobQueue:
 
     def finish_with_images(self, job_id: int, gallery: Gallery, images: Sequence[NewImage],
                            *, provider: str | None = None,
-                           seed: int | None = None) -> builtins.list[int]:
+                           seed: int | None = None) -> list[int]:
         """Index a job's images and mark it succeeded in ONE transaction, so a crash
         leaves either a running job (requeued on restart) or a finished job with
         its gallery rows, never one without the other. ``seed``, when the request
@@ -376,7 +375,7 @@ class JobQueue:
                 "DELETE FROM jobs WHERE state IN ('succeeded', 'failed', 'cancelled')")
         return int(cursor.rowcount)
 
-    def recover_interrupted(self) -> builtins.list[int]:
+    def recover_interrupted(self) -> list[int]:
         """On start: every ``running`` job goes back to ``queued`` at its old place,
         except one interrupted during (or just after) a paid call, which is held
         as failed until the user retries it; see ``store.interrupted``. Returns the
