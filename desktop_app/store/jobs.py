@@ -5,12 +5,8 @@ old state or the new one. State changes go through the domain's
 ``check_transition`` and a conditional ``UPDATE ... WHERE state = ?``, so a job
 cannot be started twice nor finished twice.
 
-Run order: ``priority`` descending, then ``position`` ascending. ``position``
-is the submission order (a new or retried job goes to the back of its
-priority); ``move`` changes it. What the user sees in the queue panel is run
-order, and ``move(job_id, delta)`` moves a job ``delta`` places in that list
-(negative = earlier). A job moved past a job of another priority takes that
-job's priority, so the list the user sees is always the order jobs will run in.
+Run order (priority, then submission order, changed by ``move``) is kept in
+``store.run_order``.
 
 Progress is not stored: it changes many times a second while a job runs, is
 meaningless after a restart (the job starts again from 0), and reaches the
@@ -30,7 +26,6 @@ CLI's ``queue add`` beside the window) committed since it was last asked, from
 
 from __future__ import annotations
 
-import builtins
 import dataclasses
 import json
 import logging
@@ -49,6 +44,7 @@ from desktop_app.domain.job import (
     check_transition,
 )
 from desktop_app.domain.request import GenerationRequest
+from desktop_app.store import run_order
 from desktop_app.store.database import StoreError, reading, transaction
 from desktop_app.store.interrupted import (
     pending_names,
@@ -65,8 +61,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PAUSED_FLAG = "queue_paused"
-_ORDERABLE = ("typeof(position) IN ('integer', 'real') AND abs(position) < 1e300 "
-              "AND typeof(priority) = 'integer'")
 
 
 class JobNotFound(ImageDeskError, KeyError):
@@ -179,7 +173,7 @@ class JobQueue:
                     jobs.append(job)
         return jobs
 
-    def quarantined(self) -> builtins.list[QuarantinedJob]:
+    def quarantined(self) -> list[QuarantinedJob]:
         """Jobs whose stored row did not read back, newest first (the rows as they
         were are kept in ``job_quarantine``)."""
         with reading(self.conn):
@@ -276,7 +270,7 @@ class JobQueue:
 
     def finish_with_images(self, job_id: int, gallery: Gallery, images: Sequence[NewImage],
                            *, provider: str | None = None,
-                           seed: int | None = None) -> builtins.list[int]:
+                           seed: int | None = None) -> list[int]:
         """Index a job's images and mark it succeeded in ONE transaction, so a crash
         leaves either a running job (requeued on restart) or a finished job with
         its gallery rows, never one without the other. ``seed``, when the request
@@ -340,34 +334,13 @@ class JobQueue:
 
     def move(self, job_id: int, delta: int) -> None:
         """Move a queued job ``delta`` places in run order (negative = earlier),
-        clamped to the ends; see the module doc for how priority follows."""
+        clamped to the ends; see ``store.run_order`` for how priority follows."""
         with transaction(self.conn) as conn:
             job = self._must_get(job_id)
             if job.state is not JobState.QUEUED:
                 raise IllegalTransition(f"Only queued jobs can be moved; job {job_id} is "
                                         f"{job.state.value}.")
-            order = conn.execute(f"SELECT id, priority, position FROM jobs WHERE state = 'queued' "
-                                 f"AND {_ORDERABLE} "
-                                 "ORDER BY priority DESC, position ASC").fetchall()
-            index = next(i for i, row in enumerate(order) if row[0] == job_id)
-            target = max(0, min(len(order) - 1, index + int(delta)))
-            if target == index:
-                return
-            passed = order[target]  # the last job this one jumps over
-            rest = [row for row in order if row[0] != job_id]
-            slot = target  # the job's index in ``rest`` after the move
-            priority = int(passed[1])
-            before = rest[slot - 1] if slot > 0 else None
-            after = rest[slot] if slot < len(rest) else None
-            position = _between(
-                before[2] if before is not None and before[1] == priority else None,
-                after[2] if after is not None and after[1] == priority else None)
-            if position is None:  # floats ran out of room between the two: renumber
-                for number, row in enumerate(rest, start=1):
-                    conn.execute("UPDATE jobs SET position = ? WHERE id = ?", (number, row[0]))
-                position = slot + 0.5  # rest[slot - 1] is now at slot, rest[slot] at slot + 1
-            conn.execute("UPDATE jobs SET priority = ?, position = ? WHERE id = ?",
-                         (priority, position, job_id))
+            run_order.move_queued(conn, job_id, delta)
 
     def clear_finished(self) -> int:
         """Remove succeeded, failed and cancelled jobs; their images stay in the gallery."""
@@ -376,7 +349,7 @@ class JobQueue:
                 "DELETE FROM jobs WHERE state IN ('succeeded', 'failed', 'cancelled')")
         return int(cursor.rowcount)
 
-    def recover_interrupted(self) -> builtins.list[int]:
+    def recover_interrupted(self) -> list[int]:
         """On start: every ``running`` job goes back to ``queued`` at its old place,
         except one interrupted during (or just after) a paid call, which is held
         as failed until the user retries it; see ``store.interrupted``. Returns the
@@ -400,8 +373,7 @@ class JobQueue:
     # -- internals -----------------------------------------------------------------
 
     def _last_position(self) -> float:
-        row = self.conn.execute(f"SELECT MAX(position) FROM jobs WHERE {_ORDERABLE}").fetchone()
-        return float(row[0]) if row and row[0] is not None else 0.0
+        return run_order.last_position(self.conn)
 
     def _must_get(self, job_id: int) -> Job:
         job = self.get(job_id)
@@ -430,20 +402,6 @@ class JobQueue:
             "finished_at = ?, provider = COALESCE(?, provider), error = ?, error_message = ?, "
             "image_ids = ?, pending_files = '[]', paid_call = NULL, paid_unsaved = 0",
             (self.clock(), provider, error, error_message, _dumps([int(i) for i in image_ids])))
-
-
-def _between(low: float | None, high: float | None) -> float | None:
-    """A position strictly between two neighbours of the same priority (None for
-    "no neighbour on that side"), or None when floats have run out of room."""
-    if low is None and high is None:
-        return 0.0
-    if low is None:
-        assert high is not None
-        return high - 1.0
-    if high is None:
-        return low + 1.0
-    middle = (low + high) / 2
-    return middle if low < middle < high else None
 
 
 def _dumps(data: Any) -> str:

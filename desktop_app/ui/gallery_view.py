@@ -55,7 +55,7 @@ class GalleryFilter:
         if self.model:
             kwargs["model"] = self.model
         if self.favourites:
-            kwargs["favourite"] = True
+            kwargs["favourites_only"] = True
         if self.days:
             kwargs["since"] = now - self.days * 86400
         return kwargs

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -16,44 +16,25 @@ from desktop_app.domain.request import GenerationRequest
 from desktop_app.engine.budget import Budget
 from desktop_app.engine.engine import Engine
 from desktop_app.engine.events import Event, JobFinished, JobRouted
-from desktop_app.engine.saving import ImageSaver
-from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers.base import ProviderKind
-from desktop_app.resilience.breaker import BreakerConfig, CircuitBreaker
-from desktop_app.resilience.clock import SystemClock
-from desktop_app.resilience.cooldown import CooldownGate
-from desktop_app.resilience.retry import RetryPolicy
 from desktop_app.store.a1111 import parse_a1111_parameters
 from desktop_app.store.database import integrity_ok, open_database
-from desktop_app.store.gallery import Gallery
 from desktop_app.store.jobs import JobQueue
-from desktop_app.store.metrics import MetricsStore
+from tests.fakes.scripted_engine import scripted_engine
 from tests.fakes.scripted_provider import ScriptedProvider
+from tests.waiting import wait_until
 
 REQ = GenerationRequest(prompt="a lighthouse, at dusk: moody", width=128, height=128, seed=7,
                         steps=12)
 EngineMaker = Callable[..., Engine]
 
 
-def _slot(provider: ScriptedProvider, priority: int) -> ProviderSlot:
-    clock = SystemClock()
-    return ProviderSlot(provider=provider,
-                        breaker=CircuitBreaker(provider.name, BreakerConfig.local_gpu(), clock),
-                        gate=CooldownGate(clock), retry=RetryPolicy(max_attempts=1),
-                        priority=priority, concurrency=2)
-
-
 @pytest.fixture
 async def make_engine(tmp_path: Path) -> AsyncIterator[EngineMaker]:
     engines: list[Engine] = []
 
-    def make(*providers: ScriptedProvider, **kw: object) -> Engine:
-        conn = open_database(tmp_path / "imagedesk.sqlite3")
-        engine = Engine(queue=JobQueue(conn), gallery=Gallery(conn),
-                        metrics_store=MetricsStore(conn),
-                        saver=ImageSaver(tmp_path / "gallery", tmp_path / "thumbs"),
-                        slots=[_slot(p, i * 10) for i, p in enumerate(providers)],
-                        rng=random.Random(3), **kw)  # type: ignore[arg-type]
+    def make(*providers: ScriptedProvider, **kw: Any) -> Engine:
+        engine = scripted_engine(tmp_path, *providers, **kw)
         engines.append(engine)
         return engine
 
@@ -137,10 +118,8 @@ async def test_cancelling_a_running_job_stops_it(make_engine: EngineMaker, behav
     engine = make_engine(local)
     job = await engine.submit(REQ)
     await engine.start()
-    for _ in range(200):  # until the provider is at work on it, not merely started
-        if engine.running_job_ids and local.calls:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: bool(engine.running_job_ids and local.calls),
+                     what="the provider at work on the job")
     await engine.cancel(job.id)
     done = await asyncio.wait_for(engine.wait_for(job.id), 10)
     assert done.state is JobState.CANCELLED and done.image_ids == []

@@ -25,7 +25,9 @@ from desktop_app.providers.base import (
     SizeRule,
 )
 
-Step = ProviderError | str | Callable[[], None]  # "ok", "hang", "slow:<s>", an error
+# "ok", "hang", "hang_deaf", "slow:<s>", an error, a callable run first, or an
+# asyncio.Event the call waits for before it succeeds (the test says when it ends)
+Step = ProviderError | str | Callable[[], None] | asyncio.Event
 
 
 def png_bytes(
@@ -94,7 +96,9 @@ class ScriptedProvider:
         step = self.script.pop(0) if self.script else "ok"
         if isinstance(step, ProviderError):
             raise step
-        if callable(step):
+        if isinstance(step, asyncio.Event):
+            await step.wait()
+        elif callable(step):
             step()
         if step == "hang":  # until cancelled, as a well-behaved provider does
             await cancel.wait()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -22,12 +23,16 @@ import qasync
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
+from desktop_app.engine.engine import Engine
+from tests.fakes.scripted_engine import scripted_engine
+from tests.fakes.scripted_provider import ScriptedProvider
 from tests.ui.qt_loop import qasync_loop
 
 if TYPE_CHECKING:
     from tests.ui.window_support import Windows
 
 T = TypeVar("T")
+EngineMaker = Callable[..., Engine]
 
 
 @pytest.fixture
@@ -51,3 +56,23 @@ def windows(qtbot: QtBot, loop: qasync.QEventLoop) -> Iterator[Windows]:
     opened = Windows(qtbot)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def scripted_engines(qtbot: QtBot, loop: qasync.QEventLoop,
+                     tmp_path: Path) -> Iterator[EngineMaker]:
+    """Real engines, each on its own profile folder (``tmp_path / "engine-<n>"``), with the
+    scripted providers given (by default one "local" that succeeds); any a test
+    left open is closed after it."""
+    made: list[Engine] = []
+
+    def make(*providers: ScriptedProvider, folder: Path | None = None) -> Engine:
+        """``folder`` opens an earlier engine's profile again, as the next start would."""
+        engine = scripted_engine(folder or tmp_path / f"engine-{len(made)}",
+                                 *(providers or (ScriptedProvider("local"),)))
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
+        drive(qtbot, engine.close())

@@ -207,8 +207,7 @@ def test_delete_asks_first_then_removes_the_file_and_the_entry(
         asked.append(text)
         return next(answers)
     monkeypatch.setattr(QMessageBox, "question", question)
-    gallery.delete_images([record])
-    qtbot.wait(100)
+    gallery.delete_images([record])  # answered Cancel: decided here, nothing runs later
     assert Path(record.path).exists() and gallery.model.row_of(record.id) is not None
     window.detail.buttons["delete"].click()
     qtbot.waitUntil(lambda: gallery.model.row_of(record.id) is None, timeout=5_000)
@@ -236,7 +235,9 @@ def test_cancel_mid_run_stops_the_job_and_adds_no_image(
     row = model.row(model.rowCount() - 1)
     assert row.step < 150
     assert window.queue.retry_action.isEnabled()
-    qtbot.wait(300)
+    # the gallery adds only a succeeded job's images, and the store holds none of this one
+    job = spin_result(window.engine.job(row.id))
+    assert job is not None and job.state is JobState.CANCELLED and job.image_ids == []
     assert window.gallery.model.rowCount() == images
 
 

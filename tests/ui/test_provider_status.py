@@ -3,11 +3,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-import qasync
 from pytestqt.qtbot import QtBot
 
+from desktop_app.domain.errors import Misconfigured
+from desktop_app.domain.request import GenerationRequest
 from desktop_app.engine.engine import ProviderStatus
-from desktop_app.engine.events import ProviderStateChanged
 from desktop_app.engine.metrics import MetricsSnapshot
 from desktop_app.providers.base import Health, HealthState, ProviderKind
 from desktop_app.resilience.breaker import BreakerSnapshot, BreakerState
@@ -15,7 +15,8 @@ from desktop_app.store.metrics import ProviderTotals
 from desktop_app.ui.metrics_panel import MetricsPanel
 from desktop_app.ui.provider_status import Light, ProviderIndicator, ProviderStatusBar
 from desktop_app.ui.qt_events import EngineSignals
-from tests.ui.fake_engine import FakeEngine
+from tests.fakes.scripted_provider import ScriptedProvider
+from tests.ui.conftest import EngineMaker, drive
 
 
 def status(name: str = "openai", *, state: BreakerState = BreakerState.CLOSED,
@@ -83,24 +84,31 @@ def test_an_open_breaker_counts_down(qtbot: QtBot, monkeypatch: pytest.MonkeyPat
     assert indicator.render_text()  # run out: the bar fetches the new state
 
 
-def test_a_breaker_event_refreshes_the_status_bar_and_the_metrics_panel(
-        qtbot: QtBot, loop: qasync.QEventLoop) -> None:
-    engine = FakeEngine()
-    answers = [status("local", state=BreakerState.FORCED_OPEN, reason="no weights")]
-
-    async def statuses() -> list[ProviderStatus]:
-        return answers
-    engine.provider_statuses = statuses  # type: ignore[method-assign]
+def test_a_provider_failing_for_its_settings_turns_its_light_and_fills_the_panel(
+        qtbot: QtBot, scripted_engines: EngineMaker) -> None:
+    local = ScriptedProvider("local", script=[Misconfigured("the model file does not exist")])
+    engine = scripted_engines(local)
     signals = EngineSignals(engine.hub)
-    bar = ProviderStatusBar(engine, signals)  # type: ignore[arg-type]
+    bar = ProviderStatusBar(engine, signals)
     panel = MetricsPanel()
     bar.statuses_changed.connect(panel.show_statuses)
     qtbot.addWidget(bar)
     qtbot.addWidget(panel)
-    with qtbot.waitSignal(bar.statuses_changed, timeout=3_000):
-        engine.hub.emit(ProviderStateChanged("local", "forced_open", "no weights"))
+    drive(qtbot, engine.submit(GenerationRequest("a fox", width=64, height=64)))
+    with qtbot.waitSignal(bar.statuses_changed, timeout=10_000):
+        drive(qtbot, engine.run_until_idle())  # the breaker is forced open: an event
     assert bar.indicators["local"].light is Light.MISCONFIGURED
+    assert "the model file does not exist" in bar.indicators["local"].toolTip()
     assert panel.cell(0, "Provider") == "local"
+    assert panel.cell(0, "Errors by class") == "Misconfigured 1"
+    assert panel.cell(0, "Calls today") == "1"
+
+
+def test_the_metrics_panel_shows_rates_latencies_and_spend(qtbot: QtBot) -> None:
+    panel = MetricsPanel()
+    qtbot.addWidget(panel)
+    panel.show_statuses([status("openai")])
+    assert panel.cell(0, "Provider") == "openai"
     assert panel.cell(0, "Success") == "75%"
     assert panel.cell(0, "Errors by class") == "RateLimited 2, Transient 1"
     assert (panel.cell(0, "p50"), panel.cell(0, "p95")) == ("4.2 s", "11.0 s")

@@ -11,7 +11,7 @@ from pytestqt.qtbot import QtBot
 
 from desktop_app.domain.job import JobState
 from desktop_app.domain.request import GenerationRequest, RouteMode, RoutingPolicy
-from desktop_app.engine.events import JobAdded, JobProgress, JobStarted, JobWaiting
+from desktop_app.engine.events import EventHub, JobAdded, JobProgress, JobStarted, JobWaiting
 from desktop_app.paths import AppPaths
 from desktop_app.store.database import open_database
 from desktop_app.store.jobs import JobQueue
@@ -19,7 +19,6 @@ from desktop_app.ui.qt_events import EngineSignals
 from desktop_app.ui.queue_model import Column, QueueModel
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.ui.conftest import drive
-from tests.ui.fake_engine import FakeEngine
 from tests.ui.window_support import Windows
 
 KEY = "sk-test" + "W41t" * 10
@@ -63,23 +62,23 @@ def test_a_job_waiting_for_the_rate_limit_says_so_in_the_queue(
 
 def test_the_wait_counts_down_and_goes_when_the_job_moves_on(qtbot: QtBot) -> None:
     now = [1000.0]
-    engine = FakeEngine()
+    hub = EventHub()  # the engine's events, as the window receives them
     model = QueueModel(clock=lambda: now[0])
-    signals = EngineSignals(engine.hub)
+    signals = EngineSignals(hub)
     signals.job_added.connect(model.on_job_added)
     signals.job_started.connect(model.on_job_started)
     signals.job_waiting.connect(model.on_job_waiting)
     signals.job_progress.connect(model.on_job_progress)
-    engine.hub.emit(JobAdded(7, GenerationRequest("a slow one", policy=CLOUD_ONLY)))
-    engine.hub.emit(JobStarted(7))
-    engine.hub.emit(JobWaiting(7, "openai", 28.0, "rate limit"))
+    hub.emit(JobAdded(7, GenerationRequest("a slow one", policy=CLOUD_ONLY)))
+    hub.emit(JobStarted(7))
+    hub.emit(JobWaiting(7, "openai", 28.0, "rate limit"))
     assert progress_text(model, 0) == "waiting for openai's rate limit, 28 s"
     now[0] += 10
     model.tick()
     assert progress_text(model, 0) == "waiting for openai's rate limit, 18 s"
-    engine.hub.emit(JobProgress(7, "openai", 0, 0, "calling openai"))
+    hub.emit(JobProgress(7, "openai", 0, 0, "calling openai"))
     assert progress_text(model, 0) == "calling openai"
-    engine.hub.emit(JobWaiting(7, "openai", 5.0, "rate limit"))
+    hub.emit(JobWaiting(7, "openai", 5.0, "rate limit"))
     now[0] += 6
     assert progress_text(model, 0) != "waiting for openai's rate limit, 0 s"
     assert "waiting" not in progress_text(model, 0)

@@ -3,6 +3,7 @@ provider is rebuilt (its forced-open breaker gone), and the window follows."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import qasync
@@ -12,15 +13,14 @@ from desktop_app.bootstrap import open_app
 from desktop_app.config import load_settings
 from desktop_app.domain.job import JobState
 from desktop_app.domain.request import GenerationRequest
-from desktop_app.engine.events import JobAdded, JobFinished, JobStarted
 from desktop_app.resilience.breaker import BreakerState
 from desktop_app.ui.app import build_window
-from desktop_app.ui.main_window import MainWindow
+from desktop_app.ui.main_window import CloseMode, MainWindow
 from desktop_app.ui.settings_dialog import SettingsDialog
 from desktop_app.ui.settings_pages import LocalPage
 from tests.fakes.keyring_memory import InMemoryKeyring
-from tests.ui.conftest import drive
-from tests.ui.fake_engine import FakeEngine
+from tests.fakes.scripted_provider import ScriptedProvider
+from tests.ui.conftest import EngineMaker, drive
 
 
 def test_saving_a_fixed_model_rebuilds_local_and_clears_its_forced_open_breaker(
@@ -46,19 +46,27 @@ def test_saving_a_fixed_model_rebuilds_local_and_clears_its_forced_open_breaker(
 
 
 def test_a_long_job_finishing_in_the_background_notifies(
-        qtbot: QtBot, tmp_path: Path, loop: qasync.QEventLoop) -> None:
+        qtbot: QtBot, tmp_path: Path, scripted_engines: EngineMaker) -> None:
     from PySide6.QtCore import QSettings
 
-    engine = FakeEngine()
-    window = MainWindow(engine, QSettings(str(tmp_path / "w.ini"),  # type: ignore[arg-type]
-                                          QSettings.Format.IniFormat))
+    gates = [asyncio.Event(), asyncio.Event()]  # each job's image is done when its gate opens
+    local = ScriptedProvider("local", script=list(gates))
+    engine = scripted_engines(local)
+    window = MainWindow(engine, QSettings(str(tmp_path / "w.ini"), QSettings.Format.IniFormat))
     qtbot.addWidget(window)
     assert not window.isActiveWindow()  # offscreen, never activated: "in the background"
-    for job_id, ran_s in ((1, 2.0), (2, 30.0)):
-        engine.hub.emit(JobAdded(job_id, GenerationRequest(f"prompt {job_id}")))
-        engine.hub.emit(JobStarted(job_id))
-        row = window.queue.model.job_row(job_id)
+    drive(qtbot, engine.start())
+    for gate, ran_s in zip(gates, (2.0, 30.0), strict=True):
+        job = drive(qtbot, engine.submit(GenerationRequest(f"ran {ran_s:g} s", width=64,
+                                                           height=64)))
+        qtbot.waitUntil(lambda: engine.running_job_ids == [job.id])  # noqa: B023
+        row = window.queue.model.job_row(job.id)
         assert row is not None and row.started_at is not None
-        row.started_at -= ran_s
-        engine.hub.emit(JobFinished(job_id, JobState.SUCCEEDED, "local", (job_id,)))
-    assert window.notifications == [("Image ready", "prompt 2")]  # the short one stays quiet
+        row.started_at -= ran_s  # as if it had been running that long
+        gate.set()
+        qtbot.waitUntil(lambda: (r := window.queue.model.job_row(job.id)) is not None  # noqa: B023
+                        and r.state is JobState.SUCCEEDED, timeout=10_000)
+    assert window.notifications == [("Image ready", "ran 30 s")]  # the short one stays quiet
+    window.ask_close_mode = lambda: CloseMode.QUIT  # type: ignore[method-assign]
+    with qtbot.waitSignal(window.shutdown_finished, timeout=10_000):
+        window.close()

@@ -31,10 +31,11 @@ def test_warm_on_start_loads_the_model_when_the_window_opens_and_off_starts_noth
         monkeypatch.setenv(name, value)
     window = StartingWindow(None, app.window_settings(AppPaths.discover(os.environ).ensure()))
     window.show()
+    ready: list[bool] = []  # the warm-up is started, or not, in the step that says ready
+    window.ready.connect(lambda: ready.append(True))
     running = asyncio.ensure_future(app._run(window))
     try:
-        qtbot.waitUntil(lambda: window.engine is not None and bool(window.engine.slots),
-                        timeout=60_000)
+        qtbot.waitUntil(lambda: ready == [True], timeout=60_000)
         local = next(s.provider for s in window.engine.slots if s.name == "local")
         if warm:
             qtbot.waitUntil(lambda: "Local model ready" in window.statusBar().currentMessage(),
@@ -43,7 +44,6 @@ def test_warm_on_start_loads_the_model_when_the_window_opens_and_off_starts_noth
             assert health.details["model_loaded"] == "yes"  # before any job
             assert local.worker_pid is not None  # type: ignore[attr-defined]
         else:
-            qtbot.wait(1500)  # time enough for a warm-up to have started
             assert local.worker_pid is None  # type: ignore[attr-defined]
             assert "Local model" not in window.statusBar().currentMessage()
     finally:

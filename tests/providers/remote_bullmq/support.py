@@ -119,7 +119,7 @@ class StandInGPU:
 
     ``fail`` is raised instead of generating; ``step_s`` paces the steps, so
     cancels and shutdowns can land mid-job. ``seen_cancel`` records the reason
-    of a cancel that reached it.
+    of a cancel that reached it, ``cancelled_at_step`` the step it had reached.
     """
 
     def __init__(self, *, step_s: float = 0.01, max_side: int = 1024,
@@ -128,6 +128,7 @@ class StandInGPU:
         self.max_side = max_side
         self.fail = fail
         self.seen_cancel: str | None = None
+        self.cancelled_at_step: int | None = None
         self.started = asyncio.Event()
         self.calls = 0
 
@@ -160,6 +161,7 @@ class StandInGPU:
         for step in range(request.steps):
             if cancel.cancelled:
                 self.seen_cancel = cancel.reason
+                self.cancelled_at_step = step
                 raise Cancelled(cancel.reason, provider="local")
             progress(Progress(Phase.GENERATING, step + 1, request.steps))
             await asyncio.sleep(self.step_s)
