@@ -209,3 +209,17 @@ def test_a_dry_run_prints_the_plan_with_a_quote_and_calls_no_provider(
                   env=env_for(server))
     assert "skipped openai: this job is private" in private.stdout
     assert server.request_count == 0 and job_count(tmp_path) == 0
+
+
+def test_a_grid_from_the_cli_queues_its_cells_and_saves_a_labelled_grid(
+        tmp_path: Path, server: FakeOpenAI) -> None:
+    result = run(tmp_path, "generate", "a lighthouse", "--size", "64x64", "--seed", "3",
+                 "--steps", "1", "--grid-x", "steps=1,2", "--mode", "local", "--json",
+                 env=env_for(server, IMAGEDESK_LOCAL__MODEL="builtin:tiny"))
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert [cell["state"] for cell in out["cells"]] == ["succeeded", "succeeded"]
+    assert out["failed"] == 0 and Path(out["grid"]).is_file()
+    assert job_count(tmp_path) == 2 and server.request_count == 0
+    bad = run(tmp_path, "generate", "a lighthouse", "--grid-y", "seed=1,2")
+    assert bad.returncode == 2 and "--grid-x first" in bad.stderr

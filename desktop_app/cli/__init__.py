@@ -29,6 +29,7 @@ from desktop_app.cli.errors import (
     fail,
 )
 from desktop_app.domain.errors import ImageDeskError, InvalidRequest
+from desktop_app.domain.grid import GridAxis
 from desktop_app.domain.job import IllegalTransition
 from desktop_app.domain.request import (
     MAX_GUIDANCE,
@@ -114,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="queue a prompt, run it, print where the images went")
     _request_options(gen)
+    for axis in "xyz":
+        gen.add_argument(f"--grid-{axis}", default=None, dest=f"grid_{axis}", metavar="FIELD=V,V",
+                         help=(f"a comparison grid's {axis.upper()} axis: seed, steps, "
+                               "guidance, model, style or prompt (search and replace), "
+                               "e.g. steps=10,20,30") if axis == "x" else
+                         f"the grid's {axis.upper()} axis")
     gen.add_argument("--dry-run", action="store_true", dest="dry_run",
                      help="print where the job would go and what it would cost, then stop: "
                           "nothing is queued and no provider is called")
@@ -236,6 +243,18 @@ def _cap(flag: float | None, setting: float | None) -> float | None:
     return min(flag, setting)
 
 
+def grid_axes(args: argparse.Namespace) -> list[GridAxis]:
+    """The --grid-x/y/z axes, in order; a Y without an X (or Z without Y) is bad input."""
+    given = [getattr(args, f"grid_{axis}", None) for axis in "xyz"]
+    while given and given[-1] is None:
+        given.pop()
+    if None in given:
+        raise InvalidRequest("Give the grid's axes in order: --grid-x first, then --grid-y, "
+                             "then --grid-z.", field="grid")
+    return [GridAxis.parse(str(text), f"--grid-{axis}") for axis, text in zip("xyz", given,
+                                                                        strict=False)]
+
+
 def _flag(value: bool | None, default: bool) -> bool:
     return default if value is None else value
 
@@ -318,6 +337,9 @@ async def _dispatch(args: argparse.Namespace) -> int:
         request = build_request(args, _settings_policy())
         if getattr(args, "dry_run", False):
             return await commands.dry_run(args, request)
+        axes = grid_axes(args)
+        if axes:
+            return await commands.grid(args, request, axes)
         return await commands.submit(args, request, run=args.command == "generate")
     if args.command == "queue":
         return await commands.queue(args)

@@ -32,8 +32,10 @@ from desktop_app.cli.output import (
     quarantined_row,
 )
 from desktop_app.config import problem_lines
+from desktop_app.domain.grid import GridAxis
 from desktop_app.domain.job import JobState
 from desktop_app.domain.request import GenerationRequest
+from desktop_app.engine.grids import make_grid
 
 if TYPE_CHECKING:
     from desktop_app.secrets import KeyStore
@@ -133,6 +135,30 @@ async def dry_run(args: argparse.Namespace, request: GenerationRequest) -> int:
 
     _emit(args, quote.to_dict(), text)
     return EXIT_OK if quote.candidates else EXIT_FAILED
+
+
+async def grid(args: argparse.Namespace, request: GenerationRequest,
+               axes: list[GridAxis]) -> int:
+    """Queue every cell of a comparison grid at once, run them, save the labelled grid."""
+    async with _app() as ctx:
+        engine = ctx.engine
+        if args.format is None:
+            request = request.replace(output_format=ctx.settings.output.format)
+        engine.claim_queue()
+        outcome = await make_grid(engine, request, axes, run=engine.run_job_now,
+                                  priority=args.priority)
+
+    def text() -> None:
+        for job in outcome.jobs:
+            where = job.provider or "-"
+            print(f"job {job.id}: {job.state.value} ({where})"
+                  + (f": {job.error_message}" if job.error_message else ""))
+        print(f"grid: {outcome.image.path}")
+
+    _emit(args, {"grid": str(outcome.image.path), "grid_image_id": outcome.image.id,
+                 "cells": [job_row(job) for job in outcome.jobs], "failed": outcome.failed},
+          text)
+    return EXIT_FAILED if outcome.failed == len(outcome.jobs) else EXIT_OK
 
 
 async def submit(args: argparse.Namespace, request: GenerationRequest, *, run: bool) -> int:

@@ -46,8 +46,9 @@ from desktop_app.engine.store_thread import StoreThread
 from desktop_app.providers.base import Progress, ProviderKind
 from desktop_app.resilience.breaker import BreakerTransition
 from desktop_app.resilience.clock import Clock, SystemClock
+from desktop_app.store import files
 from desktop_app.store.files import ImportReport, import_folder
-from desktop_app.store.gallery import Gallery, ImageNotFound, ImageRecord, Sort
+from desktop_app.store.gallery import Gallery, ImageNotFound, ImageRecord, NewImage, Sort
 from desktop_app.store.input_images import InputImages
 from desktop_app.store.jobs import JobQueue, QuarantinedJob
 from desktop_app.store.metrics import MetricsStore, ProviderTotals
@@ -215,6 +216,21 @@ class Engine:
 
     async def submit(self, request: GenerationRequest, priority: int = 0) -> Job:
         """Queue a request; a blocked term raises ``InvalidRequest`` before anything is stored."""
+        [job] = await self.submit_many([request], priority)
+        return job
+
+    async def submit_many(self, requests: Sequence[GenerationRequest],
+                          priority: int = 0) -> list[Job]:
+        """Queue requests in one transaction (a grid's cells): each is checked first, and
+        either all of them are queued or none is."""
+        checked = [await self._checked(request) for request in requests]
+        jobs = await self._store.run(self._queue.add_many, checked, priority)
+        for job in jobs:
+            self.hub.emit(JobAdded(job.id, job.request))
+        self._runner.wake()
+        return jobs
+
+    async def _checked(self, request: GenerationRequest) -> GenerationRequest:
         check_blocked_terms(request.prompt, self._blocked_terms)
         await self._prompts.check(request)  # a wildcard that names no file is refused now
         request = self._privacy_rules(request)
@@ -222,10 +238,7 @@ class Engine:
             if self._inputs is None or not self._inputs.has(ref):
                 raise InvalidRequest(f"The input image {ref.sha256[:12]}… is not stored; add it "
                                      "with Engine.add_input_image first.", field="work")
-        job = await self._store.run(self._queue.add, request, priority)
-        self.hub.emit(JobAdded(job.id, request))
-        self._runner.wake()
-        return job
+        return request
 
     def _privacy_rules(self, request: GenerationRequest) -> GenerationRequest:
         """A prompt holding one of the user's private terms is marked private (recorded on
@@ -343,6 +356,17 @@ class Engine:
     async def images_of(self, job: Job) -> list[ImageRecord]:
         records = [await self.image(image_id) for image_id in job.image_ids]
         return [r for r in records if r is not None]
+
+    async def add_made_image(self, data: bytes, stem: str, parameters: str,
+                             image: NewImage) -> ImageRecord:
+        """Save an image the engine made from others (a comparison grid) into the gallery
+        folder with its metadata, and index it as ``image`` says."""
+        folder = self._saver.folder / dt.date.fromtimestamp(self.clock.time()).strftime(
+            "%Y-%m-%d")
+        path = await asyncio.to_thread(files.write_image_atomic, folder, stem, data, "png",
+                                       parameters=parameters,
+                                       provenance=dict(image.provenance))
+        return await self._store.run(self._gallery.add, dataclasses.replace(image, path=path))
 
     async def import_folder(self, folder: Path) -> ImportReport:
         return await self._store.run(import_folder, folder, self._gallery)
