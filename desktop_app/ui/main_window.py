@@ -137,6 +137,7 @@ class MainWindow(QMainWindow):
         column.addWidget(self.banner)
         column.addWidget(self.main_split, 1)
         self.setCentralWidget(central)
+        self.editor.set_tab_order()
         self.metrics_dock = QDockWidget("Provider metrics", self)
         self.metrics_dock.setObjectName("metricsDock")
         self.metrics_dock.setWidget(self.metrics)
@@ -208,6 +209,9 @@ class MainWindow(QMainWindow):
         self.providers.settings_requested.connect(self.open_settings)
         self.banner.settings_requested.connect(self.open_settings)
         self.signals.job_finished.connect(self._on_job_finished)
+        self.signals.job_started.connect(self.editor.on_job_started)
+        self.signals.job_progress.connect(self.editor.on_job_progress)
+        self.signals.job_finished.connect(self.editor.on_job_finished)
 
     def _make_tray(self, icon: QIcon | None) -> QSystemTrayIcon | None:
         if icon is None or not QSystemTrayIcon.isSystemTrayAvailable():
