@@ -7,6 +7,7 @@ here: the editor passes the values on as typed and puts the message from
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 from collections.abc import Awaitable, Callable
@@ -45,6 +46,7 @@ from desktop_app.engine.events import JobFinished, JobProgress, JobStarted
 from desktop_app.engine.router import mode_allows
 from desktop_app.engine.status import ProviderKind
 from desktop_app.ui.prompt_history import HistoryPicker, PromptHistory
+from desktop_app.ui.source_tools import Action, SourceTools
 from desktop_app.ui.tasks import spawn
 
 SIZE_PRESETS: list[tuple[str, int, int]] = [
@@ -225,8 +227,12 @@ class PromptEditor(QWidget):
         form.addRow("", self.allow_fallback)
         form.addRow("", self.allow_adaptation)
         form.addRow("", self.allow_refusal_failover)
+        self.source_tools = SourceTools(self)
+        self.source_tools.vary_requested.connect(self.vary)
+        self.source_tools.upscale_requested.connect(lambda: self._start("upscale"))
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.source_tools)
         layout.addWidget(self.generate_button)
         layout.addWidget(self.status)
         layout.addStretch(1)
@@ -274,7 +280,7 @@ class PromptEditor(QWidget):
                 self.generate_button, self.history_button]
 
     def extra_tab_stops(self) -> list[QWidget]:
-        return []
+        return self.source_tools.focus_order()
 
     def set_tab_order(self) -> None:
         """Widgets made before they had a parent (the prompt boxes) joined the focus
@@ -371,11 +377,37 @@ class PromptEditor(QWidget):
             return None
 
     def generate(self) -> None:
+        self._start("generate")
+
+    def vary(self, strength: float) -> None:
+        """Queue a variation of the source at ``strength`` (the slider shows it)."""
+        self.source_tools.set_strength(strength)
+        self._start("vary")
+
+    def _start(self, action: Action) -> None:
         request = self.build_request()
         if request is None:
             return
         self.generate_button.setEnabled(False)
-        spawn(self._queue(request))
+        if self.source_tools.source is None:
+            spawn(self._queue(request))
+        else:
+            spawn(self._queue_work(request, action))
+
+    async def _queue_work(self, request: GenerationRequest, action: Action) -> None:
+        """The same request, working on the source image as ``action`` says."""
+        try:
+            work = await self.source_tools.work(action)
+            request = dataclasses.replace(request, work=work)
+        except InvalidRequest as error:
+            self.generate_button.setEnabled(True)
+            self.show_error(error.field, error.message)
+            return
+        except ImageDeskError as error:
+            self.generate_button.setEnabled(True)
+            self.show_error(None, error.message)
+            return
+        await self._queue(request)
 
     async def _queue(self, request: GenerationRequest) -> None:
         try:

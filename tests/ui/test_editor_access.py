@@ -34,7 +34,10 @@ def tab_walk(start: QWidget, count: int) -> list[QWidget]:
     """The widgets Tab visits from ``start``, as Qt's focus chain orders them."""
     seen, widget = [start], start
     while len(seen) < count:
-        widget = widget.nextInFocusChain()
+        following = widget.nextInFocusChain()
+        if following is None or following is start:
+            break
+        widget = following
         if widget is start:
             break
         if takes_tab(widget):
