@@ -154,9 +154,10 @@ class SourceTools(QGroupBox):
                 self.thumbnail.setPixmap(pixmap.scaled(
                     THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
                     Qt.TransformationMode.SmoothTransformation))
-            origin = f"gallery image {ref.gallery_id}" if ref.gallery_id else (
-                path.name if path else "a dropped image")
-            self.name.setText(f"{origin}\n{ref.width}×{ref.height}")
+            name = path.name if path is not None else "the dropped image"
+            origin = "from the gallery" if ref.gallery_id is not None else "a dropped file"
+            self.name.setText(f"{name}\n{origin} · {ref.width}×{ref.height}")
+            self.name.setToolTip(str(path) if path is not None else "")
         else:
             self.thumbnail.clear()
             for box in self.extend.values():

@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 import qasync
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QAbstractScrollArea, QAbstractSpinBox, QScrollBar, QWidget
 from pytestqt.qtbot import QtBot
 
 from desktop_app.domain.errors import OutOfMemory
-from desktop_app.ui.queue_model import Column
+from desktop_app.domain.job import JobState
+from desktop_app.domain.request import GenerationRequest
+from desktop_app.engine.events import JobAdded, JobFinished
+from desktop_app.ui.queue_model import Column, QueueModel
 from tests.ui.conftest import drive
 from tests.ui.real_desk import Desk, close_desk, open_desk, scripted
 
@@ -75,8 +78,6 @@ def test_every_control_of_the_editor_and_viewer_has_an_accessible_name(desk: Des
 
 def _inner_part(widget: QWidget) -> bool:
     """A spin box's line edit or a scroll area's viewport: named through its owner."""
-    from PySide6.QtWidgets import QAbstractScrollArea, QAbstractSpinBox, QScrollBar
-
     parent = widget.parentWidget()
     return isinstance(parent, QAbstractSpinBox) or isinstance(widget, QScrollBar) or (
         isinstance(parent, QAbstractScrollArea) and widget is parent.viewport())
@@ -115,3 +116,16 @@ def test_the_line_under_generate_says_when_the_job_failed(
         assert model.index(0, Column.PROGRESS).data() == ""  # not "failed" a second time
     finally:
         close_desk(qtbot, desk)
+
+
+def test_a_finished_jobs_progress_cell_counts_its_images_and_never_repeats_the_state(
+        qtbot: QtBot) -> None:
+    model = QueueModel()
+    for job_id in (1, 2, 3):
+        model.on_job_added(JobAdded(job_id, GenerationRequest("a fox")))
+    model.on_job_finished(JobFinished(1, JobState.SUCCEEDED, "local", (10, 11)))
+    model.on_job_finished(JobFinished(2, JobState.CANCELLED, None))
+    model.on_job_finished(JobFinished(3, JobState.SUCCEEDED, "local", (12,)))
+    shown = [(model.index(r, Column.STATE).data(), model.index(r, Column.PROGRESS).data())
+             for r in range(3)]
+    assert shown == [("succeeded", "2 images"), ("cancelled", ""), ("succeeded", "1 image")]

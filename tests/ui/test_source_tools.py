@@ -171,5 +171,6 @@ def test_use_as_source_on_a_gallery_image_keeps_its_lineage(qtbot: QtBot, desk: 
     tools = window.editor.source_tools
     qtbot.waitUntil(lambda: tools.source is not None, timeout=5_000)
     assert tools.source is not None and tools.source.gallery_id == record.id
-    assert f"gallery image {record.id}" in tools.name.text()
+    assert Path(record.path).name in tools.name.text()
+    assert "from the gallery" in tools.name.text()
     assert not tools.thumbnail.pixmap().isNull()
