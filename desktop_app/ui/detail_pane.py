@@ -35,10 +35,13 @@ class DetailPane(QWidget):
     reuse_requested = Signal(object)
     favourite_requested = Signal(object, bool)
     delete_requested = Signal(object)
+    use_as_source_requested = Signal(object)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, preview: bool = True) -> None:
+        """``preview=False``: the image itself is shown elsewhere (the window's viewer)."""
         super().__init__(parent)
         self.record: ImageRecord | None = None
+        self._preview = preview
         self._images = ThumbnailCache(size=PREVIEW_SIZE, capacity=6, parent=self)
         self._images.ready.connect(self._on_image)
         self.image = QLabel(self)
@@ -58,6 +61,7 @@ class DetailPane(QWidget):
             ("copy", "Copy prompt", self.copy_requested), ("reuse", "Reuse",
                                                            self.reuse_requested),
             ("delete", "Delete…", self.delete_requested),
+            ("source", "Use as source", self.use_as_source_requested),
         ):
             button = QPushButton(text, self)
             button.clicked.connect(lambda _=False, s=signal: self._emit(s))
@@ -66,12 +70,14 @@ class DetailPane(QWidget):
         self.favourite.setCheckable(True)
         self.favourite.clicked.connect(self._toggle_favourite)
         order = [self.buttons["open"], self.buttons["reveal"], self.buttons["copy"],
-                 self.buttons["reuse"], self.favourite, self.buttons["delete"]]
+                 self.buttons["reuse"], self.favourite, self.buttons["delete"],
+                 self.buttons["source"]]
         for i, button in enumerate(order):
             buttons.addWidget(button, i // 3, i % 3)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.image, 3)
+        self.image.setVisible(preview)
         layout.addLayout(buttons)
         scroll = QScrollArea(self)
         scroll.setWidgetResizable(True)
@@ -91,8 +97,10 @@ class DetailPane(QWidget):
             return
         self.favourite.setChecked(bool(record.favourite))
         self.favourite.setText("★ Favourite" if record.favourite else "☆ Favourite")
-        pixmap = self._images.pixmap(record.id, Path(record.path))
-        if pixmap is not None:
+        pixmap = self._images.pixmap(record.id, Path(record.path)) if self._preview else None
+        if not self._preview:
+            pass
+        elif pixmap is not None:
             self._set_pixmap(record.id)
         else:
             self.image.setText("Loading…")

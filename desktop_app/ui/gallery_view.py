@@ -83,6 +83,7 @@ def make_list_view(model: GalleryModel, parent: QWidget | None = None) -> QListV
 class GalleryView(QWidget):
     image_selected = Signal(object)  # ImageRecord or None
     reuse_requested = Signal(object)  # ImageRecord
+    use_as_source_requested = Signal(object)  # ImageRecord
 
     def __init__(self, engine: Engine | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -233,6 +234,7 @@ class GalleryView(QWidget):
         menu.addAction("Show in folder", lambda: self.reveal_image(record))
         menu.addAction("Copy prompt", lambda: self.copy_prompt(record))
         menu.addAction("Reuse parameters", lambda: self.reuse_requested.emit(record))
+        menu.addAction("Use as source", lambda: self.use_as_source_requested.emit(record))
         menu.addAction("Unfavourite" if record.favourite else "Favourite",
                        lambda: self.set_favourite(record, not record.favourite))
         menu.addSeparator()

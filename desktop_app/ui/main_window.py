@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShowEvent
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QIcon,
+    QKeySequence,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -34,6 +43,8 @@ from desktop_app.engine.events import JobFinished
 from desktop_app.ui import tasks
 from desktop_app.ui.detail_pane import DetailPane
 from desktop_app.ui.gallery_view import GalleryView
+from desktop_app.ui.image_canvas import dropped_image
+from desktop_app.ui.image_viewer import ImageViewer
 from desktop_app.ui.metrics_panel import MetricsPanel
 from desktop_app.ui.prompt_editor import PromptEditor
 from desktop_app.ui.provider_status import ProviderStatusBar
@@ -44,6 +55,7 @@ from desktop_app.ui.theme import apply_theme
 
 if TYPE_CHECKING:
     from desktop_app.config import Settings
+    from desktop_app.domain.image_work import ImageRef
     from desktop_app.engine.engine import Engine
     from desktop_app.store.gallery import ImageRecord
 
@@ -78,7 +90,9 @@ class MainWindow(QMainWindow):
         self.editor = PromptEditor(self._submit, window_settings, self)
         self.queue = QueueView(engine, self.signals, self)
         self.gallery = GalleryView(engine, self)
-        self.detail = DetailPane(self)
+        self.detail = DetailPane(self, preview=False)  # the viewer shows the image
+        self.viewer = ImageViewer(self)
+        self.setAcceptDrops(True)
         self.metrics = MetricsPanel(self)
         self.providers = ProviderStatusBar(engine, self.signals, self)
         self.banner = SettingsProblemsBanner(self)
@@ -113,7 +127,7 @@ class MainWindow(QMainWindow):
         editor_scroll.setWidget(self.editor)
         editor_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         editor_scroll.setMinimumWidth(self.editor.minimumSizeHint().width() + 24)
-        self.gallery_split = QSplitter(Qt.Orientation.Horizontal, self)
+        self.gallery_split = QSplitter(Qt.Orientation.Vertical, self)
         self.gallery_split.setObjectName("gallerySplit")
         self.gallery_split.addWidget(self.gallery)
         self.gallery_split.addWidget(self.detail)
@@ -128,6 +142,7 @@ class MainWindow(QMainWindow):
         self.main_split = QSplitter(Qt.Orientation.Horizontal, self)
         self.main_split.setObjectName("mainSplit")
         self.main_split.addWidget(editor_scroll)
+        self.main_split.addWidget(self.viewer)  # the picture is the centre of the window
         self.main_split.addWidget(self.right_split)
         self.main_split.setStretchFactor(1, 1)
         central = QWidget(self)
@@ -137,6 +152,7 @@ class MainWindow(QMainWindow):
         column.addWidget(self.banner)
         column.addWidget(self.main_split, 1)
         self.setCentralWidget(central)
+        self.editor.set_tab_order()
         self.metrics_dock = QDockWidget("Provider metrics", self)
         self.metrics_dock.setObjectName("metricsDock")
         self.metrics_dock.setWidget(self.metrics)
@@ -144,9 +160,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.providers)
         self.resize(1360, 860)
         self.resizeDocks([self.metrics_dock], [120], Qt.Orientation.Vertical)
-        self.main_split.setSizes([420, 940])
+        self.main_split.setSizes([400, 560, 400])
         self.right_split.setSizes([260, 600])
-        self.gallery_split.setSizes([700, 300])
+        self.gallery_split.setSizes([420, 180])
 
     def _act(self, text: str, slot: Callable[[], object],
              shortcut: str | QKeySequence.StandardKey | None = None,
@@ -197,6 +213,16 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         self.queue.images_ready.connect(self.gallery.add_images)
         self.gallery.image_selected.connect(self.detail.show_record)
+        self.gallery.image_selected.connect(self.show_in_viewer)
+        self.gallery.use_as_source_requested.connect(self.use_as_source)
+        self.detail.use_as_source_requested.connect(self.use_as_source)
+        self.viewer.file_dropped.connect(self.use_file_as_source)
+        self.viewer.mask_changed.connect(self.editor.source_tools.mask_edited)
+        tools = self.editor.source_tools
+        tools.mask_png = self.viewer.mask_png
+        tools.mask_painted = self.viewer.mask_painted
+        tools.store_image = lambda data, role: self.engine.add_input_image(data, role)
+        tools.clear_requested.connect(self.clear_source)
         self.gallery.reuse_requested.connect(self.reuse)
         self.detail.open_requested.connect(self.gallery.open_image)
         self.detail.reveal_requested.connect(self.gallery.reveal_image)
@@ -208,6 +234,9 @@ class MainWindow(QMainWindow):
         self.providers.settings_requested.connect(self.open_settings)
         self.banner.settings_requested.connect(self.open_settings)
         self.signals.job_finished.connect(self._on_job_finished)
+        self.signals.job_started.connect(self.editor.on_job_started)
+        self.signals.job_progress.connect(self.editor.on_job_progress)
+        self.signals.job_finished.connect(self.editor.on_job_finished)
 
     def _make_tray(self, icon: QIcon | None) -> QSystemTrayIcon | None:
         if icon is None or not QSystemTrayIcon.isSystemTrayAvailable():
@@ -243,6 +272,56 @@ class MainWindow(QMainWindow):
             "guidance": record.guidance, "seed": record.seed})
         self.statusBar().showMessage("Parameters copied into the prompt editor.", 5000)
 
+    # -- the viewer and the source image ----------------------------------------
+
+    def show_in_viewer(self, record: ImageRecord | None) -> None:
+        """Show the selected image large, with the image it was made from to compare."""
+        if record is None:
+            self.viewer.show_image(None)
+            return
+        if record.source_image_id is None:
+            self.viewer.show_image(Path(record.path))
+            return
+
+        def shown(source: ImageRecord | None) -> None:
+            current = self.gallery.current_record()
+            if current is not None and current.id == record.id:
+                self.viewer.show_image(Path(record.path),
+                                       Path(source.path) if source is not None else None)
+        self.viewer.show_image(Path(record.path))
+        tasks.spawn(self.engine.image(record.source_image_id), shown)
+
+    def use_as_source(self, record: ImageRecord) -> None:
+        """A gallery image becomes the next job's source (its lineage is kept)."""
+        tasks.spawn(self.engine.use_as_source(record.id),
+                    lambda ref: self._source_ready(ref, Path(record.path)))
+
+    def use_file_as_source(self, path: Path) -> None:
+        """A dropped image file becomes the next job's source."""
+        tasks.spawn(self.engine.add_input_image(path, "source"),
+                    lambda ref: self._source_ready(ref, path))
+
+    def _source_ready(self, ref: ImageRef, path: Path) -> None:
+        self.editor.source_tools.set_source(ref, path)
+        self.viewer.set_source(path, ref.size)
+        self.editor.source_tools.mask_edited()
+        self.statusBar().showMessage(f"{path.name} is the source of the next job.", 5000)
+
+    def clear_source(self) -> None:
+        self.editor.source_tools.set_source(None)
+        self.viewer.set_source(None)
+        self.show_in_viewer(self.gallery.current_record())
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if dropped_image(event) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        path = dropped_image(event)
+        if path is not None:
+            event.acceptProposedAction()
+            self.use_file_as_source(path)
+
     def use_settings(self, settings: Settings) -> None:
         """Follow the profile's settings: new jobs' defaults in the editor, the theme,
         how many recent prompts are kept, and the banner of settings problems."""
@@ -266,8 +345,6 @@ class MainWindow(QMainWindow):
     def import_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Import images from a folder")
         if folder:
-            from pathlib import Path
-
             def imported(report: object) -> None:
                 self.statusBar().showMessage(f"Imported: {report}", 8000)
                 self.gallery.refresh()

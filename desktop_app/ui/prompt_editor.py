@@ -7,6 +7,8 @@ here: the editor passes the values on as typed and puts the message from
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -31,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.domain.errors import ImageDeskError, InvalidRequest
+from desktop_app.domain.job import JobState
 from desktop_app.domain.request import (
     MAX_SEED,
     GenerationRequest,
@@ -39,9 +42,11 @@ from desktop_app.domain.request import (
     RouteMode,
     RoutingPolicy,
 )
+from desktop_app.engine.events import JobFinished, JobProgress, JobStarted
 from desktop_app.engine.router import mode_allows
 from desktop_app.engine.status import ProviderKind
 from desktop_app.ui.prompt_history import HistoryPicker, PromptHistory
+from desktop_app.ui.source_tools import Action, SourceTools
 from desktop_app.ui.tasks import spawn
 
 SIZE_PRESETS: list[tuple[str, int, int]] = [
@@ -89,6 +94,7 @@ class PromptEditor(QWidget):
         self._limits: dict[RouteMode, tuple[int, str]] = {}
         self.setAcceptDrops(True)
         self._errors: dict[str, tuple[QWidget, QLabel]] = {}
+        self._followed_job: int | None = None  # the job the status line reports on
         self._build()
 
     # -- layout ------------------------------------------------------------------
@@ -221,11 +227,17 @@ class PromptEditor(QWidget):
         form.addRow("", self.allow_fallback)
         form.addRow("", self.allow_adaptation)
         form.addRow("", self.allow_refusal_failover)
+        self.source_tools = SourceTools(self)
+        self.source_tools.vary_requested.connect(self.vary)
+        self.source_tools.upscale_requested.connect(lambda: self._start("upscale"))
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.source_tools)
         layout.addWidget(self.generate_button)
         layout.addWidget(self.status)
         layout.addStretch(1)
+        self._name_controls()
+        self.set_tab_order()
 
         self.preset.currentIndexChanged.connect(self._apply_preset)
         self.width_box.valueChanged.connect(self._size_edited)
@@ -242,6 +254,41 @@ class PromptEditor(QWidget):
         QShortcut(QKeySequence("Ctrl+H"), self, self.show_history,
                   context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self._update_counts()
+
+    def _name_controls(self) -> None:
+        """Screen readers announce these (the form's labels are not linked to them)."""
+        for widget, name in (
+            (self.prompt, "Prompt"), (self.negative, "Negative prompt"),
+            (self.history_button, "Prompt history"), (self.preset, "Size preset"),
+            (self.width_box, "Width"), (self.height_box, "Height"), (self.steps, "Steps"),
+            (self.guidance, "Guidance"), (self.seed, "Seed"), (self.seed_lock, "Lock seed"),
+            (self.seed_random, "Random seed"), (self.n, "Number of images"),
+            (self.output_format, "Image format"), (self.quality, "Quality"),
+            (self.mode, "Provider"), (self.allow_fallback, "Fall back to the cloud"),
+            (self.allow_adaptation, "Adapt size and count to the provider"),
+            (self.allow_refusal_failover, "Try another provider after a refusal"),
+            (self.generate_button, "Generate"), (self.status, "Job status"),
+        ):
+            widget.setAccessibleName(name)
+
+    def tab_order(self) -> list[QWidget]:
+        """The order Tab walks the form: top to bottom, Generate last."""
+        return [self.prompt, self.negative, self.preset, self.width_box, self.height_box,
+                self.steps, self.guidance, self.seed, self.seed_lock, self.seed_random, self.n,
+                self.output_format, self.quality, self.mode, self.allow_fallback,
+                self.allow_adaptation, self.allow_refusal_failover, *self.extra_tab_stops(),
+                self.generate_button, self.history_button]
+
+    def extra_tab_stops(self) -> list[QWidget]:
+        return self.source_tools.focus_order()
+
+    def set_tab_order(self) -> None:
+        """Widgets made before they had a parent (the prompt boxes) joined the focus
+        chain last, so Tab jumped from Negative out of the editor; this puts the chain
+        in reading order. Called again when the editor is placed in the window."""
+        order = self.tab_order()
+        for first, second in itertools.pairwise(order):
+            QWidget.setTabOrder(first, second)
 
     # -- size, seed, counts ------------------------------------------------------
 
@@ -330,15 +377,41 @@ class PromptEditor(QWidget):
             return None
 
     def generate(self) -> None:
+        self._start("generate")
+
+    def vary(self, strength: float) -> None:
+        """Queue a variation of the source at ``strength`` (the slider shows it)."""
+        self.source_tools.set_strength(strength)
+        self._start("vary")
+
+    def _start(self, action: Action) -> None:
         request = self.build_request()
         if request is None:
             return
         self.generate_button.setEnabled(False)
-        spawn(self._queue(request))
+        if self.source_tools.source is None:
+            spawn(self._queue(request))
+        else:
+            spawn(self._queue_work(request, action))
+
+    async def _queue_work(self, request: GenerationRequest, action: Action) -> None:
+        """The same request, working on the source image as ``action`` says."""
+        try:
+            work = await self.source_tools.work(action)
+            request = dataclasses.replace(request, work=work)
+        except InvalidRequest as error:
+            self.generate_button.setEnabled(True)
+            self.show_error(error.field, error.message)
+            return
+        except ImageDeskError as error:
+            self.generate_button.setEnabled(True)
+            self.show_error(None, error.message)
+            return
+        await self._queue(request)
 
     async def _queue(self, request: GenerationRequest) -> None:
         try:
-            await self._submit(request)
+            job = await self._submit(request)
         except InvalidRequest as error:  # e.g. a blocked term, found by the engine
             self.show_error(error.field, error.message)
             return
@@ -348,8 +421,37 @@ class PromptEditor(QWidget):
         finally:
             self.generate_button.setEnabled(True)
         self.history.add(request.prompt)
+        self._followed_job = getattr(job, "id", None)
         self.status.setText("Queued.")
         self.submitted.emit(request)
+
+    # -- the line under Generate follows the last job queued ----------------------
+
+    def on_job_started(self, event: JobStarted) -> None:
+        if event.job_id == self._followed_job:
+            self.status.setStyleSheet("")
+            self.status.setText("Running…")
+
+    def on_job_progress(self, event: JobProgress) -> None:
+        if event.job_id == self._followed_job and event.total:
+            self.status.setText(f"Running on {event.provider}: step {event.step} of "
+                                f"{event.total}.")
+
+    def on_job_finished(self, event: JobFinished) -> None:
+        if event.job_id != self._followed_job:
+            return
+        self._followed_job = None
+        if event.state is JobState.SUCCEEDED:
+            n = len(event.image_ids)
+            self.status.setStyleSheet("")
+            self.status.setText(f"Done: {n} image{'s' if n != 1 else ''} from "
+                                f"{event.provider or 'the provider'}.")
+        elif event.state is JobState.FAILED:
+            self.status.setStyleSheet("color: #d1242f;")
+            self.status.setText(f"Failed: {event.message or event.error or 'see the queue'}")
+        else:
+            self.status.setStyleSheet("")
+            self.status.setText(f"{event.state.value.capitalize()}.")
 
     def show_error(self, field: str | None, message: str) -> None:
         target = self._errors.get(field or "")

@@ -213,7 +213,7 @@ class QueueModel(QAbstractTableModel):
                 return f"{r.step}/{r.total}"
             if r.state is JobState.RUNNING:
                 return r.phase or "starting…"
-            return "" if r.state is JobState.QUEUED else r.state.value
+            return finished_progress_text(r)
         if column is Column.PROVIDER:
             text = r.routed or r.provider or (
                 describe_policy(r.policy) if r.policy and r.state is JobState.QUEUED else "")
@@ -351,6 +351,15 @@ class QueueModel(QAbstractTableModel):
 
     def _reindex(self) -> None:
         self._by_id = {r.id: i for i, r in enumerate(self._rows)}
+
+
+def finished_progress_text(r: JobRow) -> str:
+    """The Progress cell of a job not running: what it gave (the State column
+    already says whether it failed or was cancelled, so those stay blank)."""
+    if r.state is JobState.SUCCEEDED:
+        n = len(r.image_ids)
+        return f"{n} image{'s' if n != 1 else ''}" if n else "done"
+    return ""
 
 
 def describe_policy(policy: RoutingPolicy) -> str:

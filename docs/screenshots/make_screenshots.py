@@ -1,8 +1,9 @@
 """Render the real app offscreen with real content and save screenshots here.
 
 Four local jobs on the built-in tiny model (CPU) and one job whose local model
-is missing, so it fails over to a fake OpenAI server on 127.0.0.1; then the
-main window and the settings dialog are grabbed.
+is missing, so it fails over to a fake OpenAI server on 127.0.0.1; then one
+image becomes the source of the next job with a mask painted over part of it,
+and the main window and the settings dialog are grabbed.
 
 Run: QT_QPA_PLATFORM=offscreen .venv/bin/python docs/screenshots/make_screenshots.py
 """
@@ -21,12 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import qasync  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QPointF  # noqa: E402
+from PySide6.QtWidgets import QApplication, QScrollArea  # noqa: E402
 
 from desktop_app.bootstrap import open_app  # noqa: E402
 from desktop_app.domain.request import GenerationRequest  # noqa: E402
 from desktop_app.ui.app import build_window, make_application  # noqa: E402
 from desktop_app.ui.main_window import MainWindow  # noqa: E402
+from desktop_app.ui.prompt_editor import PromptEditor  # noqa: E402
 from desktop_app.ui.settings_dialog import SettingsDialog  # noqa: E402
 from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
 from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring  # noqa: E402
@@ -47,6 +50,25 @@ async def wait_idle(window: MainWindow, jobs: int) -> None:
                                                  for i in range(model.rowCount()))):
         await asyncio.sleep(0.1)
     await asyncio.sleep(1.0)  # thumbnails
+
+
+async def paint_a_mask(window: MainWindow, editor: PromptEditor) -> None:
+    """The selected image becomes the next job's source; a mask is painted over
+    its middle, as a user would before an inpaint job."""
+    record = window.gallery.current_record()
+    assert record is not None
+    window.use_as_source(record)
+    while editor.source_tools.source is None:
+        await asyncio.sleep(0.05)
+    editor.prompt.setPlainText("a red sailboat on the water")
+    viewer = window.viewer
+    viewer.brush_button.click()
+    viewer.brush_size.setValue(max(8, record.width // 8))
+    w, h = record.width, record.height
+    for y in range(h * 2 // 5, h * 3 // 5, max(1, h // 20)):
+        viewer.canvas.paint_stroke(QPointF(w * 0.3, y), QPointF(w * 0.7, y))
+    window.findChild(QScrollArea).ensureWidgetVisible(editor.source_tools)  # type: ignore[union-attr]
+    await asyncio.sleep(0.3)
 
 
 async def scenario(window: MainWindow, ctx: object, app: QApplication) -> None:
@@ -74,6 +96,7 @@ async def scenario(window: MainWindow, ctx: object, app: QApplication) -> None:
     window.gallery.select_image(window.gallery.model.record(1).id)
     window.providers.refresh()
     await asyncio.sleep(1.0)
+    await paint_a_mask(window, editor)
     app.processEvents()
     window.grab().save(str(OUT / "main-window.png"))
     dialog = SettingsDialog(ctx.settings, ctx.keys, save=lambda s: None,  # type: ignore[attr-defined]

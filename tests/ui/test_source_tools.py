@@ -1,0 +1,176 @@
+"""Work on an image from the window: drop or pick a source, then Generate, Vary,
+Upscale, paint a mask or extend the canvas; the queued job (in the real engine's
+store) is of the kind and with the parts the user chose."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import qasync
+from PIL import Image
+from pytestqt.qtbot import QtBot
+
+from desktop_app.domain.image_work import ImageToImage, Inpaint, Outpaint, Padding, Upscale
+from desktop_app.domain.job import Job
+from desktop_app.ui import tasks
+from tests.ui.conftest import drive
+from tests.ui.real_desk import Desk, close_desk, drag_stroke, drop_file, open_desk, picture_png
+
+PROMPT = "the same scene in autumn"
+
+
+@pytest.fixture
+def desk(qtbot: QtBot, tmp_path: Path, loop: qasync.QEventLoop) -> Iterator[Desk]:
+    opened = open_desk(qtbot, tmp_path)
+    yield opened
+    close_desk(qtbot, opened)
+
+
+def dropped_source(qtbot: QtBot, desk: Desk, width: int = 96, height: int = 64) -> Path:
+    """A PNG dropped on the viewer; returns its file once it is the editor's source."""
+    path = desk.folder / "photo.png"
+    path.write_bytes(picture_png(width, height))
+    drop_file(desk.window.viewer.canvas.viewport(), path)
+    qtbot.waitUntil(lambda: desk.window.editor.source_tools.source is not None, timeout=5_000)
+    desk.window.editor.prompt.setPlainText(PROMPT)
+    return path
+
+
+def queued(qtbot: QtBot, desk: Desk, count: int = 1) -> list[Job]:
+    def stored() -> list[Job]:
+        return drive(qtbot, desk.engine.jobs())
+    qtbot.waitUntil(lambda: tasks.pending() == 0 and len(stored()) >= count, timeout=5_000)
+    return stored()
+
+
+def test_dropping_a_png_queues_image_to_image_with_its_hash_and_the_slider_strength(
+        qtbot: QtBot, desk: Desk) -> None:
+    path = dropped_source(qtbot, desk)
+    editor = desk.window.editor
+    tools = editor.source_tools
+    assert tools.kind_label.text() == "Generate will queue: Image to image"
+    assert desk.window.viewer.editing_source  # the dropped picture is on the canvas
+    tools.strength.setValue(45)
+    editor.generate_button.click()
+    [job] = queued(qtbot, desk)
+    work = job.request.work
+    assert isinstance(work, ImageToImage)
+    assert work.source.sha256 == desk.inputs.add_file(path).sha256  # the same stored picture
+    assert work.strength == 0.45
+    assert (job.request.width, job.request.height) == (96, 64)
+    assert job.request.prompt == PROMPT
+
+
+def stored_mask(desk: Desk, job: Job) -> Image.Image:
+    work = job.request.work
+    assert isinstance(work, Inpaint)
+    return Image.open(io.BytesIO(desk.inputs.read(work.mask))).convert("L")
+
+
+def test_a_brush_stroke_queues_inpaint_whose_mask_is_white_under_the_stroke_only(
+        qtbot: QtBot, desk: Desk) -> None:
+    dropped_source(qtbot, desk)
+    viewer, tools = desk.window.viewer, desk.window.editor.source_tools
+    viewer.brush_button.click()
+    viewer.brush_size.setValue(8)
+    drag_stroke(viewer.canvas, [(20, 32), (40, 32), (60, 32)])
+    assert tools.kind_label.text() == "Generate will queue: Inpaint"
+    desk.window.editor.generate_button.click()
+    [job] = queued(qtbot, desk)
+    mask = stored_mask(desk, job)
+    assert mask.size == (96, 64)
+    assert mask.getpixel((40, 32)) == 255 and mask.getpixel((22, 32)) == 255
+    assert mask.getpixel((40, 10)) == 0 and mask.getpixel((90, 60)) == 0
+    assert mask.getpixel((5, 32)) == 0  # past the stroke's end
+
+
+def test_the_eraser_takes_painted_parts_out_of_the_mask(qtbot: QtBot, desk: Desk) -> None:
+    dropped_source(qtbot, desk)
+    viewer = desk.window.viewer
+    viewer.brush_size.setValue(8)
+    viewer.brush_button.click()
+    drag_stroke(viewer.canvas, [(10, 32), (80, 32)])
+    viewer.eraser_button.click()
+    viewer.brush_size.setValue(16)
+    drag_stroke(viewer.canvas, [(10, 32), (40, 32)])
+    desk.window.editor.generate_button.click()
+    [job] = queued(qtbot, desk)
+    mask = stored_mask(desk, job)
+    assert mask.getpixel((25, 32)) == 0  # erased
+    assert mask.getpixel((70, 32)) == 255  # still painted
+    drag_stroke(viewer.canvas, [(40, 32), (90, 32)])  # erase the rest
+    assert desk.window.editor.source_tools.kind_label.text() == \
+        "Generate will queue: Image to image"
+
+
+def test_extending_the_canvas_queues_outpaint_with_that_padding_and_size(
+        qtbot: QtBot, desk: Desk) -> None:
+    dropped_source(qtbot, desk)
+    tools = desk.window.editor.source_tools
+    tools.extend["right"].setValue(128)
+    tools.extend["top"].setValue(64)
+    assert tools.kind_label.text() == "Generate will queue: Outpaint → 224×128"
+    desk.window.editor.generate_button.click()
+    [job] = queued(qtbot, desk)
+    assert isinstance(job.request.work, Outpaint)
+    assert job.request.work.padding == Padding(left=0, top=64, right=128, bottom=0)
+    assert (job.request.width, job.request.height) == (224, 128)
+
+
+def test_vary_subtle_and_strong_queue_image_to_image_at_their_strengths(
+        qtbot: QtBot, desk: Desk) -> None:
+    dropped_source(qtbot, desk)
+    tools = desk.window.editor.source_tools
+    tools.vary_subtle.click()
+    queued(qtbot, desk, 1)
+    tools.vary_strong.click()
+    jobs = queued(qtbot, desk, 2)
+    works = sorted((j.id, j.request.work) for j in jobs)
+    strengths = [w.strength for _, w in works if isinstance(w, ImageToImage)]
+    assert strengths == [0.3, 0.7]
+    assert tools.strength.value() == 70  # the slider shows the strength last used
+
+
+def test_upscale_2x_queues_an_upscale_by_two(qtbot: QtBot, desk: Desk) -> None:
+    dropped_source(qtbot, desk)
+    desk.window.editor.source_tools.upscale.click()
+    [job] = queued(qtbot, desk)
+    assert isinstance(job.request.work, Upscale)
+    assert job.request.work.scale == 2.0
+    assert (job.request.width, job.request.height) == (192, 128)
+
+
+def test_clear_source_returns_generate_to_text_to_image(qtbot: QtBot, desk: Desk) -> None:
+    dropped_source(qtbot, desk)
+    tools = desk.window.editor.source_tools
+    tools.clear.click()
+    assert tools.kind_label.text() == "Generate will queue: Text to image"
+    assert not desk.window.viewer.brush_button.isEnabled()
+    editor = desk.window.editor
+    editor.width_box.setValue(64)
+    editor.height_box.setValue(64)
+    editor.generate_button.click()
+    [job] = queued(qtbot, desk)
+    assert job.request.work is None
+
+
+def test_use_as_source_on_a_gallery_image_keeps_its_lineage(qtbot: QtBot, desk: Desk) -> None:
+    window = desk.window
+    drive(qtbot, desk.engine.start())
+    window.editor.prompt.setPlainText("a harbour at noon")
+    window.editor.width_box.setValue(64)
+    window.editor.height_box.setValue(64)
+    window.editor.generate_button.click()
+    qtbot.waitUntil(lambda: window.detail.record is not None, timeout=10_000)
+    record = window.detail.record
+    assert record is not None
+    window.detail.buttons["source"].click()
+    tools = window.editor.source_tools
+    qtbot.waitUntil(lambda: tools.source is not None, timeout=5_000)
+    assert tools.source is not None and tools.source.gallery_id == record.id
+    assert Path(record.path).name in tools.name.text()
+    assert "from the gallery" in tools.name.text()
+    assert not tools.thumbnail.pixmap().isNull()
