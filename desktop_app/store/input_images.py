@@ -106,6 +106,16 @@ class InputImages:
                 "name); queue the job again with the source image.")
         return data
 
+    def put(self, sha256: str, data: bytes) -> None:
+        """Keep ``data`` as the stored image named ``sha256``, exactly as given (a
+        remote worker receiving a job's inputs); refused unless it matches its name."""
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise MissingInputImage(f"The input image {sha256[:12]}… does not match its "
+                                    "content; it was not stored.")
+        target = self.path(sha256)
+        if not target.is_file():
+            _write_durably(target, data)
+
     def has(self, ref: ImageRef) -> bool:
         return self.path(ref).is_file()
 
