@@ -14,7 +14,7 @@ import enum
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from desktop_app.domain.errors import InvalidRequest, error_class_named
 from desktop_app.domain.request import GenerationRequest, ImageRef, RequestKind
@@ -150,7 +150,7 @@ class JobPayload:
         version = data.get("version")
         if not _spoken(version):
             raise InvalidRequest(
-                f"The remote job speaks protocol {str(version)[:20]!r}; this worker speaks "
+                f"The remote job speaks protocol {repr(version)[:20]}; this worker speaks "
                 f"{', '.join(str(v) for v in sorted(SPOKEN_VERSIONS))}. Run the same "
                 "ImageDesk version on both machines.")
         try:
@@ -257,9 +257,8 @@ class ResultManifest:
     def from_data(cls, data: object) -> ResultManifest:
         """Raises ``ValueError`` for anything that is not a manifest we understand."""
         version = data.get("version") if isinstance(data, Mapping) else None
-        if not _spoken(version):
+        if not isinstance(data, Mapping) or not _spoken(version):
             raise ValueError("the job's return value is not an ImageDesk result manifest")
-        assert isinstance(data, Mapping) and isinstance(version, int)
         try:
             raw_images = data["images"]
             if not isinstance(raw_images, list) or len(raw_images) > MAX_IMAGES:
@@ -464,7 +463,7 @@ _FORMATS = ("png", "jpeg", "webp")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def _spoken(version: object) -> bool:
+def _spoken(version: object) -> TypeGuard[int]:
     """A protocol version this side speaks (an int, never a bool or a list)."""
     return isinstance(version, int) and not isinstance(version, bool) \
         and version in SPOKEN_VERSIONS
