@@ -145,8 +145,6 @@ def test_from_gallery_uses_a_gallery_image_as_the_source_and_keeps_the_lineage(
     [
         (["--mask", "{mask}"], "--mask works on a source image: add --init-image FILE"),
         (["--strength", "0.5"], "--strength works on a source image"),
-        (["--outpaint", "0,0,64,0"], "--outpaint works on a source image"),
-        (["--upscale", "2"], "--upscale works on a source image"),
         (["--init-image", "{src}", "--mask", "{mask}", "--upscale", "2"],
          "--mask and --upscale cannot be combined"),
         (["--init-image", "{src}", "--outpaint", "0,0,8,0", "--upscale", "2"],

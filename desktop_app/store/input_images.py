@@ -113,8 +113,10 @@ class InputImages:
             raise MissingInputImage(f"The input image {sha256[:12]}… does not match its "
                                     "content; it was not stored.")
         target = self.path(sha256)
-        if not target.is_file():
-            _write_durably(target, data)
+        with contextlib.suppress(OSError):  # already there and sound: keep it
+            if hashlib.sha256(target.read_bytes()).hexdigest() == sha256:
+                return
+        _write_durably(target, data)  # absent, or damaged: replaced
 
     def has(self, ref: ImageRef) -> bool:
         return self.path(ref).is_file()
