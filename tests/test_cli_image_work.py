@@ -11,8 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
+from desktop_app.cli import build_parser
+from desktop_app.cli.errors import CliError
+from desktop_app.domain.image_work import Padding
 from desktop_app.store.database import open_database
 from desktop_app.store.gallery import Gallery, NewImage
 from tests.test_cli import job_count, run
@@ -214,3 +219,16 @@ def test_gallery_search_filters_by_kind_and_by_source_image(tmp_path: Path) -> N
     assert len(ids()) == 3
     bad = run(home, "gallery", "search", "--kind", "sketch")
     assert bad.returncode == 2 and "invalid choice: 'sketch'" in bad.stderr
+
+
+@settings(max_examples=300, deadline=500)
+@given(st.one_of(st.text(max_size=60),
+                 st.lists(st.integers(-10, 10**7).map(str), min_size=0, max_size=6).map(",".join)))
+def test_any_outpaint_text_is_padding_or_one_line_of_bad_input(value: str) -> None:
+    try:
+        args = build_parser().parse_args(["queue", "add", "x", "--outpaint", value])
+    except CliError as error:
+        assert error.code == 2 and "\n" not in str(error)
+        return
+    assert isinstance(args.outpaint, Padding)
+    assert value.count(",") == 3  # only left,top,right,bottom is accepted
