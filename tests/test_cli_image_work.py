@@ -3,10 +3,15 @@ run as users run them: a subprocess with its own data folder."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +19,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
+from sd_parsers import ParserManager
 
 from desktop_app.cli import build_parser
 from desktop_app.cli.errors import CliError
 from desktop_app.domain.image_work import Padding
 from desktop_app.store.database import open_database
 from desktop_app.store.gallery import Gallery, NewImage
-from tests.test_cli import job_count, run
+from tests.providers.remote_bullmq.conftest import redis_server  # noqa: F401 (fixture)
+from tests.providers.remote_bullmq.support import (
+    PASSWORD,
+    REPO,
+    RedisServer,
+    wait_for_workers,
+)
+from tests.test_cli import cli_env, job_count, run
 
 
 def source_png(path: Path, size: tuple[int, int] = (96, 64), infotext: str = "") -> Path:
@@ -232,3 +245,47 @@ def test_any_outpaint_text_is_padding_or_one_line_of_bad_input(value: str) -> No
         return
     assert isinstance(args.outpaint, Padding)
     assert value.count(",") == 3  # only left,top,right,bottom is accepted
+
+
+@pytest.mark.slow
+def test_generate_from_an_init_image_runs_on_a_remote_worker_end_to_end(
+        tmp_path: Path, redis_server: RedisServer) -> None:  # noqa: F811
+    """The CLI stores the source, the engine routes the img2img job to the remote
+    workers, the source travels to the worker byte for byte, and the image that
+    comes back is written with its strength in A1111's words."""
+    home = tmp_path / "desktop"
+    gpu_box = tmp_path / "gpu-box"
+    env = cli_env(gpu_box, IMAGEDESK_REMOTE_PASSWORD=PASSWORD, PYTHONPATH=str(REPO))
+    log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.providers.remote_bullmq.standin_worker", "--redis",
+         redis_server.url, "--data-dir", str(gpu_box), "--name", "stand-in"],
+        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_workers(redis_server, "imagedesk", {"stand-in"}, timeout=60)
+        src = source_png(tmp_path / "photo.png")
+        result = run(home, "generate", "the same barn at night", "--init-image", str(src),
+                     "--strength", "0.4", "--provider", "remote", "--steps", "2", "--json",
+                     env={"IMAGEDESK_REMOTE__ENABLED": "true",
+                          "IMAGEDESK_REMOTE__REDIS_URL": redis_server.url,
+                          "IMAGEDESK_REMOTE_PASSWORD": PASSWORD})
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGKILL)
+            log.close()
+    assert result.returncode == 0, result.stderr + (tmp_path / "worker.log").read_text()
+    out = json.loads(result.stdout)
+    assert (out["state"], out["provider"]) == ("succeeded", "remote")
+    [request] = queued_requests(home)
+    sha = request["work"]["source"]["sha256"]
+    [seen] = [json.loads(line) for line in (gpu_box / "inputs-read.jsonl").read_text().splitlines()]
+    assert seen == {"kind": "img2img", "inputs": {sha: sha}}  # the exact stored bytes arrived
+    [image] = out["images"]
+    with Image.open(image) as written:
+        assert written.size == (96, 64)  # the source's size
+    info = ParserManager().parse(image)
+    assert info is not None and info.metadata["Denoising strength"] == "0.4"
