@@ -111,8 +111,8 @@ def work_fields(work: ImageWork | None) -> dict[str, str]:
     fields = {DENOISING_STRENGTH: format_number(work.strength)}
     if isinstance(work, Inpaint | Outpaint) and work.mask_blur > 0:
         fields[MASK_BLUR] = str(work.mask_blur)
-    if isinstance(work, Upscale):
-        fields = {HIRES_UPSCALE: format_number(work.scale), **fields}
+    if isinstance(work, Upscale):  # an extra parameter: after Denoising strength
+        fields[HIRES_UPSCALE] = format_number(work.scale)
     return fields
 
 

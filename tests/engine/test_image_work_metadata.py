@@ -127,8 +127,10 @@ async def test_inpaint_writes_mask_blur_and_a_whole_strength_as_a1111_does(
                                                          mask_blur=4)))
     fields = a1111_fields(record.path)
     assert (fields["Denoising strength"], fields["Mask blur"]) == ("1", "4")
-    params = parse_a1111_parameters(Image.open(record.path).text["parameters"])  # type: ignore[attr-defined]
+    infotext = Image.open(record.path).text["parameters"]  # type: ignore[attr-defined]
+    params = parse_a1111_parameters(infotext)
     assert params["Denoising strength"] == "1" and params["Mask blur"] == "4"
+    assert "Denoising strength: 1, Mask blur: 4, " in infotext  # as A1111 orders them
     meta = read_image_metadata(record.path)
     assert meta is not None and meta.provenance is not None
     assert meta.provenance["source_images"] == [source.sha256, mask.sha256]
@@ -157,6 +159,8 @@ async def test_upscale_is_written_as_a1111s_hires_fix_and_imports_at_its_real_si
     # A1111's hires fix: Size is the first pass's, the upscale says how much larger
     assert (fields["Size"], fields["Hires upscale"], fields["Denoising strength"]) == (
         "64x64", "2", "0.3")
+    infotext = Image.open(record.path).text["parameters"]  # type: ignore[attr-defined]
+    assert "Denoising strength: 0.3, Hires upscale: 2, Provider: local" in infotext  # A1111's order
     meta = read_image_metadata(record.path)
     assert meta is not None and meta.hires_upscale == 2.0 and (meta.width, meta.height) == (
         128, 128)
