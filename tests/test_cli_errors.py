@@ -89,6 +89,11 @@ NUMERIC_OPTIONS = {  # the command line before the value, and where argparse put
     ("queue", "add", "x", "-n"): ("n", 1, 16),
     ("gallery", "search", "--limit"): ("limit", 1, 10_000),
     ("queue", "retry"): ("job_id", 1, 2**63 - 1),
+    ("queue", "add", "x", "--from-gallery"): ("from_gallery", 1, 2**63 - 1),
+    ("queue", "add", "x", "--mask-blur"): ("mask_blur", 0, 64),
+    ("queue", "add", "x", "--strength"): ("strength", 0, 1),
+    ("queue", "add", "x", "--upscale"): ("upscale", 1, 4),
+    ("gallery", "search", "--source"): ("source", 1, 2**63 - 1),
 }
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from desktop_app import __version__
-from desktop_app.cli import arguments, models, styles
+from desktop_app.cli import arguments, image_work, models, styles
 from desktop_app.cli.errors import (
     EXIT_BAD_INPUT,
     EXIT_CANCELLED,
@@ -39,6 +39,7 @@ from desktop_app.domain.request import (
     GenerationRequest,
     OutputFormat,
     Quality,
+    RequestKind,
     RouteMode,
     RouteStrategy,
     RoutingPolicy,
@@ -57,8 +58,9 @@ def _request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--negative", default="", help="what to keep out of the image")
     p.add_argument("--style", action="append", default=[], dest="styles", metavar="NAME",
                    help="apply a named style (imagedesk styles list); repeat for several")
-    p.add_argument("--size", type=arguments.size, default="512x512",
-                   help="WIDTHxHEIGHT, multiples of 8 (default 512x512)")
+    p.add_argument("--size", type=arguments.size, default=None,
+                   help="WIDTHxHEIGHT, multiples of 8 (default 512x512; with a source image "
+                        "the size follows from it)")
     p.add_argument("--steps", type=arguments.STEPS, default=20, help=f"1 to {MAX_STEPS}")
     p.add_argument("--guidance", type=arguments.GUIDANCE, default=7.0,
                    help=f"0 to {MAX_GUIDANCE:g}")
@@ -105,6 +107,7 @@ def _request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--priority", type=arguments.PRIORITY, default=0,
                    help=f"-{arguments.MAX_PRIORITY} to {arguments.MAX_PRIORITY}, higher runs first "
                         "(default 0)")
+    image_work.add_options(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=arguments.SEARCH_LIMIT, default=50,
                    help=f"1 to {arguments.MAX_SEARCH_LIMIT} (default 50)")
     s.add_argument("--style", default=None, help="only images made with this style")
+    s.add_argument("--kind", choices=[k.value for k in RequestKind], default=None,
+                   help="only images made by this kind of job")
+    s.add_argument("--source", type=image_work.GALLERY_ID, default=None, metavar="ID",
+                   help="only images made from gallery image ID")
     s.add_argument("--json", action="store_true")
     i = gsub.add_parser("import", help="index a folder of images (A1111 metadata is read)")
     i.add_argument("folder", type=Path)
@@ -262,10 +269,13 @@ def _flag(value: bool | None, default: bool) -> bool:
 def build_request(args: argparse.Namespace,
                   defaults: RoutingPolicy | None = None) -> GenerationRequest:
     """The request the flags describe, under ``defaults`` (the settings' routing
-    policy; ``RoutingPolicy()`` when none is given)."""
+    policy; ``RoutingPolicy()`` when none is given). Its work on a source image, if
+    any, is checked here and attached once the source is stored
+    (``image_work.attach``)."""
+    image_work.check(args)
     policy = routing_policy(args, defaults or RoutingPolicy())
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    width, height = parse_size(args.size)
+    width, height = parse_size(args.size or "512x512")
     if args.model is not None:  # refused now, not when the job runs (issue 12.12)
         problem = registry.check_local_model_source(args.model)
         if problem:

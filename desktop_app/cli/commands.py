@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from desktop_app.bootstrap import AppContext, open_app
+from desktop_app.cli import image_work
 from desktop_app.cli.errors import (
     EXIT_BAD_INPUT,
     EXIT_CANCELLED,
@@ -182,6 +183,7 @@ async def _submit(args: argparse.Namespace, request: GenerationRequest, run: boo
         engine = ctx.engine
         if args.format is None:  # no --format: the settings' output.format
             request = request.replace(output_format=ctx.settings.output.format)
+        request = await image_work.attach(engine, args, request)  # stores the source, mask
         if run:
             engine.claim_queue()  # refuse before queueing anything if another process runs it
         job = await engine.submit(request, priority=args.priority)
@@ -289,8 +291,9 @@ async def _queue(args: argparse.Namespace, stop: StopOnSignal) -> None:
 async def gallery(args: argparse.Namespace) -> int:
     async with _app() as ctx:
         if args.action == "search":
-            records = await ctx.engine.search_images(args.text, limit=args.limit,
-                                                     style=args.style)
+            records = await ctx.engine.search_images(
+                args.text, limit=args.limit, kind=args.kind, source_image_id=args.source,
+                style=args.style)
             rows = [{"id": r.id, "path": str(r.path), "prompt": r.prompt, "seed": r.seed,
                      "size": f"{r.width}x{r.height}", "provider": r.provider, "model": r.model}
                     for r in records]

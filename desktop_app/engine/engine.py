@@ -343,12 +343,14 @@ class Engine:
                             model: str | None = None, favourites_only: bool = False,
                             since: float | None = None, until: float | None = None,
                             sort: Sort = "newest", limit: int = 200,
-                            offset: int = 0, style: str | None = None) -> list[ImageRecord]:
+                            offset: int = 0, kind: str | None = None,
+                            source_image_id: int | None = None,
+                            style: str | None = None) -> list[ImageRecord]:
         """Images whose prompt holds every word of ``text``, filtered (see ``Gallery.search``)."""
         return await self._store.run(functools.partial(
             self._gallery.search, text, provider=provider, model=model,
             favourites_only=favourites_only, since=since, until=until, sort=sort, limit=limit,
-            offset=offset, style=style))
+            offset=offset, kind=kind, source_image_id=source_image_id, style=style))
 
     async def image(self, image_id: int) -> ImageRecord | None:
         return await self._store.run(self._gallery.get, image_id)

@@ -18,9 +18,10 @@ from pathlib import Path
 from desktop_app import __version__
 from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.job import Job
-from desktop_app.domain.request import GenerationRequest
+from desktop_app.domain.request import GenerationRequest, Upscale
 from desktop_app.engine.failover import JobOutcome
 from desktop_app.store import files
+from desktop_app.store.a1111 import work_fields
 from desktop_app.store.database import StoreError
 from desktop_app.store.gallery import Gallery, ImageRecord, NewImage
 from desktop_app.store.jobs import JobQueue
@@ -118,11 +119,15 @@ class ImageSaver:
         """Automatic1111's infotext for this image."""
         request = outcome.request
         details = dict(image.details)
-        extra = {"Provider": image.provider, **_templates(job, outcome)}
+        extra = {**work_fields(request.work), "Provider": image.provider,
+                 **_templates(job, outcome)}
         if "model_hash" in details:
             extra["Model hash"] = details["model_hash"]
         if "quality" in details:
             extra["Quality"] = details["quality"]
+        # A1111's hires fix names the size before the upscale, with "Hires upscale"
+        width, height = ((request.work.source.width, request.work.source.height)
+                         if isinstance(request.work, Upscale) else (image.width, image.height))
         # Only what the provider honoured goes in: it records steps and guidance
         # in the details, and a seed only where seeds reproduce its images.
         return files.a1111_parameters(
@@ -131,8 +136,7 @@ class ImageSaver:
             steps=int(details["steps"]) if "steps" in details else None,
             sampler=sampler_name(details),
             cfg_scale=float(details["guidance"]) if "guidance" in details else None,
-            seed=image.seed,
-            width=image.width, height=image.height, model=image.model, extra=extra,
+            seed=image.seed, width=width, height=height, model=image.model, extra=extra,
         )
 
     @staticmethod

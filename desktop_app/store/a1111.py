@@ -23,6 +23,7 @@ import json
 import re
 from collections.abc import Mapping
 
+from desktop_app.domain.image_work import ImageWork, Inpaint, Outpaint, Upscale
 from desktop_app.store.database import StoreError
 
 # A1111's pattern is r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'; ``_pairs``
@@ -88,6 +89,31 @@ def a1111_parameters(prompt: str, negative_prompt: str = "", steps: int | None =
     line = ", ".join(f"{k}: {quote(v)}" for k, v in pairs.items() if v is not None and v != "")
     negative = f"\n{NEGATIVE} {negative_prompt}" if negative_prompt else ""
     return f"{prompt}{negative}\n{line}".strip()
+
+
+DENOISING_STRENGTH = "Denoising strength"
+MASK_BLUR = "Mask blur"
+HIRES_UPSCALE = "Hires upscale"
+
+
+def work_fields(work: ImageWork | None) -> dict[str, str]:
+    """The infotext keys A1111 writes for work on an existing image, in its order.
+
+    img2img and inpaint (``StableDiffusionProcessingImg2Img.init``) add
+    ``Denoising strength`` and, for a mask blurred by more than 0 pixels,
+    ``Mask blur``; outpainting (its "outpainting mk2" script) is an inpaint of the
+    padded canvas and writes the same. An upscale is A1111's "hires fix":
+    ``Hires upscale`` with the second pass's ``Denoising strength``, and ``Size``
+    then names the size before the upscale (``a1111_parameters``' caller writes
+    the source's size). Values are written as A1111's UI sends them: 0.75, 1, 2."""
+    if work is None:
+        return {}
+    fields = {DENOISING_STRENGTH: format_number(work.strength)}
+    if isinstance(work, Inpaint | Outpaint) and work.mask_blur > 0:
+        fields[MASK_BLUR] = str(work.mask_blur)
+    if isinstance(work, Upscale):  # an extra parameter: after Denoising strength
+        fields[HIRES_UPSCALE] = format_number(work.scale)
+    return fields
 
 
 def parse_a1111_parameters(text: str) -> dict[str, str]:

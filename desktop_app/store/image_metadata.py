@@ -23,7 +23,14 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from desktop_app.store.a1111 import MAX_PARAMETERS_CHARS, MetadataError, parse_a1111_parameters
+from desktop_app.store.a1111 import (
+    DENOISING_STRENGTH,
+    HIRES_UPSCALE,
+    MASK_BLUR,
+    MAX_PARAMETERS_CHARS,
+    MetadataError,
+    parse_a1111_parameters,
+)
 from desktop_app.store.metadata import (
     MAKERNOTE_PREFIX,
     PARAMETERS_KEY,
@@ -48,6 +55,8 @@ MAX_SIDE = 65_535
 MAX_CFG = 1_000.0
 MAX_COST_USD = 1_000_000.0
 MAX_LABEL_CHARS = 1_000  # provider and model names
+MAX_MASK_BLUR = 64  # A1111's slider
+MAX_HIRES_UPSCALE = 16.0
 
 _TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 _OUR_KEYS = (PARAMETERS_KEY.encode(), PROVENANCE_KEY.encode())
@@ -71,6 +80,11 @@ class ImageMetadata:
     size: tuple[int, int] | None = None  # the infotext's "Size" (before any upscale)
     fields: Mapping[str, str] = dataclasses.field(default_factory=dict)  # every infotext key
     provenance: Mapping[str, Any] | None = None  # our "imagedesk" JSON, if present
+    # work on an existing image, as A1111 writes it (None when absent or unusable:
+    # these only serve recall, so a bad one does not cost the image its place)
+    denoising_strength: float | None = None
+    mask_blur: int | None = None
+    hires_upscale: float | None = None
 
     @property
     def is_generated(self) -> bool:
@@ -139,7 +153,19 @@ def metadata_from_texts(fmt: str, width: int, height: int, parameters: str | Non
         cfg_scale=_number(fields, "CFG scale", -MAX_CFG, MAX_CFG),
         seed=_whole(fields, "Seed", -MAX_SEED - 1, MAX_SEED), model=fields.get("Model"),
         size=_size(fields.get("Size")), fields=fields, provenance=provenance,
+        denoising_strength=_lenient(_number, fields, DENOISING_STRENGTH, 0.0, 1.0),
+        mask_blur=_lenient(_whole, fields, MASK_BLUR, 0, MAX_MASK_BLUR),
+        hires_upscale=_lenient(_number, fields, HIRES_UPSCALE, 1.0, MAX_HIRES_UPSCALE),
     )
+
+
+def _lenient(read: Callable[..., Any], fields: Mapping[str, str], key: str,
+             low: float, high: float) -> Any:
+    """``read``'s value, or None where it would refuse the text."""
+    try:
+        return read(fields, key, low, high)
+    except MetadataError:
+        return None
 
 
 # -- checked values -----------------------------------------------------------------

@@ -12,9 +12,11 @@ import dataclasses
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
+from desktop_app.domain.image_work import RequestKind
 from desktop_app.store.a1111 import MetadataError
 from desktop_app.store.database import StoreError
 from desktop_app.store.gallery import Gallery, NewImage
@@ -129,7 +131,10 @@ def _add(gallery: Gallery, images: list[NewImage], skipped: list[tuple[str, str]
 
 def _new_image(path: Path, meta: ImageMetadata) -> NewImage:
     prov = dict(meta.provenance or {})
-    width, height = meta.size or (meta.width, meta.height)
+    # "Size" is the generated size, except after A1111's hires fix (or our upscale),
+    # where it names the size before the upscale: the file's own size is then right
+    width, height = (meta.width, meta.height) if meta.hires_upscale is not None \
+        else meta.size or (meta.width, meta.height)
     return NewImage(
         path=path, prompt=meta.prompt, negative_prompt=meta.negative_prompt, seed=meta.seed,
         width=width, height=height, steps=meta.steps, guidance=meta.cfg_scale,
@@ -138,5 +143,11 @@ def _new_image(path: Path, meta: ImageMetadata) -> NewImage:
         model=provenance_label(prov, "model") or meta.model or "",
         cost_usd=provenance_cost(prov), format=meta.format,
         provenance=prov or {"imported_from": "file", "parameters": meta.parameters},
-        created_at=path.stat().st_mtime,
+        created_at=path.stat().st_mtime, kind=_kind(prov),
     )
+
+
+def _kind(provenance: Mapping[str, Any]) -> str:
+    """The kind of job our provenance records (an image ImageDesk made, imported again)."""
+    kind = provenance.get("kind")
+    return kind if kind in {k.value for k in RequestKind} else RequestKind.TEXT_TO_IMAGE.value

@@ -106,3 +106,18 @@ def test_any_bytes_become_a_stored_image_or_a_clear_error(data: bytes) -> None:
             assert str(error)
         else:
             assert store.has(ref)
+
+
+def test_put_keeps_exact_bytes_under_their_name_and_refuses_a_mismatch(tmp_path: Path) -> None:
+    from desktop_app.domain.request import ImageRef
+
+    store = InputImages(tmp_path / "inputs")
+    data = b"\x89PNG exact bytes from the desktop"
+    sha = hashlib.sha256(data).hexdigest()
+    with pytest.raises(MissingInputImage, match="does not match its content"):
+        store.put(sha, data + b"!")
+    assert not store.path(sha).exists()
+    store.path(sha).parent.mkdir(parents=True)
+    store.path(sha).write_bytes(b"damaged")  # a damaged copy is replaced
+    store.put(sha, data)
+    assert store.read(ImageRef(sha, 1, 1)) == data

@@ -35,9 +35,11 @@ def config_of(section: RemoteSettings) -> RemoteConfig:
 
 def _create(section: ProviderSettings, ctx: BuildContext) -> ImageProvider:
     from desktop_app.providers.remote_bullmq.provider import RemoteProvider  # bullmq: on use
+    from desktop_app.store.input_images import InputImages
 
     assert isinstance(section, RemoteSettings)
-    return RemoteProvider(config_of(section), ctx.key)
+    return RemoteProvider(config_of(section), ctx.key,
+                          inputs=InputImages.in_profile(ctx.data_dir))
 
 
 def _place(section: ProviderSettings, settings: Settings) -> RoutePlace:

@@ -18,7 +18,6 @@ from desktop_app.providers.base import Capabilities
 from desktop_app.providers.remote_bullmq.protocol import (
     Keys,
     WorkerAdvert,
-    capabilities_from_data,
     common_capabilities,
 )
 
@@ -48,7 +47,7 @@ class Fleet:
         each = []
         for worker in self.workers:
             try:
-                each.append(capabilities_from_data(worker.capabilities))
+                each.append(worker.served_capabilities())
             except (TypeError, ValueError):
                 continue  # an advert from another version: ignore its claims
         return common_capabilities(each)

@@ -14,13 +14,21 @@ import enum
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from desktop_app.domain.errors import InvalidRequest, error_class_named
-from desktop_app.domain.request import GenerationRequest, RequestKind
+from desktop_app.domain.request import GenerationRequest, ImageRef, RequestKind
 from desktop_app.providers.base import Capabilities, SizeRule
 
-PROTOCOL_VERSION = 1
+# Version 2 carries work on an existing image: the job names its input images and
+# where their bytes wait (``InputManifest``). A text-to-image job is still sent as
+# version 1, byte for byte as before, so a fleet with older workers keeps serving
+# text jobs; an older worker refuses a version 2 job, saying so, and the desktop
+# sends image jobs only to a fleet whose every worker speaks 2 (``WorkerAdvert.protocol``).
+PROTOCOL_VERSION = 2
+TEXT_PROTOCOL_VERSION = 1  # what a text-to-image job (and its result) is sent as
+SPOKEN_VERSIONS = frozenset({1, 2})
+IMAGE_WORK_VERSION = 2  # the first version that can carry input images
 JOB_NAME = "imagedesk.generate"
 KEY_PREFIX = "imagedesk"
 STALLED_REASON = "job stalled more than allowable limit"  # BullMQ's own failedReason
@@ -61,28 +69,90 @@ class Keys:
     def result(self, job_id: str, token: str) -> str:
         return f"{self.base}:result:{job_id}:{token}"
 
+    def inputs(self, job_id: str) -> str:
+        """The input images of one job (redis transport), put there by the desktop."""
+        return f"{self.base}:inputs:{job_id}"
+
+
+@dataclasses.dataclass(frozen=True)
+class InputEntry:
+    """One input image of a job: its name in the job's request, and where its bytes are."""
+
+    sha256: str  # the SHA-256 of the bytes, as the request's ImageRef names them
+    size: int
+    ref: str  # hash field (redis) or file name (folder)
+
+
+@dataclasses.dataclass(frozen=True)
+class InputManifest:
+    """Where a job's input images wait for the worker: the same transports as results."""
+
+    transport: Transport
+    location: str  # the Redis key, or "" for the shared folder
+    images: tuple[InputEntry, ...]
+
+    def to_data(self) -> dict[str, Any]:
+        return {"transport": self.transport.value, "location": self.location,
+                "images": [dataclasses.asdict(i) for i in self.images]}
+
+    @classmethod
+    def from_data(cls, data: object) -> InputManifest:
+        if not isinstance(data, Mapping):
+            raise InvalidRequest("The remote job's inputs are not an object.")
+        images, location = data.get("images"), data.get("location", "")
+        try:
+            transport = Transport(data.get("transport"))
+        except (ValueError, TypeError):
+            raise InvalidRequest("The remote job's inputs name an unknown transport.") from None
+        if not (isinstance(images, list) and 1 <= len(images) <= MAX_INPUTS
+                and isinstance(location, str) and len(location) <= 1000):
+            raise InvalidRequest(f"The remote job's inputs must list 1 to {MAX_INPUTS} images.")
+        entries = []
+        for item in images:
+            if not isinstance(item, Mapping):
+                raise InvalidRequest("An input image entry is not an object.")
+            sha, size, ref = item.get("sha256"), item.get("size"), item.get("ref")
+            if not (isinstance(sha, str) and _SHA256.fullmatch(sha)
+                    and _count(size, MAX_INPUT_BYTES) and isinstance(ref, str)
+                    and 0 < len(ref) <= 500):
+                raise InvalidRequest("An input image entry's sha256, size or ref is malformed.")
+            entries.append(InputEntry(sha, int(size), ref))  # type: ignore[arg-type]
+        return cls(transport, location, tuple(entries))
+
 
 @dataclasses.dataclass(frozen=True)
 class JobPayload:
-    """A job's data: the request (seed already chosen) and how results should come back."""
+    """A job's data: the request (seed already chosen), how results should come back,
+    and, for work on an existing image, where its input images are."""
 
     request: GenerationRequest
     transport: Transport = Transport.REDIS
     submitted_at: float = 0.0  # wall clock, for queue-wait figures only
+    inputs: InputManifest | None = None
+
+    @property
+    def version(self) -> int:
+        """The oldest version that can carry this job: text jobs stay readable by
+        workers one version behind."""
+        return IMAGE_WORK_VERSION if self.request.input_images else TEXT_PROTOCOL_VERSION
 
     def to_data(self) -> dict[str, Any]:
-        return {"version": PROTOCOL_VERSION, "request": self.request.to_dict(),
+        data = {"version": self.version, "request": self.request.to_dict(),
                 "transport": self.transport.value, "submitted_at": self.submitted_at}
+        if self.inputs is not None:
+            data["inputs"] = self.inputs.to_data()
+        return data
 
     @classmethod
     def from_data(cls, data: object) -> JobPayload:
         if not isinstance(data, Mapping):
             raise InvalidRequest("The remote job's data is not an object.")
         version = data.get("version")
-        if version != PROTOCOL_VERSION:
+        if not _spoken(version):
             raise InvalidRequest(
-                f"The remote job speaks protocol {version!r}; this worker speaks "
-                f"{PROTOCOL_VERSION}. Run the same ImageDesk version on both machines.")
+                f"The remote job speaks protocol {repr(version)[:20]}; this worker speaks "
+                f"{', '.join(str(v) for v in sorted(SPOKEN_VERSIONS))}. Run the same "
+                "ImageDesk version on both machines.")
         try:
             transport = Transport(data.get("transport", Transport.REDIS.value))
         except (ValueError, TypeError):
@@ -96,7 +166,33 @@ class JobPayload:
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             raise InvalidRequest(
                 f"The remote job's request is malformed ({type(exc).__name__}).") from exc
-        return cls(request, transport, float(submitted))
+        inputs = None if data.get("inputs") is None else InputManifest.from_data(data["inputs"])
+        _check_inputs(request, inputs, version)
+        return cls(request, transport, float(submitted), inputs)
+
+
+def _check_inputs(request: GenerationRequest, inputs: InputManifest | None,
+                  version: int) -> None:
+    """A job's input manifest lists exactly the images its request names."""
+    wanted = {ref.sha256 for ref in request.input_images}
+    if not wanted:
+        if inputs is not None:
+            raise InvalidRequest("A text-to-image job must not carry input images.")
+        return
+    if version < IMAGE_WORK_VERSION:
+        raise InvalidRequest(f"A {request.kind.label.lower()} job needs protocol "
+                             f"{IMAGE_WORK_VERSION}, but it came as version {version}.")
+    if inputs is None or {e.sha256 for e in inputs.images} != wanted:
+        raise InvalidRequest("The remote job's inputs do not match the images its request "
+                             "names; the desktop must send every input image with the job.")
+
+
+def input_refs(request: GenerationRequest) -> tuple[ImageRef, ...]:
+    """The request's input images, each once (a mask may equal its source)."""
+    seen: dict[str, ImageRef] = {}
+    for ref in request.input_images:
+        seen.setdefault(ref.sha256, ref)
+    return tuple(seen.values())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,9 +245,10 @@ class ResultManifest:
     model: str
     elapsed_s: float
     details: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    version: int = TEXT_PROTOCOL_VERSION  # the job's own version (its shape is the same)
 
     def to_data(self) -> dict[str, Any]:
-        return {"version": PROTOCOL_VERSION, "transport": self.transport.value,
+        return {"version": self.version, "transport": self.transport.value,
                 "location": self.location, "worker": self.worker, "model": self.model,
                 "elapsed_s": self.elapsed_s, "details": dict(self.details),
                 "images": [dataclasses.asdict(i) for i in self.images]}
@@ -159,7 +256,8 @@ class ResultManifest:
     @classmethod
     def from_data(cls, data: object) -> ResultManifest:
         """Raises ``ValueError`` for anything that is not a manifest we understand."""
-        if not isinstance(data, Mapping) or data.get("version") != PROTOCOL_VERSION:
+        version = data.get("version") if isinstance(data, Mapping) else None
+        if not isinstance(data, Mapping) or not _spoken(version):
             raise ValueError("the job's return value is not an ImageDesk result manifest")
         try:
             raw_images = data["images"]
@@ -176,7 +274,8 @@ class ResultManifest:
                 raise ValueError("location, worker, model, details or elapsed_s has a wrong type")
             return cls(Transport(data["transport"]), location[:1000], images, worker[:100],
                        model[:300], float(elapsed),
-                       {str(k)[:100]: str(v)[:1000] for k, v in list(details.items())[:50]})
+                       {str(k)[:100]: str(v)[:1000] for k, v in list(details.items())[:50]},
+                       version)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"malformed result manifest ({str(exc)[:200]})") from exc
 
@@ -210,11 +309,22 @@ class WorkerAdvert:
     seen_at: float = 0.0
     jobs_done: int = 0
     avg_job_s: float | None = None
+    protocol: int = TEXT_PROTOCOL_VERSION  # the newest version it speaks (absent: 1)
 
     def to_data(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["capabilities"] = dict(self.capabilities)
         return data
+
+    def served_capabilities(self) -> Capabilities:
+        """What this worker can be sent: its advertised capabilities, narrowed to
+        text-to-image when it speaks no protocol that carries input images.
+        ``ValueError`` for capabilities that are not ours."""
+        caps = capabilities_from_data(self.capabilities)
+        if self.protocol < IMAGE_WORK_VERSION:
+            caps = dataclasses.replace(caps, kinds=caps.kinds & {RequestKind.TEXT_TO_IMAGE}
+                                       or frozenset({RequestKind.TEXT_TO_IMAGE}))
+        return caps
 
     @classmethod
     def from_data(cls, data: object) -> WorkerAdvert | None:
@@ -226,7 +336,8 @@ class WorkerAdvert:
         if any(not isinstance(values.get(k, ""), str) for k in texts):
             return None
         if not _count(values.get("pid", 0), 2**31) or not _count(values.get("jobs_done", 0),
-                                                                   2**62):
+                                                                   2**62) \
+                or not _count(values.get("protocol", 1), 10**6):
             return None
         if not all(_finite(values.get(k, 0.0)) for k in ("started_at", "seen_at")):
             return None
@@ -345,9 +456,17 @@ def common_capabilities(each: Sequence[Capabilities]) -> Capabilities | None:
 
 MAX_STEPS = 10_000
 MAX_IMAGES = 64
+MAX_INPUTS = 8
+MAX_INPUT_BYTES = 256 * 2**20
 MAX_SIDE = 16_384
 _FORMATS = ("png", "jpeg", "webp")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _spoken(version: object) -> TypeGuard[int]:
+    """A protocol version this side speaks (an int, never a bool or a list)."""
+    return isinstance(version, int) and not isinstance(version, bool) \
+        and version in SPOKEN_VERSIONS
 
 
 def _finite(value: object) -> bool:

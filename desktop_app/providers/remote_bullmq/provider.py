@@ -26,7 +26,13 @@ from typing import Any
 
 from bullmq import Job, Queue
 
-from desktop_app.domain.errors import Cancelled, Misconfigured, ProviderError, Transient
+from desktop_app.domain.errors import (
+    Cancelled,
+    InvalidRequest,
+    Misconfigured,
+    ProviderError,
+    Transient,
+)
 from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.request import GenerationRequest
 from desktop_app.providers.base import (
@@ -56,12 +62,15 @@ from desktop_app.providers.remote_bullmq.fleet import Fleet, read_fleet
 from desktop_app.providers.remote_bullmq.protocol import (
     JOB_NAME,
     STALLED_REASON,
+    InputManifest,
     JobPayload,
     Keys,
     ResultManifest,
     StepReport,
     decode_failure,
+    input_refs,
 )
+from desktop_app.store.input_images import InputImages, MissingInputImage
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +92,11 @@ class RemoteProvider:
     """``ImageProvider`` for the user's own GPU machines behind a BullMQ queue."""
 
     def __init__(self, config: RemoteConfig, password: PasswordSource, *,
+                 inputs: InputImages | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
         self.config = config
+        self._inputs = inputs  # the profile's input images, sent with image jobs
         self._password_source = password
         self._clock = clock
         self._wall = wall
@@ -327,8 +338,10 @@ class RemoteProvider:
         queue, events = await self._ensure_connected()
         job_id = uuid.uuid4().hex
         inbox = events.watch(job_id)
+        inputs: InputManifest | None = None
         try:
-            payload = JobPayload(request, self.config.transport, self._wall())
+            inputs = await self._upload_inputs(request, job_id)
+            payload = JobPayload(request, self.config.transport, self._wall(), inputs)
             try:
                 await queue.add(JOB_NAME, payload.to_data(), {
                     "jobId": job_id, "attempts": 1,
@@ -343,7 +356,44 @@ class RemoteProvider:
             raise
         finally:
             events.unwatch(job_id)
+            if inputs is not None:
+                await asyncio.shield(self._remove_inputs(inputs))
         return manifest
+
+    async def _upload_inputs(self, request: GenerationRequest,
+                             job_id: str) -> InputManifest | None:
+        """Put the job's input images where workers fetch them (the results'
+        transport), read from this profile's store and checked against their names."""
+        refs = input_refs(request)
+        if not refs:
+            return None
+        store = self._inputs
+        if store is None:
+            raise Misconfigured("This remote provider has no input image store, so it cannot "
+                                "send image jobs.", provider=PROVIDER)
+        try:
+            datas = [(ref.sha256, await asyncio.to_thread(store.read, ref)) for ref in refs]
+        except MissingInputImage as exc:
+            raise InvalidRequest(exc.message, field="work", provider=PROVIDER) from exc
+        try:
+            return await results.upload_inputs(
+                datas, keys=self._keys, job_id=job_id, transport=self.config.transport,
+                blobs=self._blobs, folder=self.config.shared_folder,
+                ttl_s=max(INPUT_TTL_S, self.config.keep_finished_s),
+                max_bytes=MAX_INLINE_INPUT_BYTES)
+        except results.InputsTooLarge as exc:
+            raise InvalidRequest(str(exc), field="work", provider=PROVIDER) from exc
+        except OSError as exc:
+            raise Transient(f"Cannot put the input images in the shared folder "
+                            f"{self.config.shared_folder}: {exc.strerror or exc}.",
+                            provider=PROVIDER) from exc
+        except Exception as exc:
+            raise self._redis_error(exc) from exc
+
+    async def _remove_inputs(self, inputs: InputManifest) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(results.remove_inputs(
+                inputs, blobs=self._blobs, folder=self.config.shared_folder), CLEANUP_TIMEOUT_S)
 
     def _failure(self, reason: str, cancel: CancelToken) -> ProviderError:
         error = from_failed_reason(reason)
@@ -414,6 +464,10 @@ class RemoteProvider:
 
 # Clean-up calls (cancel flags, closing connections) never hold a job up longer.
 CLEANUP_TIMEOUT_S = 5.0
+# Input images wait in Redis at least this long for a worker (the desktop removes
+# them when the job ends; the expiry covers a desktop that died first).
+INPUT_TTL_S = 24 * 3600
+MAX_INLINE_INPUT_BYTES = 64 * 2**20
 
 
 class _Watch:

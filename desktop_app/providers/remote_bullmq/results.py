@@ -9,6 +9,12 @@ shared folder, and returns a small manifest; the desktop reads, verifies
 (size, SHA-256) and deletes them. An attempt that loses its lock never gets
 its manifest accepted, so its leftovers simply expire. Measured in
 bench/bench_remote.py.
+
+Input images (sources, masks) travel the other way by the same transports:
+the desktop puts them in ``imagedesk:<queue>:inputs:<job>`` (with a TTL) or in
+the shared folder before it queues the job, the worker fetches and verifies
+them (size, SHA-256) before it runs the job, and the desktop removes them when
+the job has ended.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from desktop_app.domain.errors import Transient
 from desktop_app.domain.images import GeneratedImage
 from desktop_app.providers.remote_bullmq.errors import PROVIDER
 from desktop_app.providers.remote_bullmq.protocol import (
+    InputEntry,
+    InputManifest,
     Keys,
     ResultImage,
     ResultManifest,
@@ -124,3 +132,99 @@ def _read_files(folder: Path, entries: Sequence[ResultImage]) -> list[bytes | No
         with contextlib.suppress(OSError):
             path.unlink()
     return datas
+
+
+# -- input images, desktop -> worker ---------------------------------------------
+
+class InputsTooLarge(Exception):
+    pass
+
+
+async def upload_inputs(datas: Sequence[tuple[str, bytes]], *, keys: Keys, job_id: str,
+                        transport: Transport, blobs: Any, folder: Path | None, ttl_s: int,
+                        max_bytes: int) -> InputManifest:
+    """Desktop side: put a job's input images (``(sha256, bytes)``) where its worker
+    will look, before the job is queued."""
+    if transport is Transport.FOLDER and folder is not None:
+        entries = tuple(InputEntry(sha, len(data), f"{job_id}-input-{sha}.png")
+                        for sha, data in datas)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, _write_inputs, folder, entries, datas)
+        return InputManifest(Transport.FOLDER, "", entries)
+    total = sum(len(data) for _, data in datas)
+    if total > max_bytes:
+        raise InputsTooLarge(
+            f"The input images of this job are {total / 2**20:.1f} MiB, more than the "
+            f"{max_bytes / 2**20:.0f} MiB sent through Redis: use the shared-folder transport "
+            "(Settings → Remote) or a smaller source image.")
+    key = keys.inputs(job_id)
+    entries = tuple(InputEntry(sha, len(data), sha) for sha, data in datas)
+    async with blobs.pipeline(transaction=True) as pipe:
+        pipe.hset(key, mapping={sha: data for sha, data in datas})
+        pipe.expire(key, ttl_s)
+        await pipe.execute()
+    return InputManifest(Transport.REDIS, key, entries)
+
+
+def _write_inputs(folder: Path, entries: Sequence[InputEntry],
+                  datas: Sequence[tuple[str, bytes]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for entry, (_, data) in zip(entries, datas, strict=True):
+        target = folder / entry.ref
+        temp = target.with_suffix(".part")
+        with open(temp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temp, target)
+
+
+async def fetch_inputs(manifest: InputManifest, *, blobs: Any,
+                       folder: Path | None) -> dict[str, bytes]:
+    """Worker side: each input image's bytes by SHA-256, verified; the desktop's
+    copies stay until the job ends (a retry on another worker needs them)."""
+    if manifest.transport is Transport.FOLDER:
+        if folder is None:
+            raise Transient("The desktop put this job's input images in its shared folder, "
+                            "but this worker has none: start it with --results-folder "
+                            "(the same folder).", provider=PROVIDER)
+        loop = asyncio.get_running_loop()
+        datas = await loop.run_in_executor(None, _read_inputs, folder, manifest.images)
+    else:
+        fields = [entry.ref for entry in manifest.images]
+        datas = list(await blobs.hmget(manifest.location, fields)) if fields else []
+    out: dict[str, bytes] = {}
+    for entry, data in zip(manifest.images, datas, strict=True):
+        if data is None:
+            raise Transient(f"The input image {entry.sha256[:12]}… of this job is missing "
+                            f"from {manifest.transport.value} (expired before a worker took "
+                            "the job?).", provider=PROVIDER)
+        if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise Transient(f"The input image {entry.sha256[:12]}… arrived damaged "
+                            f"({len(data)} of {entry.size} bytes, checksum mismatch).",
+                            provider=PROVIDER)
+        out[entry.sha256] = data
+    return out
+
+
+def _read_inputs(folder: Path, entries: Sequence[InputEntry]) -> list[bytes | None]:
+    datas: list[bytes | None] = []
+    for entry in entries:
+        path = folder / Path(entry.ref).name  # a name, never a path from the wire
+        try:
+            with open(path, "rb") as fh:
+                datas.append(fh.read(entry.size + 1))  # one byte more shows a longer file
+        except FileNotFoundError:
+            datas.append(None)
+    return datas
+
+
+async def remove_inputs(manifest: InputManifest, *, blobs: Any, folder: Path | None) -> None:
+    """Desktop side, once the job has ended: the copies of its input images go."""
+    if manifest.transport is Transport.FOLDER:
+        if folder is not None:
+            for entry in manifest.images:
+                with contextlib.suppress(OSError):
+                    (folder / Path(entry.ref).name).unlink()
+        return
+    await blobs.delete(manifest.location)

@@ -30,7 +30,7 @@ from typing import Any
 import redis.exceptions
 from bullmq import DelayedError, Job, UnrecoverableError, Worker
 
-from desktop_app.domain.errors import Cancelled, Misconfigured, ProviderError
+from desktop_app.domain.errors import Cancelled, InvalidRequest, Misconfigured, ProviderError
 from desktop_app.domain.request import GenerationRequest
 from desktop_app.providers.base import CancelToken, ImageProvider, Progress
 from desktop_app.providers.local_diffusion import LocalDiffusionConfig, LocalDiffusionProvider
@@ -39,6 +39,7 @@ from desktop_app.providers.remote_bullmq.config import WorkerConfig
 from desktop_app.providers.remote_bullmq.errors import from_redis
 from desktop_app.providers.remote_bullmq.fleet import publish_advert, withdraw_advert
 from desktop_app.providers.remote_bullmq.protocol import (
+    PROTOCOL_VERSION,
     JobPayload,
     Keys,
     ResultManifest,
@@ -47,6 +48,7 @@ from desktop_app.providers.remote_bullmq.protocol import (
     capabilities_to_data,
     encode_failure,
 )
+from desktop_app.store.input_images import InputImages
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +65,13 @@ class RemoteWorker:
 
     def __init__(self, redis_url: str, queue: str, *, local: ImageProvider,
                  password: str | None = None, config: WorkerConfig | None = None,
+                 inputs: InputImages | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
         self.redis_url = redis_url
         self.queue = queue
         self.local = local
+        self.inputs = inputs  # where ``local`` reads input images (its profile's store)
         self.config = config or WorkerConfig()
         self._password = password or connection.url_password(redis_url)
         self._clock = clock
@@ -192,7 +196,7 @@ class RemoteWorker:
                                                    "model", "")),
                 state=self._state, capabilities=capabilities_to_data(self.local.capabilities()),
                 device=self._device, started_at=self._started_at, seen_at=self._wall(),
-                jobs_done=self.jobs_done, avg_job_s=self._avg_job_s)
+                jobs_done=self.jobs_done, avg_job_s=self._avg_job_s, protocol=PROTOCOL_VERSION)
             try:
                 await publish_advert(self._client, self.keys, advert, cfg.heartbeat_s * 3)
             except Exception as exc:  # Redis away: the advert expires, which is the truth
@@ -212,6 +216,8 @@ class RemoteWorker:
         started = self._clock()
         try:
             payload = JobPayload.from_data(job.data)
+            self._check_kind(payload.request)
+            await self._receive_inputs(payload)
             images = await self.local.generate(payload.request, reporter.report, cancel)
             await reporter.flush()
             transport, location, entries = await self._store(images, job_id, token,
@@ -244,7 +250,31 @@ class RemoteWorker:
             self._device = first.details.get("device", "")
         return ResultManifest(transport, location, entries, self.name, first.model, elapsed,
                               {k: str(v) for k, v in first.details.items()
-                               if k not in ("model",)}).to_data()
+                               if k not in ("model",)}, payload.version).to_data()
+
+    def _check_kind(self, request: GenerationRequest) -> None:
+        """Serve only the kinds of job the local provider serves: a job of another
+        kind (a desktop that did not read this worker's advert) fails, saying why."""
+        kinds = self.local.capabilities().kinds
+        if request.kind not in kinds:
+            served = ", ".join(sorted(k.label.lower() for k in kinds))
+            raise InvalidRequest(f"The remote worker {self.name} cannot do "
+                                 f"{request.kind.label.lower()} jobs (it serves {served}).",
+                                 field="work")
+
+    async def _receive_inputs(self, payload: JobPayload) -> None:
+        """Fetch the job's input images, verified, into the store the local provider
+        reads, before it runs."""
+        if payload.inputs is None:
+            return
+        if self.inputs is None:
+            raise Misconfigured(f"The remote worker {self.name} has no folder for input "
+                                "images; start it with a data folder.")
+        datas = await results.fetch_inputs(payload.inputs, blobs=self._blobs,
+                                           folder=self.config.results_folder)
+        inputs = self.inputs
+        for sha, data in datas.items():
+            await asyncio.to_thread(inputs.put, sha, data)
 
     async def _store(self, images: list[Any], job_id: str, token: str,
                      payload: JobPayload) -> tuple[Any, str, Any]:
@@ -327,7 +357,8 @@ def run_worker(redis_url: str, queue: str, *, local_config: LocalDiffusionConfig
                 loop.call_soon_threadsafe(stop.set)
             threading.Thread(target=bridge, name="worker-stop", daemon=True).start()
         worker = RemoteWorker(redis_url, queue, local=LocalDiffusionProvider(local_config),
-                              password=password, config=config)
+                              password=password, config=config,
+                              inputs=InputImages.in_profile(local_config.data_dir))
         return await worker.serve(stop)
 
     return asyncio.run(main())
