@@ -117,6 +117,7 @@ class MainWindow(QMainWindow):
         if open_settings is not None:
             self._open_settings = open_settings
         self.editor.generate_button.setEnabled(True)
+        self.editor.route.set_quote_source(engine.route_quote)
         self.statusBar().clearMessage()
 
     # -- construction ------------------------------------------------------------

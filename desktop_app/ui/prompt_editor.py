@@ -40,12 +40,14 @@ from desktop_app.domain.request import (
     OutputFormat,
     Quality,
     RouteMode,
+    RouteStrategy,
     RoutingPolicy,
 )
 from desktop_app.engine.events import JobFinished, JobProgress, JobStarted
 from desktop_app.engine.router import mode_allows
 from desktop_app.engine.status import ProviderKind
 from desktop_app.ui.prompt_history import HistoryPicker, PromptHistory
+from desktop_app.ui.route_line import RouteLine
 from desktop_app.ui.source_tools import Action, SourceTools
 from desktop_app.ui.tasks import spawn
 
@@ -60,6 +62,10 @@ CUSTOM = "Custom"
 MODES = [("Auto — local first, cloud fallback", RouteMode.AUTO),
          ("Local only", RouteMode.LOCAL_ONLY), ("Cloud only", RouteMode.CLOUD_ONLY)]
 FORMATS = [("PNG", OutputFormat.PNG), ("JPEG", OutputFormat.JPEG), ("WebP", OutputFormat.WEBP)]
+STRATEGIES = [("Order: prefer local", RouteStrategy.PREFER_LOCAL),
+              ("Order: cheapest", RouteStrategy.CHEAPEST),
+              ("Order: fastest", RouteStrategy.FASTEST),
+              ("Order: balanced (time and money)", RouteStrategy.BALANCED)]
 QUALITIES = [("Auto", Quality.AUTO), ("Low", Quality.LOW), ("Medium", Quality.MEDIUM),
              ("High", Quality.HIGH)]
 Submit = Callable[[GenerationRequest], Awaitable[object]]
@@ -186,6 +192,17 @@ class PromptEditor(QWidget):
         self.allow_adaptation = QCheckBox("Adapt size/count to the provider", self)
         self.allow_adaptation.setChecked(True)
         self.allow_refusal_failover = QCheckBox("Try another provider after a refusal", self)
+        self.strategy = QComboBox(self)
+        for text, strategy in STRATEGIES:
+            self.strategy.addItem(text, strategy)
+        self.strategy.setToolTip("How the providers that can serve the job are ordered, from "
+                                 "their measured time and price (README: Routing strategies)")
+        self.private = QCheckBox("Private: never leaves this machine", self)
+        self.private.setToolTip("Only this machine's GPU may serve the job: no cloud, no remote "
+                                "workers, not even by failover")
+        self.styles = QLineEdit(self)
+        self.styles.setPlaceholderText("Style names, comma separated (imagedesk styles list)")
+        self._policy_defaults = RoutingPolicy()
         self.output_format = QComboBox(self)
         self.output_format.setObjectName("outputFormat")
         for text, fmt in FORMATS:
@@ -227,6 +244,9 @@ class PromptEditor(QWidget):
         form.addRow("", self.allow_fallback)
         form.addRow("", self.allow_adaptation)
         form.addRow("", self.allow_refusal_failover)
+        form.addRow("", self.strategy)
+        form.addRow("", self.private)
+        form.addRow("Styles", self._field("styles", self.styles))
         self.source_tools = SourceTools(self)
         self.source_tools.vary_requested.connect(self.vary)
         self.source_tools.upscale_requested.connect(lambda: self._start("upscale"))
@@ -234,6 +254,8 @@ class PromptEditor(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.source_tools)
         layout.addWidget(self.generate_button)
+        self.route = RouteLine(self._request_or_none, self)
+        layout.addWidget(self.route)
         layout.addWidget(self.status)
         layout.addStretch(1)
         self._name_controls()
@@ -248,6 +270,13 @@ class PromptEditor(QWidget):
         self.negative.textChanged.connect(self._update_counts)
         self.mode.currentIndexChanged.connect(self._update_counts)
         self.mode.currentIndexChanged.connect(self._mode_changed)
+        for changed in (self.prompt.textChanged, self.negative.textChanged,
+                        self.mode.currentIndexChanged, self.strategy.currentIndexChanged,
+                        self.private.toggled, self.allow_fallback.toggled,
+                        self.allow_adaptation.toggled, self.n.valueChanged,
+                        self.width_box.valueChanged, self.height_box.valueChanged,
+                        self.quality.currentIndexChanged, self.styles.textChanged):
+            changed.connect(self.route.schedule)
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(keys), self, self.generate,
                       context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -267,6 +296,8 @@ class PromptEditor(QWidget):
             (self.mode, "Provider"), (self.allow_fallback, "Fall back to the cloud"),
             (self.allow_adaptation, "Adapt size and count to the provider"),
             (self.allow_refusal_failover, "Try another provider after a refusal"),
+            (self.strategy, "Routing strategy"), (self.private, "Private job"),
+            (self.styles, "Styles"),
             (self.generate_button, "Generate"), (self.status, "Job status"),
         ):
             widget.setAccessibleName(name)
@@ -276,7 +307,8 @@ class PromptEditor(QWidget):
         return [self.prompt, self.negative, self.preset, self.width_box, self.height_box,
                 self.steps, self.guidance, self.seed, self.seed_lock, self.seed_random, self.n,
                 self.output_format, self.quality, self.mode, self.allow_fallback,
-                self.allow_adaptation, self.allow_refusal_failover, *self.extra_tab_stops(),
+                self.allow_adaptation, self.allow_refusal_failover, self.strategy, self.private,
+                self.styles, *self.extra_tab_stops(),
                 self.generate_button, self.history_button]
 
     def extra_tab_stops(self) -> list[QWidget]:
@@ -326,6 +358,8 @@ class PromptEditor(QWidget):
         self.allow_fallback.setChecked(policy.allow_cloud_fallback)
         self.allow_adaptation.setChecked(policy.allow_adaptation)
         self.allow_refusal_failover.setChecked(policy.allow_failover_after_refusal)
+        self.strategy.setCurrentIndex(self.strategy.findData(policy.strategy))
+        self._policy_defaults = policy
         self.output_format.setCurrentIndex(self.output_format.findData(output_format))
         self._mode_changed()
 
@@ -360,12 +394,23 @@ class PromptEditor(QWidget):
             "steps": self.steps.value(), "guidance": self.guidance.value(), "seed": seed,
             "n": self.n.value(), "output_format": self.output_format.currentData(),
             "quality": self.quality.currentData(),
-            "policy": RoutingPolicy(
+            "styles": tuple(s.strip() for s in self.styles.text().split(",") if s.strip()),
+            "policy": dataclasses.replace(
+                self._policy_defaults,  # the profile's target time and cost cap
                 mode=self.mode.currentData(),
                 allow_cloud_fallback=self.allow_fallback.isChecked(),
                 allow_adaptation=self.allow_adaptation.isChecked(),
-                allow_failover_after_refusal=self.allow_refusal_failover.isChecked()),
+                allow_failover_after_refusal=self.allow_refusal_failover.isChecked(),
+                strategy=self.strategy.currentData(),
+                private=self.private.isChecked()),
         }
+
+    def _request_or_none(self) -> GenerationRequest | None:
+        """The form as a request for the route line, without marking any field."""
+        try:
+            return GenerationRequest(**self.values())
+        except InvalidRequest:
+            return None
 
     def build_request(self) -> GenerationRequest | None:
         """The request, or None after showing the validation message at its field."""

@@ -1,0 +1,76 @@
+"""The route line under Generate, the private switch and the strategy choice, in the
+real window on the real engine, with the fake OpenAI server counting requests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytestqt.qtbot import QtBot
+
+from desktop_app.domain.job import JobState
+from desktop_app.domain.request import GenerationRequest, RouteStrategy
+from tests.fakes.fake_openai import FakeOpenAI
+from tests.ui.conftest import drive
+from tests.ui.window_support import Windows
+
+KEY = "sk-test-" + "q" * 32
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key=KEY) as fake:
+        yield fake
+
+
+def summary_before_skips(text: str) -> str:
+    return text.split("skipped")[0]
+
+
+def test_the_route_line_quotes_the_cloud_and_a_private_job_never_reaches_it(
+        qtbot: QtBot, windows: Windows, tmp_path: Path, server: FakeOpenAI) -> None:
+    ctx, window = windows.open(tmp_path, OPENAI_API_KEY=KEY,
+                               IMAGEDESK_OPENAI__BASE_URL=server.base_url,
+                               IMAGEDESK_LOCAL__MODEL="/nonexistent/gone.safetensors")
+    window.show()
+    drive(qtbot, ctx.engine.start())  # the runner, as the app starts it
+    editor = window.editor
+    editor.prompt.setPlainText("a lighthouse at dusk")
+    qtbot.waitUntil(lambda: "openai (~" in editor.route.summary.text(), timeout=10_000)
+    assert "$" in summary_before_skips(editor.route.summary.text())  # the price is shown
+
+    editor.private.setChecked(True)
+    qtbot.waitUntil(lambda: "openai (~" not in editor.route.summary.text(), timeout=10_000)
+    editor.route.summary.linkActivated.emit("skipped")  # "why?"
+    assert editor.route.details.isVisible()
+    assert "openai: this job is private: it never leaves this machine" in \
+        editor.route.details.text()
+
+    with qtbot.waitSignal(editor.submitted, timeout=10_000) as queued:
+        editor.generate()
+    request = queued.args[0]
+    assert isinstance(request, GenerationRequest) and request.policy.private
+    [job] = drive(qtbot, ctx.engine.jobs())
+    done = drive(qtbot, ctx.engine.wait_for(job.id), timeout_ms=30_000)
+    assert done.state is JobState.FAILED and done.request.policy.private
+    assert server.request_count == 0  # not even by failover
+
+
+def test_the_strategy_and_styles_chosen_in_the_editor_are_what_is_queued(
+        qtbot: QtBot, windows: Windows, tmp_path: Path) -> None:
+    ctx, window = windows.open(tmp_path, {"routing": {"strategy": "fastest"}},
+                               IMAGEDESK_LOCAL__MODEL="/nonexistent/gone.safetensors")
+    editor = window.editor
+    assert editor.strategy.currentData() is RouteStrategy.FASTEST  # the profile's default
+    editor.strategy.setCurrentIndex(editor.strategy.findData(RouteStrategy.CHEAPEST))
+    editor.prompt.setPlainText("a lighthouse")
+    editor.styles.setText("Nope")
+    editor.generate()
+    qtbot.waitUntil(lambda: "no style named 'Nope'" in editor.error_text("styles")
+                    or "no style named 'Nope'" in editor.status.text(), timeout=10_000)
+    assert drive(qtbot, ctx.engine.jobs()) == []  # refused before anything was queued
+    editor.styles.setText("")
+    with qtbot.waitSignal(editor.submitted, timeout=10_000) as queued:
+        editor.generate()
+    assert queued.args[0].policy.strategy is RouteStrategy.CHEAPEST
