@@ -223,3 +223,16 @@ def test_a_grid_from_the_cli_queues_its_cells_and_saves_a_labelled_grid(
     assert job_count(tmp_path) == 2 and server.request_count == 0
     bad = run(tmp_path, "generate", "a lighthouse", "--grid-y", "seed=1,2")
     assert bad.returncode == 2 and "--grid-x first" in bad.stderr
+
+
+def test_compare_sends_one_prompt_to_each_provider_and_saves_them_side_by_side(
+        tmp_path: Path, server: FakeOpenAI) -> None:
+    result = run(tmp_path, "generate", "a lighthouse", "--size", "64x64", "--seed", "3",
+                 "--steps", "1", "--compare", "local,openai", "--json",
+                 env=env_for(server, IMAGEDESK_LOCAL__MODEL="builtin:tiny"))
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert [cell["provider"] for cell in out["cells"]] == ["local", "openai"]
+    assert len(server.image_requests()) == 1 and Path(out["grid"]).is_file()
+    typo = run(tmp_path, "generate", "a lighthouse", "--compare", "local,opneai")
+    assert typo.returncode == 2 and "unknown provider 'opneai'" in typo.stderr

@@ -124,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
                                "guidance, model, style or prompt (search and replace), "
                                "e.g. steps=10,20,30") if axis == "x" else
                          f"the grid's {axis.upper()} axis")
+    gen.add_argument("--compare", default=None, metavar="NAME,NAME",
+                     help="send the prompt to each of these providers at once and save the "
+                          "results side by side with each one's time and cost "
+                          "(the same as --grid-x provider=NAME,NAME)")
     gen.add_argument("--dry-run", action="store_true", dest="dry_run",
                      help="print where the job would go and what it would cost, then stop: "
                           "nothing is queued and no provider is called")
@@ -253,6 +257,16 @@ def _cap(flag: float | None, setting: float | None) -> float | None:
 def grid_axes(args: argparse.Namespace) -> list[GridAxis]:
     """The --grid-x/y/z axes, in order; a Y without an X (or Z without Y) is bad input."""
     given = [getattr(args, f"grid_{axis}", None) for axis in "xyz"]
+    compare = getattr(args, "compare", None)
+    if compare is not None:
+        if given[0] is not None:
+            raise InvalidRequest("--compare is the grid's X axis: give --compare or --grid-x, "
+                                 "not both.", field="grid")
+        for name in compare.split(","):
+            if name.strip() not in registry.names():
+                raise InvalidRequest(f"--compare: unknown provider {name.strip()!r}: use "
+                                     f"{', '.join(registry.names())}.", field="grid")
+        given[0] = f"provider={compare}"
     while given and given[-1] is None:
         given.pop()
     if None in given:

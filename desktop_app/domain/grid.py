@@ -2,7 +2,8 @@
 axes, one job per cell.
 
 An axis is ``field=v1,v2,...``: ``seed``, ``steps``, ``guidance`` (or ``cfg``),
-``model``, ``style`` (the cell's style; ``none`` for no style) or ``prompt`` — the
+``model``, ``provider`` (each cell pinned to one provider: compare local with the
+cloud), ``style`` (the cell's style; ``none`` for no style) or ``prompt`` — the
 prompt search-and-replace of A1111 ("Prompt S/R"): the first value is a word of the
 prompt, and each value replaces it in turn (the first cell keeps the prompt as is).
 """
@@ -19,7 +20,7 @@ MAX_AXES = 3
 MAX_VALUES = 32
 MAX_CELLS = 100
 FIELDS = {"seed": "Seed", "steps": "Steps", "guidance": "CFG Scale", "cfg": "CFG Scale",
-          "model": "Model", "style": "Style", "prompt": "Prompt S/R"}
+          "model": "Model", "style": "Style", "prompt": "Prompt S/R", "provider": "Provider"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +92,8 @@ def _vary(request: GenerationRequest, axis: GridAxis, index: int) -> GenerationR
             return request.replace(guidance=float(value))
         if axis.field == "model":
             return request.replace(model=value)
+        if axis.field == "provider":
+            return request.replace(policy=dataclasses.replace(request.policy, provider=value))
         if axis.field == "style":
             styles = () if value.lower() == "none" else (value,)
             return request.replace(styles=(*request.styles, *styles))

@@ -54,7 +54,8 @@ async def make_grid(engine: Engine, base: GenerationRequest, axes: list[GridAxis
     for cell, job in zip(cells, finished, strict=True):
         images = await engine.images_of(job)
         data = await asyncio.to_thread(images[0].path.read_bytes) if images else None
-        drawn.append(DrawnCell(cell.coords, data, job.error or job.state.value))
+        drawn.append(DrawnCell(cell.coords, data, job.error or job.state.value,
+                               caption(job) if images else ""))
     png = await asyncio.to_thread(draw_grid, axes, drawn)
     record = await engine.add_made_image(png, f"grid_job{finished[0].id}",
                                          grid_parameters(base, axes),
@@ -78,6 +79,13 @@ def _new_image(base: GenerationRequest, axes: list[GridAxis], jobs: list[Job],
                     width=width, height=height, seed=base.seed, steps=base.steps,
                     guidance=base.guidance, provider="grid", format="png",
                     provenance=provenance, kind="grid")
+
+
+def caption(job: Job) -> str:
+    """"openai · 18 s · $0.04": who made the cell, in how long, for how much."""
+    seconds = sum(a.duration_s for a in job.attempts)
+    price = "free" if job.cost_usd <= 0 else f"${job.cost_usd:.2f}"
+    return f"{job.provider or '?'} · {seconds:.0f} s · {price}"
 
 
 def grid_parameters(base: GenerationRequest, axes: list[GridAxis]) -> str:

@@ -24,6 +24,7 @@ class DrawnCell:
     coords: tuple[int, ...]
     image: bytes | None  # encoded; None when the cell's job failed
     note: str = ""  # why it failed
+    caption: str = ""  # under a made image: who made it, how long it took, what it cost
 
 
 def draw_grid(axes: list[GridAxis], cells: list[DrawnCell]) -> bytes:
@@ -34,6 +35,7 @@ def draw_grid(axes: list[GridAxis], cells: list[DrawnCell]) -> bytes:
     cell_w, cell_h = max(1, round(width * scale)), max(1, round(height * scale))
     font = ImageFont.load_default(size=max(12, cell_h // 16))
     label_h = int(font.size * 3) if isinstance(font, ImageFont.FreeTypeFont) else 36
+    small = ImageFont.load_default(size=max(10, cell_h // 20))
     x_axis = axes[0]
     y_axis = axes[1] if len(axes) > 1 else None
     z_axis = axes[2] if len(axes) > 2 else None
@@ -67,6 +69,11 @@ def draw_grid(axes: list[GridAxis], cells: list[DrawnCell]) -> bytes:
                 if cell is not None and cell.image is not None:
                     with Image.open(io.BytesIO(cell.image)) as image:
                         canvas.paste(image.convert("RGB").resize((cell_w, cell_h)), box)
+                    if cell.caption:
+                        strip = (box[0], box[1] + cell_h - label_h // 2, box[0] + cell_w,
+                                 box[1] + cell_h)
+                        draw.rectangle(strip, BACKGROUND)
+                        _text(draw, strip, cell.caption, small)
                 else:
                     draw.rectangle((*box, box[0] + cell_w - 1, box[1] + cell_h - 1), FAILED)
                     note = cell.note if cell is not None else "not made"

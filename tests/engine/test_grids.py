@@ -23,6 +23,16 @@ from tests.fakes.scripted_provider import ScriptedProvider
 BASE = GenerationRequest("a red fox in snow", width=64, height=64, seed=1, steps=10)
 
 
+def test_a_caption_says_who_made_a_cell_in_how_long_for_how_much() -> None:
+    from desktop_app.domain.job import Attempt, Job, Outcome
+    from desktop_app.engine.grids import caption
+
+    job = Job(id=1, request=BASE, state=JobState.SUCCEEDED, provider="openai",
+              attempts=[Attempt("local", Outcome.FAILED, duration_s=2.0),
+                        Attempt("openai", Outcome.SUCCEEDED, duration_s=16.4, cost_usd=0.04)])
+    assert caption(job) == "openai · 18 s · $0.04"
+
+
 def test_cells_vary_x_fastest_and_prompt_search_and_replace_works() -> None:
     axes = [GridAxis.parse("steps=10,20"), GridAxis.parse("prompt=fox,cat,owl")]
     cells = grid_cells(BASE, axes)
@@ -87,3 +97,21 @@ async def test_a_bad_cell_queues_none_of_them(tmp_path: Path) -> None:
         assert await engine.jobs() == []
     finally:
         await engine.close()
+
+
+async def test_compare_providers_sends_the_prompt_to_each_and_captions_time_and_cost(
+        tmp_path: Path) -> None:
+    local = ScriptedProvider("local")
+    cloud = ScriptedProvider("openai", ProviderKind.CLOUD, cost_per_image=0.04)
+    engine = scripted_engine(tmp_path, local, cloud)
+    try:
+        await engine.start()
+        outcome = await make_grid(engine, BASE, [GridAxis.parse("provider=local,openai")])
+    finally:
+        await engine.close()
+    assert [job.provider for job in outcome.jobs] == ["local", "openai"]
+    assert len(local.calls) == 1 and len(cloud.calls) == 1  # each served its own cell
+    assert [job.cost_usd for job in outcome.jobs] == [0.0, pytest.approx(0.04)]
+    with Image.open(outcome.image.path) as image:
+        params = parse_a1111_parameters(image.text["parameters"])  # type: ignore[attr-defined]
+    assert params["X Type"] == "Provider" and params["X Values"] == "local, openai"
