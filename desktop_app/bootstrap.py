@@ -139,6 +139,7 @@ def open_app(env: Mapping[str, str] = os.environ, *, clock: Clock | None = None)
         runner_settings=runner_settings(settings), budget=budget(settings),
         blocked_terms=settings.content.blocked_terms, nsfw=nsfw_settings(settings),
         private_terms=settings.content.private_terms,
+        private_folders=settings.content.private_folders,
         lock=ProfileLock(paths.data_dir / LOCK_FILE), inputs=InputImages(paths.inputs_dir),
         wildcards=WildcardFolder(paths.wildcards_dir), styles=StyleLibrary(paths.styles_path),
     )
@@ -177,6 +178,7 @@ async def apply_settings(ctx: AppContext, new: Settings) -> None:
         slots=slots, runner=runner_settings(new), budget=budget(new),
         blocked_terms=tuple(new.content.blocked_terms), nsfw=nsfw_settings(new),
         private_terms=tuple(new.content.private_terms),
+        private_folders=tuple(new.content.private_folders),
         gallery_folder=gallery_folder(new, ctx.paths), output_quality=new.output.quality))
 
 

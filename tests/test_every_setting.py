@@ -40,6 +40,7 @@ from desktop_app.domain.errors import (
     OutOfMemory,
     Transient,
 )
+from desktop_app.domain.image_work import ImageToImage, RequestKind
 from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.job import JobState
 from desktop_app.domain.request import GenerationRequest, OutputFormat, RouteMode, RoutingPolicy
@@ -647,6 +648,28 @@ async def test_a_private_term_keeps_the_job_on_this_machine_even_by_failover(
             made[key] = (job.state, len(cloud.calls), job.request.policy.private, left)
     assert made == {"none": (JobState.SUCCEEDED, 1, False, [True]),
                     "private": (JobState.FAILED, 0, True, [])}
+
+
+@proves("content.private_folders")
+async def test_a_source_from_a_private_folder_keeps_its_jobs_on_this_machine(
+        tmp_path: Path) -> None:
+    family = tmp_path / "family"
+    family.mkdir()
+    photo = family / "photo.png"
+    Image.new("RGB", (64, 64), (120, 80, 40)).save(photo)
+    sent = {}
+    for key, settings in {"none": {}, "private": {
+            "content.private_folders": json.dumps([str(family)])}}.items():
+        async with opened(tmp_path / key, settings) as ctx:
+            swap(ctx, "local", ScriptedProvider("local", script=[OutOfMemory("CUDA oom")]))
+            cloud = ScriptedProvider("openai", ProviderKind.CLOUD)
+            cloud.caps = dataclasses.replace(cloud.caps, kinds=frozenset(RequestKind))
+            swap(ctx, "openai", cloud)
+            source = await ctx.engine.add_input_image(photo)
+            job = await run(ctx, request("a warmer light", work=ImageToImage(source, 0.4)))
+            sent[key] = (job.state, len(cloud.calls), job.request.policy.private)
+    assert sent == {"none": (JobState.SUCCEEDED, 1, False),
+                    "private": (JobState.FAILED, 0, True)}
 
 
 @proves("content.nsfw_check", "content.nsfw_threshold")

@@ -27,8 +27,8 @@ SETTINGS_FILE = "settings.json"
 GUARDED: frozenset[str] = frozenset({
     "budget.daily_usd", "budget.monthly_usd",
     "routing.allow_cloud_fallback", "routing.mode", "routing.max_cost_per_job_usd",
-    "content.blocked_terms", "content.private_terms", "content.nsfw_check",
-    "content.nsfw_threshold",
+    "content.blocked_terms", "content.private_terms", "content.private_folders",
+    "content.nsfw_check", "content.nsfw_threshold",
     "openai.enabled", "openai.rate_limits", "remote.enabled",
 })
 _GUARDED_SECTIONS = ("budget", "content")

@@ -219,6 +219,8 @@ class ContentSettings(_Section):
     blocked_terms: list[str] = Field(default_factory=list)
     # a prompt holding one of these is private: it never leaves this machine
     private_terms: list[str] = Field(default_factory=list)
+    # a source image from one of these folders never leaves this machine either
+    private_folders: list[Path] = Field(default_factory=list, max_length=100)
     nsfw_check: Literal["off", "blur", "block"] = "off"
     nsfw_threshold: float = Field(default=0.7, ge=0, le=1)
 
@@ -226,6 +228,18 @@ class ContentSettings(_Section):
     @classmethod
     def _clean_terms(cls, terms: list[str]) -> list[str]:
         return [term.strip() for term in terms if term.strip()]
+
+    @field_validator("private_folders")
+    @classmethod
+    def _full_paths(cls, folders: list[Path]) -> list[Path]:
+        out: list[Path] = []
+        for folder in folders:
+            folder = usable_folder(folder)
+            if not folder.is_absolute():
+                raise ValueError(f"each private folder must be a full path (like "
+                                 f"~/Pictures/family), not {str(folder)!r}")
+            out.append(folder)
+        return out
 
 
 def usable_folder(value: Path) -> Path:

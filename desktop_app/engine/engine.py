@@ -74,6 +74,7 @@ class EngineConfig:
     gallery_folder: Path
     output_quality: int = 90  # JPEG / WebP encoding quality
     private_terms: Sequence[str] = ()  # a prompt with one of these never leaves this machine
+    private_folders: Sequence[Path] = ()  # a source image from these never leaves it either
 
 
 class Engine:
@@ -93,6 +94,7 @@ class Engine:
         budget: Budget | None = None,
         blocked_terms: Sequence[str] = (),
         private_terms: Sequence[str] = (),
+        private_folders: Sequence[Path] = (),
         nsfw: NsfwSettings | None = None,
         nsfw_scorer: Scorer | None = None,
         lock: ProfileLock | None = None,
@@ -107,6 +109,7 @@ class Engine:
         self._budget = budget or Budget()
         self._blocked_terms = list(blocked_terms)
         self._private_terms = list(private_terms)
+        self._private_folders = list(private_folders)
         self._nsfw = nsfw or NsfwSettings()
         self._nsfw_scorer = nsfw_scorer
         # Only the process holding the profile's lock recovers and runs its queue:
@@ -245,9 +248,13 @@ class Engine:
         the queued job, so it holds through restarts and failover)."""
         if request.policy.private:
             return request
-        for text in (request.prompt, request.negative_prompt):
-            if find_term(text, self._private_terms) is not None:
-                return request.replace(policy=dataclasses.replace(request.policy, private=True))
+        private = any(find_term(text, self._private_terms) is not None
+                      for text in (request.prompt, request.negative_prompt))
+        if self._inputs is not None:
+            private = private or any(self._inputs.is_private(ref)
+                                     for ref in request.input_images)
+        if private:
+            return request.replace(policy=dataclasses.replace(request.policy, private=True))
         return request
 
     async def add_input_image(self, image: Path | bytes, role: Literal["source", "mask"] =
@@ -259,14 +266,28 @@ class Engine:
         inputs = self._inputs
         if isinstance(image, bytes):
             return await asyncio.to_thread(inputs.add, image, role, gallery_id=gallery_id)
-        return await asyncio.to_thread(inputs.add_file, image, role, gallery_id)
+        ref = await asyncio.to_thread(inputs.add_file, image, role, gallery_id)
+        if self._in_private_folder(image):
+            await asyncio.to_thread(inputs.mark_private, ref)
+        return ref
+
+    def _in_private_folder(self, path: Path) -> bool:
+        try:
+            where = path.resolve()
+        except (OSError, RuntimeError):
+            return True  # cannot tell: fail closed
+        return any(where.is_relative_to(folder.expanduser().resolve())
+                   for folder in self._private_folders)
 
     async def use_as_source(self, image_id: int) -> ImageRef:
         """A gallery image as the source of a new job (its lineage is kept)."""
         record = await self.image(image_id)
         if record is None:
             raise ImageNotFound(image_id)
-        return await self.add_input_image(record.path, "source", gallery_id=image_id)
+        ref = await self.add_input_image(record.path, "source", gallery_id=image_id)
+        if record.provenance.get("private") and self._inputs is not None:
+            await asyncio.to_thread(self._inputs.mark_private, ref)  # a private job's image
+        return ref
 
     async def cancel(self, job_id: int) -> None:
         if self._runner.cancel_running(job_id):
@@ -397,6 +418,7 @@ class Engine:
         self._budget = config.budget
         self._blocked_terms = list(config.blocked_terms)
         self._private_terms = list(config.private_terms)
+        self._private_folders = list(config.private_folders)
         self._nsfw = config.nsfw
         self._saver.folder = config.gallery_folder
         self._saver.quality = config.output_quality

@@ -88,6 +88,17 @@ class InputImages:
             _write_durably(target, png)
         return ImageRef(sha256=sha, width=width, height=height, gallery_id=gallery_id)
 
+    def mark_private(self, ref: ImageRef) -> None:
+        """Remember that this image must never leave this machine (it came from a private
+        folder or a private job): every job using it is private. Kept beside the image,
+        so it holds across restarts; it is never cleared."""
+        marker = self.path(ref).with_suffix(".private")
+        if not marker.exists():
+            _write_durably(marker, b"")
+
+    def is_private(self, ref: ImageRef) -> bool:
+        return self.path(ref).with_suffix(".private").exists()
+
     def read(self, ref: ImageRef) -> bytes:
         """The stored PNG, checked against its name (a damaged file is refused)."""
         target = self.path(ref)
