@@ -31,7 +31,7 @@ class Recorder:
 def write_safetensors(path: Path, keys: list[str] | dict[str, list[int]]) -> Path:
     """A valid .safetensors file of zeros (written by hand, no torch): one float per
     key, or the given shape per key."""
-    shapes = keys if isinstance(keys, dict) else dict.fromkeys(keys, [1])
+    shapes = keys if isinstance(keys, dict) else {key: [1] for key in keys}
     header: dict[str, object] = {}
     offset = 0
     for key, shape in shapes.items():
