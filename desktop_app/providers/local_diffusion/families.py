@@ -42,6 +42,14 @@ NOT_YET: dict[Architecture, str] = {
 }
 
 
+def family_of_file(path: Path) -> Architecture:
+    """The family of a checkpoint file, or UNKNOWN when it cannot be read."""
+    try:
+        return family_of(read_header(path))
+    except HeaderError:
+        return Architecture.UNKNOWN
+
+
 class HeaderError(ValueError):
     """The file is not a readable .safetensors checkpoint; the message says why."""
 
