@@ -310,6 +310,7 @@ class LocalDiffusionProvider:
             attention_slicing=c.attention_slicing, vae_tiling=c.vae_tiling,
             cpu_offload=c.cpu_offload, allow_download=c.allow_download,
             hf_cache_dir=c.hf_cache_dir, torch_threads=c.torch_threads,
+            vae_slicing=c.vae_slicing, fp16=c.fp16,
         )
 
     def _env(self) -> dict[str, str]:

@@ -10,8 +10,8 @@ and VAE). Round trip is the proof: the tests load the written file with diffuser
 own reader and get back every tensor of the pipeline it came from.
 
 Run as a script in a child process (tests keep torch out of the pytest process):
-``python -m tests.providers.local_diffusion.original_layout tiny-sdxl OUT_DIR`` or
-``… full-sd15 OUT_DIR``; it prints one JSON line of findings.
+``python -m tests.providers.local_diffusion.original_layout tiny-sdxl OUT_DIR``,
+``… full-sd15 OUT_DIR`` or ``… full-sdxl OUT_DIR``; it prints one JSON line of findings.
 """
 
 from __future__ import annotations
@@ -305,13 +305,30 @@ def tiny_sdxl(out: Path) -> dict[str, object]:
             "tokenizer_2_pad": ours.tokenizer_2.pad_token}
 
 
-def full_sd15(out: Path) -> dict[str, object]:
-    """A full-size SD 1.5 checkpoint with random weights, in the original layout, loaded
-    through the product's single-file path with its shipped skeleton, one step at 64 px."""
+class RandomPart:
+    """A model's config and a random fp16 state dict of its full shapes, made without
+    initialising the model (it is built on the meta device): seconds, not minutes."""
+
+    def __init__(self, model: Any, config: Any) -> None:
+        import torch
+
+        self.config = config
+        self._state = {k: (torch.randn(v.shape, dtype=torch.float16) * 0.02)
+                       for k, v in model.state_dict().items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return self._state
+
+
+def full_size(out: Path, family: str) -> dict[str, object]:
+    """A full-size SD 1.5 or SDXL base checkpoint with random fp16 weights, written in
+    the original layout (as downloaded), loaded through the product's single-file path
+    with its shipped skeleton, and one step run at 64 px (on CUDA when there is one)."""
     import torch
+    from accelerate import init_empty_weights
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from safetensors.torch import save_file
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     from desktop_app.providers.local_diffusion.gpu_worker.device_choice import Device
     from desktop_app.providers.local_diffusion.gpu_worker.loading import (
@@ -321,32 +338,46 @@ def full_sd15(out: Path) -> dict[str, object]:
     from desktop_app.providers.local_diffusion.messages import DeviceInfo
 
     class Parts:
-        pass
+        text_encoder_2: Any = None
 
     started = time.perf_counter()
     torch.manual_seed(BUILD_SEED)
-    skeleton = SKELETONS / "sd15"
+    skeleton = SKELETONS / ("sd15" if family == "sd15" else "sdxl")
     parts: Any = Parts()
-    parts.unet = UNet2DConditionModel.from_config(
-        UNet2DConditionModel.load_config(skeleton / "unet"))
-    parts.vae = AutoencoderKL.from_config(AutoencoderKL.load_config(skeleton / "vae"))
-    parts.text_encoder = CLIPTextModel(CLIPTextConfig.from_pretrained(skeleton / "text_encoder"))
-    parts.text_encoder_2 = None
-    state = {k: v.half() for k, v in pipeline_to_original(parts).items()}  # as downloaded
+    with init_empty_weights():
+        unet_config = UNet2DConditionModel.load_config(skeleton / "unet")
+        vae_config = AutoencoderKL.load_config(skeleton / "vae")
+        text = CLIPTextModel(CLIPTextConfig.from_pretrained(skeleton / "text_encoder"))
+        unet = UNet2DConditionModel.from_config(unet_config)
+        vae = AutoencoderKL.from_config(vae_config)
+        text_2 = (CLIPTextModelWithProjection(CLIPTextConfig.from_pretrained(
+            skeleton / "text_encoder_2")) if family == "sdxl" else None)
+    parts.unet, parts.vae = RandomPart(unet, unet_config), RandomPart(vae, vae_config)
+    parts.text_encoder = RandomPart(text, text.config)
+    if text_2 is not None:
+        parts.text_encoder_2 = RandomPart(text_2, text_2.config)
+    state = pipeline_to_original(parts)
     params = sum(v.numel() for v in state.values())
-    checkpoint = out / "sd15-full-random.safetensors"
+    checkpoint = out / f"{family}-full-random.safetensors"
     save_file(state, str(checkpoint))
     del state
     written = time.perf_counter()
-    cpu = Device("cpu", torch.float32, DeviceInfo("cpu", "CPU", None, "float32", "test"))
-    pipe, family = load_single_file(checkpoint, cpu)
+    if torch.cuda.is_available():
+        device = Device("cuda", torch.float16, DeviceInfo("cuda", torch.cuda.get_device_name(0),
+                                                          None, "float16", "test"))
+    else:
+        device = Device("cpu", torch.float32, DeviceInfo("cpu", "CPU", None, "float32", "test"))
+    pipe, found = load_single_file(checkpoint, device)
     pipe.set_progress_bar_config(disable=True)
+    loaded_unet = pipe.unet.state_dict()
     mismatched = [key for key, value in parts.unet.state_dict().items()
-                  if not torch.equal(value.half().float(), pipe.unet.state_dict()[key])]
+                  if not torch.equal(value.to(loaded_unet[key].dtype), loaded_unet[key])]
+    pipe.to(device.torch_device)
     loaded = time.perf_counter()
     image = pipe(prompt="a lighthouse", width=64, height=64, num_inference_steps=1,
                  generator=torch.Generator("cpu").manual_seed(1)).images[0]
-    return {"family": family.value, "params": params, "size": image.size,
+    return {"family": found.value, "params": params, "size": list(image.size),
+            "device": device.torch_device, "pipeline": type(pipe).__name__,
             "file_bytes": checkpoint.stat().st_size, "unet_mismatched": mismatched[:5],
             "write_s": round(written - started, 1), "load_s": round(loaded - written, 1),
             "step_s": round(time.perf_counter() - loaded, 1)}
@@ -362,7 +393,7 @@ def main() -> None:
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    found = tiny_sdxl(out) if what == "tiny-sdxl" else full_sd15(out)
+    found = tiny_sdxl(out) if what == "tiny-sdxl" else full_size(out, what.removeprefix("full-"))
     print(json.dumps(found))
 
 

@@ -58,6 +58,18 @@ SETTINGS_HINT = "choose a local file in Settings → Local"
 Report = Callable[[str], None]
 
 
+@dataclasses.dataclass(frozen=True)
+class MemoryOptions:
+    """What ``apply_memory_options`` did to a pipeline, read back from the pipeline."""
+
+    applied: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return ", ".join(self.applied) or "none"
+
+
 @dataclasses.dataclass
 class LoadedModel:
     key: tuple[str, str, str]  # model, device, dtype
@@ -68,6 +80,7 @@ class LoadedModel:
     default_scheduler: Any
     load_s: float
     memory_saving: bool = False
+    memory: MemoryOptions | None = None
 
 
 def not_cached_message(model: str) -> str:
@@ -246,7 +259,7 @@ def load_model(model: str, settings: WorkerSettings, device: Device, report: Rep
             f"{str(exc)[:300]}); check the files or {SETTINGS_HINT}."
         ) from exc
     pipe.set_progress_bar_config(disable=True)
-    apply_memory_options(pipe, settings, device)
+    memory = apply_memory_options(pipe, settings, device)
     report("checking the model files")
     digest = model_hash(location, settings.data_dir / "models" / "hash-cache.json")
     return LoadedModel(
@@ -258,18 +271,38 @@ def load_model(model: str, settings: WorkerSettings, device: Device, report: Rep
         default_scheduler=pipe.scheduler,
         load_s=time.perf_counter() - started,
         memory_saving=settings.attention_slicing and settings.vae_tiling,
+        memory=memory,
     )
 
 
-def apply_memory_options(pipe: Any, settings: WorkerSettings, device: Device) -> None:
+CPU_OFFLOAD_IGNORED = ("CPU offload is ignored here: it moves idle parts of the model from "
+                       "GPU memory to system memory, and this job runs on the {device}")
+
+
+def apply_memory_options(pipe: Any, settings: WorkerSettings, device: Device) -> MemoryOptions:
+    """Turn on the memory options the settings ask for and place the pipeline; the
+    answer is read back from the pipeline (the VAE's flags), not echoed from settings."""
+    notes = []
+    applied = []
     if settings.attention_slicing:
         pipe.enable_attention_slicing()
+        applied.append("attention slicing")
     if settings.vae_tiling:
         pipe.vae.enable_tiling()
+    if settings.vae_slicing:
+        pipe.vae.enable_slicing()
+    if getattr(pipe.vae, "use_tiling", settings.vae_tiling):
+        applied.append("vae tiling")
+    if getattr(pipe.vae, "use_slicing", settings.vae_slicing):
+        applied.append("vae slicing")
     if settings.cpu_offload and device.torch_device == "cuda":
         pipe.enable_model_cpu_offload()
+        applied.append("cpu offload")
     else:
+        if settings.cpu_offload:
+            notes.append(CPU_OFFLOAD_IGNORED.format(device=device.info.device_name))
         pipe.to(device.torch_device)
+    return MemoryOptions(tuple(applied), tuple(notes))
 
 
 def enable_memory_saving(loaded: LoadedModel) -> None:
