@@ -131,3 +131,15 @@ def test_malformed_offsets_are_refused_not_crashed_on(tmp_path_factory: pytest.T
     assert verdict is None or isinstance(verdict, str)
     if header:
         assert verdict is not None
+
+
+@pytest.mark.slow
+def test_the_cli_refuses_a_flux_file_at_once_naming_it_and_queues_nothing(
+        tmp_path: Path) -> None:
+    from tests.test_cli import job_count, run
+
+    flux = write_safetensors(tmp_path / "flux1-dev.safetensors", FLUX_KEYS)
+    result = run(tmp_path / "home", "queue", "add", "a cat", "--model", str(flux))
+    assert result.returncode == 2, result.stderr
+    assert "Flux checkpoints are not supported yet" in result.stderr
+    assert job_count(tmp_path / "home") == 0
