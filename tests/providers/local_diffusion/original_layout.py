@@ -271,6 +271,34 @@ def _pixels(pipe: Any, seed: int) -> Any:
     return np.asarray(image)
 
 
+def _worker_pixels(pipe: Any, seed: int) -> tuple[Any, list[list[object]]]:
+    """The image the GPU worker's own generation code makes with ``pipe`` (as it would
+    after loading the file), and the steps it reported (step, total, has a preview)."""
+    import types
+
+    import numpy as np
+
+    from desktop_app.providers.local_diffusion.config import Architecture
+    from desktop_app.providers.local_diffusion.gpu_worker.loading import LoadedModel
+    from desktop_app.providers.local_diffusion.gpu_worker.main import Worker
+    from desktop_app.providers.local_diffusion.messages import RunJob, Step
+
+    sent: list[object] = []
+    events: Any = types.SimpleNamespace(send=sent.append)
+    no_settings: Any = None  # _generate reads none of them
+    worker = Worker(no_settings, events, types.SimpleNamespace(value=0))
+    loaded = LoadedModel(key=("m", "cpu", "float32"), pipe=pipe, label="tiny SDXL",
+                         model_hash="0" * 10, architecture=Architecture.SDXL,
+                         default_scheduler=pipe.scheduler, load_s=0.0)
+    job = RunJob(job_id=1, model="m", prompt="a lighthouse at dusk", negative_prompt="fog",
+                 width=64, height=64, steps=2, guidance=5.0, seeds=(seed,),
+                 scheduler="default", preview_every=1)
+    image = worker._generate(loaded, job, 0, seed)
+    steps: list[list[object]] = [[m.step, m.total, m.preview_png is not None]
+                                 for m in sent if isinstance(m, Step)]
+    return np.asarray(image), steps
+
+
 def tiny_sdxl(out: Path) -> dict[str, object]:
     import torch
     from diffusers import StableDiffusionXLPipeline
@@ -296,13 +324,16 @@ def tiny_sdxl(out: Path) -> dict[str, object]:
         if (mine := getattr(ours, part).state_dict()[key]).is_meta
         or not torch.equal(value, mine)]
     same = _pixels(ours, 11)
+    through_worker, steps = _worker_pixels(ours, 11)
     return {"family": family is Architecture.SDXL and "sdxl",
             "pipeline": type(ours).__name__,
             "prefixes": sorted({".".join(k.split(".")[:2]) for k in pipeline_to_original(built)}),
             "mismatched": mismatched[:5],
             "same_pixels": bool((same == _pixels(direct, 11)).all()),
             "other_seed_differs": bool((same != _pixels(ours, 12)).any()),
-            "tokenizer_2_pad": ours.tokenizer_2.pad_token}
+            "tokenizer_2_pad": ours.tokenizer_2.pad_token,
+            "worker_same_pixels": bool((through_worker == same).all()),
+            "worker_steps": steps}
 
 
 class RandomPart:

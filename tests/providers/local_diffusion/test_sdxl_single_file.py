@@ -45,6 +45,9 @@ def test_tiny_sdxl_single_file_loads_to_the_same_pixels_as_diffusers(tmp_path: P
     assert found["same_pixels"] is True
     assert found["other_seed_differs"] is True
     assert found["tokenizer_2_pad"] == "!"
+    # the GPU worker's own generation code: same pixels, each step reported, SDXL previews
+    assert found["worker_same_pixels"] is True
+    assert found["worker_steps"] == [[1, 2, True], [2, 2, False]]
 
 
 SKELETON_SIZES = """
