@@ -424,6 +424,14 @@ def main() -> None:
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+    if what == "save-tiny-sdxl":  # for bench/: the folder, its skeletons and the file
+        built = build_tiny_sdxl()
+        save_skeletons(built, out / "skeletons", "sdxl")
+        from safetensors.torch import save_file
+
+        save_file(pipeline_to_original(built), str(out / "tiny-sdxl.safetensors"))
+        print(json.dumps({"folder": str(out / "skeletons" / "pipeline")}))
+        return
     found = tiny_sdxl(out) if what == "tiny-sdxl" else full_size(out, what.removeprefix("full-"))
     print(json.dumps(found))
 
