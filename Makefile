@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 EXTRAS ?= local,dev,nsfw,remote
 
-.PHONY: run test lint typecheck pytest bench package clean
+.PHONY: run test test-slow lint typecheck pytest bench package clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,12 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP)
-	QT_QPA_PLATFORM=offscreen TRANSFORMERS_VERBOSITY=error $(PY) -m pytest -q -p no:cacheprovider -m "not desktop_session" $(PYTEST_ARGS)
+	QT_QPA_PLATFORM=offscreen TRANSFORMERS_VERBOSITY=error $(PY) -m pytest -q -p no:cacheprovider -m "not desktop_session and not full_size" $(PYTEST_ARGS)
+
+# The slow tests alone, and the full-size SDXL checkpoint load that make test leaves out
+# (it needs about 25 GB of memory; on a machine with a GPU it runs there).
+test-slow: $(STAMP)
+	QT_QPA_PLATFORM=offscreen TRANSFORMERS_VERBOSITY=error $(PY) -m pytest -q -p no:cacheprovider -m "(slow or full_size) and not desktop_session" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

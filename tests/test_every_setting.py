@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -52,6 +53,7 @@ from desktop_app.providers.base import (
     ProviderKind,
     SizeRule,
 )
+from desktop_app.providers.local_diffusion.gpu_worker import device_choice
 from desktop_app.providers.local_diffusion.gpu_worker.device_choice import Device
 from desktop_app.providers.local_diffusion.gpu_worker.loading import apply_memory_options
 from desktop_app.providers.local_diffusion.messages import DeviceInfo
@@ -816,6 +818,9 @@ class _RecordingPipe:
     def enable_tiling(self) -> None:
         self.calls.append("vae tiling")
 
+    def enable_slicing(self) -> None:
+        self.calls.append("vae slicing")
+
     def enable_model_cpu_offload(self) -> None:
         self.calls.append("cpu offload")
 
@@ -837,6 +842,59 @@ async def test_cpu_offload_keeps_the_model_in_system_memory_on_a_gpu(tmp_path: P
             apply_memory_options(pipe, provider._settings(), cuda)
             placed.append(pipe.calls)
     assert placed == [["to cuda"], ["cpu offload"]]
+
+
+@proves("local.vae_slicing")
+async def test_vae_slicing_decodes_a_batch_one_image_at_a_time(tmp_path: Path) -> None:
+    # the real pipeline's flag is read back in tests/providers/local_diffusion/
+    # test_memory_options.py; here: the setting reaches the worker's memory step
+    cpu = Device("cpu", None, DeviceInfo("cpu", "CPU", None, "float32", "2"))
+    done = []
+    for home, settings in ((tmp_path / "a", {}), (tmp_path / "b", {"local.vae_slicing": "true"})):
+        async with opened(home, settings) as ctx:
+            provider = ctx.engine.slot("local").provider
+            assert isinstance(provider, LocalDiffusionProvider)
+            pipe = _RecordingPipe()
+            done.append(apply_memory_options(pipe, provider._settings(), cpu).applied)
+            assert pipe.calls[-1] == "to cpu"
+    assert done == [(), ("vae slicing",)]
+
+
+class _FakeCudaTorch:
+    """torch as the worker sees it on an NVIDIA machine (this one has none)."""
+
+    __version__ = "2.13.0"
+    float16, float32 = "torch.float16", "torch.float32"
+
+    class version:
+        cuda = "12.4"
+
+    class cuda:
+        @staticmethod
+        def is_available() -> bool:
+            return True
+
+        @staticmethod
+        def current_device() -> int:
+            return 0
+
+        @staticmethod
+        def get_device_properties(index: int) -> Any:
+            return types.SimpleNamespace(name="RTX 4060", total_memory=8 * 2**30)
+
+
+@proves("local.fp16")
+async def test_fp16_halves_the_weights_on_a_gpu(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(device_choice, "import_torch", lambda: _FakeCudaTorch)
+    chosen = []
+    for home, settings in ((tmp_path / "a", {}), (tmp_path / "b", {"local.fp16": "false"})):
+        async with opened(home, settings) as ctx:
+            provider = ctx.engine.slot("local").provider
+            assert isinstance(provider, LocalDiffusionProvider)
+            device = device_choice.choose_device(provider._settings())
+            chosen.append((device.dtype, device.info.dtype))
+    assert chosen == [("torch.float16", "float16"), ("torch.float32", "float32")]
 
 
 async def _generate(provider: ImageProvider, req: GenerationRequest) -> list[GeneratedImage]:

@@ -102,7 +102,9 @@ class LocalSettings(ProviderSettings):
     allow_cpu: bool = True
     attention_slicing: bool = False
     vae_tiling: bool = False
+    vae_slicing: bool = False  # decode a batch one image at a time
     cpu_offload: bool = False
+    fp16: bool = True  # half precision on CUDA and MPS; the CPU always runs float32
     scheduler: Literal["default", "ddim", "euler", "euler_a", "dpmpp_2m", "pndm"] = "default"
     idle_shutdown_s: float = Field(default=600.0, gt=0, le=7 * DAY)
     allow_download: bool = False

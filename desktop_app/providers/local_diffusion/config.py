@@ -22,6 +22,9 @@ class Architecture(enum.Enum):
     SD1 = "sd1"
     SD2 = "sd2"
     SDXL = "sdxl"
+    SDXL_REFINER = "sdxl_refiner"
+    SD3 = "sd3"
+    FLUX = "flux"
     UNKNOWN = "unknown"
 
     @property
@@ -31,6 +34,37 @@ class Architecture(enum.Enum):
             return 512, 2048
         return 64, 1024
 
+    @property
+    def defaults(self) -> FamilyDefaults:
+        """What a new job for this family starts with (editor and fitting read it)."""
+        return FAMILY_DEFAULTS.get(self, FAMILY_DEFAULTS[Architecture.UNKNOWN])
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilyDefaults:
+    """A family's trained resolution and the settings its users start from."""
+
+    size: tuple[int, int]
+    guidance: float
+    negative_prompt: str
+    suggested_sizes: tuple[tuple[int, int], ...]
+    max_aspect: float | None = None
+
+
+SD1_SIZES = ((512, 512), (512, 768), (768, 512), (640, 448), (448, 640))
+# the resolutions SDXL was trained at (its aspect-ratio buckets near one megapixel)
+SDXL_SIZES = ((1024, 1024), (1152, 896), (896, 1152), (1216, 832), (832, 1216),
+              (1344, 768), (768, 1344), (1536, 640), (640, 1536))
+SDXL_NEGATIVE = "lowres, blurry, bad anatomy, watermark, text, jpeg artifacts"
+FAMILY_DEFAULTS: dict[Architecture, FamilyDefaults] = {
+    Architecture.TINY: FamilyDefaults((64, 64), 7.5, "", ((64, 64), (128, 128))),
+    Architecture.SD1: FamilyDefaults((512, 512), 7.5, "", SD1_SIZES),
+    Architecture.SD2: FamilyDefaults((768, 768), 7.5, "", ((768, 768),)),
+    Architecture.SDXL: FamilyDefaults((1024, 1024), 5.0, SDXL_NEGATIVE, SDXL_SIZES,
+                                      max_aspect=4.0),
+    Architecture.UNKNOWN: FamilyDefaults((512, 512), 7.5, "", SD1_SIZES),
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class LocalDiffusionConfig:
@@ -38,8 +72,11 @@ class LocalDiffusionConfig:
 
     ``model`` is ``builtin:tiny``, a Hugging Face id (found in the HF cache; fetched
     only when ``allow_download``), a local diffusers folder, or a ``.safetensors``
-    checkpoint (SD 1.x, loaded with the bundled config skeleton).
+    checkpoint (SD 1.x or SDXL, loaded with the bundled config skeletons).
     ``preview_every`` is the number of steps between preview images (0: none).
+    ``fp16`` halves the weights on CUDA and MPS (the CPU always runs float32);
+    ``vae_tiling`` / ``vae_slicing`` decode large images or batches in pieces;
+    ``cpu_offload`` keeps idle parts in system memory (CUDA with accelerate only).
     """
 
     data_dir: Path
@@ -48,7 +85,9 @@ class LocalDiffusionConfig:
     allow_cpu: bool = True
     attention_slicing: bool = False
     vae_tiling: bool = False
+    vae_slicing: bool = False
     cpu_offload: bool = False
+    fp16: bool = True
     scheduler: str = "default"
     idle_shutdown_s: float = 600.0
     allow_download: bool = False

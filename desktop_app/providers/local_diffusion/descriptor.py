@@ -23,7 +23,8 @@ def config_of(local: LocalSettings, data_dir: Path) -> LocalDiffusionConfig:
     return LocalDiffusionConfig(
         data_dir=data_dir, model=local.model, device=local.device,
         allow_cpu=local.allow_cpu, attention_slicing=local.attention_slicing,
-        vae_tiling=local.vae_tiling, cpu_offload=local.cpu_offload, scheduler=local.scheduler,
+        vae_tiling=local.vae_tiling, vae_slicing=local.vae_slicing,
+        cpu_offload=local.cpu_offload, fp16=local.fp16, scheduler=local.scheduler,
         idle_shutdown_s=local.idle_shutdown_s, allow_download=local.allow_download)
 
 

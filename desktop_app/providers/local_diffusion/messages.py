@@ -24,6 +24,8 @@ class WorkerSettings:
     allow_download: bool
     hf_cache_dir: Path | None
     torch_threads: int | None
+    vae_slicing: bool = False
+    fp16: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,10 +16,14 @@ import struct
 from pathlib import Path
 
 from desktop_app.providers.local_diffusion.config import BUILTIN_TINY, SINGLE_FILE_SUFFIXES
+from desktop_app.providers.local_diffusion.families import (
+    HeaderError,
+    read_header,
+    unsupported_reason,
+)
 
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 SETTINGS_HINT = "choose a model that exists in Settings → Local (or --model)"
-MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit on the JSON header
 MAX_INDEX_BYTES = 2**20
 WEIGHTS_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt")
 # components that carry weights; the others (scheduler, tokenizer) only configs
@@ -55,28 +59,37 @@ def _check_checkpoint(path: Path) -> str | None:
     if not path.is_file():
         return f"The model {path} is not a regular file; {SETTINGS_HINT}."
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(8)
-            if len(raw) < 8:
-                raise ValueError("it is too short")
-            (length,) = struct.unpack("<Q", raw)
-            if not 2 <= length <= MAX_HEADER_BYTES:
-                raise ValueError("its header length is implausible")
-            header = json.loads(handle.read(length))
-            if not isinstance(header, dict):
-                raise ValueError("its header is not a table of tensors")
-            size = path.stat().st_size
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        header = read_header(path)
+        size = path.stat().st_size
+        length = _header_length(path)
+        ends = [_data_end(spec) for name, spec in header.items() if name != "__metadata__"]
+    except (OSError, HeaderError) as exc:
         return (f"The model file {path} is not a readable .safetensors checkpoint ({exc}); "
                 f"{SETTINGS_HINT}.")
-    ends = [spec.get("data_offsets", [0, 0])[1] for name, spec in header.items()
-            if name != "__metadata__" and isinstance(spec, dict)]
     if not ends:
         return f"The model file {path} holds no tensors; {SETTINGS_HINT}."
-    if 8 + length + max(int(e) for e in ends) > size:
+    if 8 + length + max(ends) > size:
         return (f"The model file {path} is incomplete (shorter than its header says): "
                 "download it again.")
+    why = unsupported_reason(header)
+    if why is not None:
+        return (f"The model file {path.name} cannot be used: {why}. Choose an SD 1.x or SDXL "
+                "checkpoint, or the model's diffusers folder, in Settings → Local.")
     return None
+
+
+def _header_length(path: Path) -> int:
+    with path.open("rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+    return int(length)
+
+
+def _data_end(spec: object) -> int:
+    offsets = spec.get("data_offsets") if isinstance(spec, dict) else None
+    if not (isinstance(offsets, list) and len(offsets) == 2
+            and all(isinstance(o, int) and o >= 0 for o in offsets)):
+        raise HeaderError("a tensor's data offsets are malformed")
+    return int(offsets[1])
 
 
 def _check_folder(folder: Path) -> str | None:

@@ -14,6 +14,7 @@ import itertools
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from desktop_app.domain.errors import Cancelled, Misconfigured, ProviderError, Transient
 from desktop_app.domain.images import GeneratedImage
@@ -32,7 +33,9 @@ from desktop_app.providers.base import (
     SizeRule,
 )
 from desktop_app.providers.local_diffusion.config import (
+    SINGLE_FILE_SUFFIXES,
     Architecture,
+    FamilyDefaults,
     LocalDiffusionConfig,
     guess_architecture,
     model_label,
@@ -43,6 +46,7 @@ from desktop_app.providers.local_diffusion.expected_device import (
     machine_probes,
 )
 from desktop_app.providers.local_diffusion.failures import PROVIDER, to_error, worker_died
+from desktop_app.providers.local_diffusion.families import family_of_file
 from desktop_app.providers.local_diffusion.messages import (
     DeviceInfo,
     ImageDone,
@@ -88,6 +92,7 @@ class LocalDiffusionProvider:
         self._job_ids = itertools.count(1)
         self._misconfigured: str | None = None
         self._architecture: Architecture | None = None
+        self._file_family: tuple[tuple[str, int, int], Architecture] | None = None
         self._loaded_model: str | None = None
         self._model_hash: str | None = None
         self._latency_s: float | None = None
@@ -111,11 +116,36 @@ class LocalDiffusionProvider:
         worker = self._worker
         return worker.pid if worker is not None and worker.alive else None
 
+    @property
+    def architecture(self) -> Architecture:
+        """The configured model's family: as the worker last loaded it, else read from
+        a checkpoint's header (cached per file version), else guessed from its name."""
+        if self._architecture is not None:
+            return self._architecture
+        model = self.config.model
+        if model.lower().endswith(SINGLE_FILE_SUFFIXES):
+            path = Path(model).expanduser()
+            try:
+                stat = path.stat()
+            except OSError:
+                return guess_architecture(model)
+            version = (str(path), stat.st_size, stat.st_mtime_ns)
+            if self._file_family is None or self._file_family[0] != version:
+                self._file_family = (version, family_of_file(path))
+            return self._file_family[1]
+        return guess_architecture(model)
+
+    def family_defaults(self) -> FamilyDefaults:
+        """What a new job on this model starts with: the family's trained size, sizes
+        it was trained at, guidance and negative prompt (the editor and CLI read it)."""
+        return self.architecture.defaults
+
     def capabilities(self) -> Capabilities:
-        arch = self._architecture or guess_architecture(self.config.model)
+        arch = self.architecture
         low, high = arch.side_bounds
         return Capabilities(
-            sizes=SizeRule(multiple_of=8, min_side=low, max_side=high),
+            sizes=SizeRule(multiple_of=8, min_side=low, max_side=high,
+                           max_aspect=arch.defaults.max_aspect),
             max_images_per_call=MAX_IMAGES_PER_CALL,
             formats=("png",),
             supports_seed=True,
@@ -130,19 +160,19 @@ class LocalDiffusionProvider:
         label = model_label(self.config.model)
         if self._misconfigured:
             return Health(HealthState.NOT_CONFIGURED, self._misconfigured,
-                          {"model": label, **self._device_details()})
+                          {"model": label, **self._device_details(), **self._family_details()})
         worker = self._worker
         if worker is not None and worker.device_info is not None:
             self._device = worker.device_info
         if worker is None or not worker.alive:
             details = {"worker": "not started", "model": label, "model_loaded": "no",
-                       **self._device_details()}
+                       **self._device_details(), **self._family_details()}
             return Health(HealthState.READY,
                           "GPU worker not started; it starts with the first local job "
                           f"({self._device_text()})", details)
         details = {"worker": f"running (pid {worker.pid})", "model": label,
                    "model_loaded": "yes" if self._loaded_model else "no",
-                   **self._device_details()}
+                   **self._device_details(), **self._family_details()}
         info = worker.device_info
         text = "GPU worker running"
         if info is not None:
@@ -155,6 +185,13 @@ class LocalDiffusionProvider:
         text += f"; model {label} " + ("loaded" if self._loaded_model else "not loaded yet")
         state = HealthState.BUSY if self._lock.locked() else HealthState.READY
         return Health(state, text, details)
+
+    def _family_details(self) -> dict[str, str]:
+        defaults = self.family_defaults()
+        width, height = defaults.size
+        return {"family": self.architecture.value, "default_size": f"{width}x{height}",
+                "default_guidance": f"{defaults.guidance:g}",
+                "default_negative_prompt": defaults.negative_prompt}
 
     def _device_details(self) -> dict[str, str]:
         info = self._device
@@ -273,6 +310,7 @@ class LocalDiffusionProvider:
             attention_slicing=c.attention_slicing, vae_tiling=c.vae_tiling,
             cpu_offload=c.cpu_offload, allow_download=c.allow_download,
             hf_cache_dir=c.hf_cache_dir, torch_threads=c.torch_threads,
+            vae_slicing=c.vae_slicing, fp16=c.fp16,
         )
 
     def _env(self) -> dict[str, str]:

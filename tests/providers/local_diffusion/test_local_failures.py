@@ -12,7 +12,14 @@ import pytest
 from desktop_app.domain.errors import Misconfigured, Transient
 from desktop_app.providers.base import CancelToken, HealthState, Phase, Progress
 from desktop_app.providers.local_diffusion import LocalDiffusionConfig, LocalDiffusionProvider
-from tests.providers.local_diffusion.support import Recorder, request, write_safetensors
+from tests.providers.local_diffusion.support import (
+    SD1_KEYS,
+    SD3_KEYS,
+    SDXL_KEYS,
+    Recorder,
+    request,
+    write_safetensors,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -64,18 +71,24 @@ async def test_uncached_hub_model_offline_is_misconfigured_with_the_exact_fix(
         "once to download it, or choose a local file in Settings → Local")
 
 
-async def test_checkpoint_that_is_not_sd1_is_misconfigured(
+async def test_a_checkpoint_of_an_unsupported_family_is_misconfigured_naming_it(
         tiny_provider: LocalDiffusionProvider, tmp_path: Path) -> None:
-    xl = write_safetensors(tmp_path / "sdxl.safetensors",
-                           ["conditioner.embedders.1.model.ln_final.weight"])
-    with pytest.raises(Misconfigured, match="SD 1.x only"):
+    sd3 = write_safetensors(tmp_path / "sd3_medium.safetensors", SD3_KEYS)
+    with pytest.raises(Misconfigured, match="Stable Diffusion 3 checkpoints are not "
+                                            "supported yet"):
+        await tiny_provider.generate(request(model=str(sd3)), Recorder(), CancelToken())
+
+
+async def test_an_sdxl_checkpoint_missing_its_weights_is_misconfigured_not_a_crash(
+        tiny_provider: LocalDiffusionProvider, tmp_path: Path) -> None:
+    xl = write_safetensors(tmp_path / "sdxl.safetensors", SDXL_KEYS)  # names, no weights
+    with pytest.raises(Misconfigured, match="sdxl.safetensors could not be loaded"):
         await tiny_provider.generate(request(model=str(xl)), Recorder(), CancelToken())
 
 
 async def test_truncated_sd1_checkpoint_is_misconfigured_not_a_crash(
         tiny_provider: LocalDiffusionProvider, tmp_path: Path) -> None:
-    partial = write_safetensors(tmp_path / "partial.safetensors",
-                                ["model.diffusion_model.input_blocks.0.0.weight"])
+    partial = write_safetensors(tmp_path / "partial.safetensors", SD1_KEYS)
     with pytest.raises(Misconfigured, match="could not be loaded"):
         await tiny_provider.generate(request(model=str(partial)), Recorder(), CancelToken())
     images = await tiny_provider.generate(request(), Recorder(), CancelToken())

@@ -29,6 +29,7 @@ async def test_generates_pngs_of_the_requested_size_with_seeds_and_provenance(
         assert image.provider == "local" and image.model == BUILTIN_TINY_LABEL
         assert image.details["device"].startswith("cpu") and image.details["dtype"] == "float32"
         assert image.details["steps"] == "4" and image.details["scheduler"] == "default"
+        assert image.details["memory_options"] == "none"  # none asked for
         assert len(image.details["model_hash"]) == 10
     assert images[0].data != images[1].data
 

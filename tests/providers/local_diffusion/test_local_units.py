@@ -28,11 +28,18 @@ from desktop_app.providers.local_diffusion.failures import (
 )
 from desktop_app.providers.local_diffusion.gpu_worker.loading import (
     SD15_SKELETON,
+    SDXL_SKELETON_FILES,
+    SKELETONS,
     check_skeleton,
     single_file_architecture,
 )
 from desktop_app.providers.local_diffusion.hashing import model_hash
-from tests.providers.local_diffusion.support import write_safetensors
+from tests.providers.local_diffusion.support import (
+    FLUX_KEYS,
+    SD1_KEYS,
+    SDXL_KEYS,
+    write_safetensors,
+)
 
 
 class OutOfMemoryError(RuntimeError):
@@ -129,15 +136,29 @@ def test_incomplete_skeleton_is_misconfigured_naming_the_missing_files(tmp_path:
         check_skeleton(tmp_path)
     assert caught.value.kind == "Misconfigured"
     assert "tokenizer/vocab.json" in caught.value.message
+    assert "bundled model configuration" in caught.value.message
     assert "unet/config.json" not in caught.value.message
 
 
 def test_single_file_architecture_is_read_from_tensor_names(tmp_path: Path) -> None:
-    sd1 = write_safetensors(tmp_path / "a.safetensors", ["model.diffusion_model.input_blocks.0"])
-    xl = write_safetensors(tmp_path / "b.safetensors",
-                           ["conditioner.embedders.1.model.ln_final.weight"])
+    sd1 = write_safetensors(tmp_path / "a.safetensors", SD1_KEYS)
+    xl = write_safetensors(tmp_path / "b.safetensors", SDXL_KEYS)
     assert single_file_architecture(sd1) is Architecture.SD1
     assert single_file_architecture(xl) is Architecture.SDXL
+
+
+def test_the_worker_refuses_a_flux_file_as_not_supported_yet(tmp_path: Path) -> None:
+    flux = write_safetensors(tmp_path / "flux1-dev.safetensors", FLUX_KEYS)
+    with pytest.raises(WorkerProblem) as caught:
+        single_file_architecture(flux)
+    assert caught.value.kind == "Misconfigured"
+    assert "Flux checkpoints are not supported yet" in caught.value.message
+
+
+def test_bundled_sdxl_skeleton_is_complete_and_small() -> None:
+    check_skeleton(SKELETONS / "sdxl", SDXL_SKELETON_FILES)
+    files = [p for p in (SKELETONS / "sdxl").rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) < 20_000  # configs only: no weights
 
 
 def test_unreadable_checkpoint_is_misconfigured(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from desktop_app.providers.base import ConnectionOutcome
 from desktop_app.providers.local_diffusion import LocalDiffusionConfig, LocalDiffusionProvider
 from desktop_app.providers.local_diffusion.model_source import check_model_source
-from tests.providers.local_diffusion.support import write_safetensors
+from tests.providers.local_diffusion.support import SD1_KEYS, write_safetensors
 
 
 def diffusers_folder(root: Path, *, unet_weights: bool = True) -> Path:
@@ -37,7 +37,7 @@ def diffusers_folder(root: Path, *, unet_weights: bool = True) -> Path:
 def test_builtin_and_a_complete_folder_and_checkpoint_pass(tmp_path: Path) -> None:
     assert check_model_source("builtin:tiny") is None
     assert check_model_source(str(diffusers_folder(tmp_path / "model"))) is None
-    checkpoint = write_safetensors(tmp_path / "m.safetensors", ["a", "b"])
+    checkpoint = write_safetensors(tmp_path / "m.safetensors", SD1_KEYS)
     assert check_model_source(str(checkpoint)) is None
 
 

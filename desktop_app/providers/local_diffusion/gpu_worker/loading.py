@@ -17,27 +17,57 @@ from desktop_app.providers.local_diffusion.config import (
     model_label,
 )
 from desktop_app.providers.local_diffusion.failures import WorkerProblem, classify
+from desktop_app.providers.local_diffusion.families import (
+    HeaderError,
+    family_of,
+    read_header,
+    unsupported_reason,
+)
 from desktop_app.providers.local_diffusion.gpu_worker.device_choice import Device
 from desktop_app.providers.local_diffusion.hashing import model_hash
 from desktop_app.providers.local_diffusion.messages import WorkerSettings
 
 SKELETONS = resource_path("model_skeletons")
 SD15_SKELETON = SKELETONS / "sd15"
-SKELETON_FILES = (
-    "model_index.json",
-    "scheduler/scheduler_config.json",
-    "text_encoder/config.json",
+TOKENIZER_FILES = (
     "tokenizer/tokenizer_config.json",
     "tokenizer/vocab.json",
     "tokenizer/merges.txt",
     "tokenizer/special_tokens_map.json",
+)
+SKELETON_FILES = (
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "text_encoder/config.json",
+    *TOKENIZER_FILES,
     "unet/config.json",
     "vae/config.json",
 )
+SDXL_SKELETON_FILES = (
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "text_encoder/config.json",
+    "text_encoder_2/config.json",
+    "unet/config.json",
+    "vae/config.json",
+)
+SDXL_SECOND_PAD = "!"
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 SETTINGS_HINT = "choose a local file in Settings → Local"
 
 Report = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryOptions:
+    """What ``apply_memory_options`` did to a pipeline, read back from the pipeline."""
+
+    applied: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return ", ".join(self.applied) or "none"
 
 
 @dataclasses.dataclass
@@ -50,6 +80,7 @@ class LoadedModel:
     default_scheduler: Any
     load_s: float
     memory_saving: bool = False
+    memory: MemoryOptions | None = None
 
 
 def not_cached_message(model: str) -> str:
@@ -73,51 +104,73 @@ def _architecture(pipe: Any, model: str) -> Architecture:
 
 
 def single_file_architecture(path: Path) -> Architecture:
-    """Read the tensor names of a checkpoint (no weights) to tell SD 1.x from the rest."""
+    """The family of a checkpoint, from its tensor names (the header only, no weights);
+    Misconfigured, saying why, for a file this build cannot load."""
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="np") as handle:
-            keys = list(handle.keys())
-    except Exception as exc:
+        header = read_header(path)
+    except HeaderError as exc:
         raise _misconfigured(
             f"The model file {path} cannot be read as a .safetensors checkpoint ({exc}); "
             f"check the file or {SETTINGS_HINT}."
         ) from exc
-    if any(k.startswith("conditioner.embedders.1") for k in keys):
-        return Architecture.SDXL
-    if any(k.startswith("cond_stage_model.model.") for k in keys):
-        return Architecture.SD2
-    if any(k.startswith("model.diffusion_model.") for k in keys):
-        return Architecture.SD1
-    return Architecture.UNKNOWN
+    why = unsupported_reason(header)
+    if why is not None:
+        raise _misconfigured(
+            f"The model file {path.name} cannot be used: {why}. Choose an SD 1.x or SDXL "
+            "checkpoint, or the model's diffusers folder or Hugging Face id, in Settings → "
+            "Local."
+        )
+    return family_of(header)
 
 
-def check_skeleton(folder: Path) -> None:
-    missing = [name for name in SKELETON_FILES if not (folder / name).is_file()]
+def check_skeleton(folder: Path, files: tuple[str, ...] = SKELETON_FILES) -> None:
+    missing = [name for name in files if not (folder / name).is_file()]
     if missing:
         raise _misconfigured(
-            f"The bundled SD 1.5 configuration ({folder}) lacks {', '.join(missing)}, so "
+            f"The bundled model configuration ({folder}) lacks {', '.join(missing)}, so "
             "single .safetensors files cannot be loaded offline. Reinstall ImageDesk, or use "
             "a diffusers folder or Hugging Face id in Settings → Local."
         )
 
 
-def _load_single_file(path: Path, device: Device) -> Any:
+def sdxl_tokenizers(skeletons: Path = SKELETONS) -> tuple[Any, Any]:
+    """SDXL's two CLIP tokenizers, offline. Both use CLIP's BPE vocabulary, the one the
+    SD 1.5 skeleton ships, so it is not shipped twice more; the second pads with "!"
+    (token 0) as OpenCLIP did in training."""
+    from transformers import CLIPTokenizer
+
+    vocab = skeletons / "sd15" / "tokenizer"
+    return (CLIPTokenizer.from_pretrained(str(vocab), local_files_only=True),
+            CLIPTokenizer.from_pretrained(str(vocab), local_files_only=True,
+                                          pad_token=SDXL_SECOND_PAD))
+
+
+def load_single_file(path: Path, device: Device, *,
+                     skeletons: Path = SKELETONS) -> tuple[Any, Architecture]:
+    """A pipeline from one original-layout checkpoint, built offline from the bundled
+    configuration of its family (``skeletons``: a folder of per-family diffusers
+    configs, without weights)."""
     arch = single_file_architecture(path)
-    if arch is not Architecture.SD1:
-        raise _misconfigured(
-            f"The model file {path.name} is not a Stable Diffusion 1.x checkpoint "
-            f"({arch.value}); single files are supported for SD 1.x only. Use the model's "
-            "diffusers folder or Hugging Face id in Settings → Local."
-        )
-    check_skeleton(SD15_SKELETON)
+    if arch is Architecture.SDXL:
+        skeleton = skeletons / "sdxl"
+        check_skeleton(skeleton, SDXL_SKELETON_FILES)
+        check_skeleton(skeletons / "sd15", TOKENIZER_FILES)
+        from diffusers import StableDiffusionXLPipeline
+
+        tokenizer, tokenizer_2 = sdxl_tokenizers(skeletons)
+        pipe = StableDiffusionXLPipeline.from_single_file(
+            str(path), config=str(skeleton), local_files_only=True, dtype=device.dtype,
+            tokenizer=tokenizer, tokenizer_2=tokenizer_2)
+        return pipe, arch
+    skeleton = skeletons / "sd15"
+    check_skeleton(skeleton)
     from diffusers import StableDiffusionPipeline
 
-    return StableDiffusionPipeline.from_single_file(
-        str(path), config=str(SD15_SKELETON), local_files_only=True, dtype=device.dtype,
+    pipe = StableDiffusionPipeline.from_single_file(
+        str(path), config=str(skeleton), local_files_only=True, dtype=device.dtype,
         safety_checker=None, requires_safety_checker=False,
     )
+    return pipe, arch
 
 
 def _load_folder(folder: Path, device: Device) -> Any:
@@ -192,9 +245,10 @@ def load_model(model: str, settings: WorkerSettings, device: Device, report: Rep
     report(f"loading {model_label(model)}")
     try:
         if location.is_file():
-            pipe = _load_single_file(location, device)
+            pipe, architecture = load_single_file(location, device)
         else:
             pipe = _load_folder(location, device)
+            architecture = _architecture(pipe, model)
     except WorkerProblem:
         raise
     except Exception as exc:
@@ -205,7 +259,7 @@ def load_model(model: str, settings: WorkerSettings, device: Device, report: Rep
             f"{str(exc)[:300]}); check the files or {SETTINGS_HINT}."
         ) from exc
     pipe.set_progress_bar_config(disable=True)
-    apply_memory_options(pipe, settings, device)
+    memory = apply_memory_options(pipe, settings, device)
     report("checking the model files")
     digest = model_hash(location, settings.data_dir / "models" / "hash-cache.json")
     return LoadedModel(
@@ -213,22 +267,42 @@ def load_model(model: str, settings: WorkerSettings, device: Device, report: Rep
         pipe=pipe,
         label=model_label(model),
         model_hash=digest,
-        architecture=_architecture(pipe, model),
+        architecture=architecture,
         default_scheduler=pipe.scheduler,
         load_s=time.perf_counter() - started,
         memory_saving=settings.attention_slicing and settings.vae_tiling,
+        memory=memory,
     )
 
 
-def apply_memory_options(pipe: Any, settings: WorkerSettings, device: Device) -> None:
+CPU_OFFLOAD_IGNORED = ("CPU offload is ignored here: it moves idle parts of the model from "
+                       "GPU memory to system memory, and this job runs on the {device}")
+
+
+def apply_memory_options(pipe: Any, settings: WorkerSettings, device: Device) -> MemoryOptions:
+    """Turn on the memory options the settings ask for and place the pipeline; the
+    answer is read back from the pipeline (the VAE's flags), not echoed from settings."""
+    notes = []
+    applied = []
     if settings.attention_slicing:
         pipe.enable_attention_slicing()
+        applied.append("attention slicing")
     if settings.vae_tiling:
         pipe.vae.enable_tiling()
+    if settings.vae_slicing:
+        pipe.vae.enable_slicing()
+    if getattr(pipe.vae, "use_tiling", settings.vae_tiling):
+        applied.append("vae tiling")
+    if getattr(pipe.vae, "use_slicing", settings.vae_slicing):
+        applied.append("vae slicing")
     if settings.cpu_offload and device.torch_device == "cuda":
         pipe.enable_model_cpu_offload()
+        applied.append("cpu offload")
     else:
+        if settings.cpu_offload:
+            notes.append(CPU_OFFLOAD_IGNORED.format(device=device.info.device_name))
         pipe.to(device.torch_device)
+    return MemoryOptions(tuple(applied), tuple(notes))
 
 
 def enable_memory_saving(loaded: LoadedModel) -> None:

@@ -90,6 +90,8 @@ class Worker:
             self.loaded = loading.load_model(
                 job.model, self.settings, device,
                 lambda text: self.send(Loading(job.job_id, text)))
+            for note in self.loaded.memory.notes if self.loaded.memory else ():
+                self.send(Notice(job.job_id, note))
         loaded = self.loaded
         self.send(ModelReady(job.job_id, job.model, loaded.label, loaded.model_hash,
                              loaded.architecture.value, loaded.load_s))
@@ -134,6 +136,7 @@ class Worker:
             "steps": str(job.steps),
             "guidance": f"{job.guidance:g}",
             "memory_saving": "on" if loaded.memory_saving else "off",
+            "memory_options": loaded.memory.text if loaded.memory else "none",
             "torch": info.torch_version,
         }
 
