@@ -185,3 +185,59 @@ async def test_an_input_that_is_not_a_png_fails_in_the_worker_with_a_typed_error
         await run(tiny_provider, ImageToImage(ref))
     assert tiny_provider.worker_pid == pid  # a failed job, not a crashed worker
     assert len(await run(tiny_provider, None)) > 0
+
+
+async def test_through_the_engine_each_kind_lands_in_the_gallery_linked_to_its_source(
+        tiny_provider: LocalDiffusionProvider, local_data_dir: Path, tmp_path: Path) -> None:
+    """Last in this module: closing the engine stops the shared provider's worker."""
+    import random
+
+    from desktop_app.domain.job import JobState
+    from desktop_app.engine.engine import Engine
+    from desktop_app.engine.saving import ImageSaver
+    from desktop_app.engine.slots import ProviderSlot
+    from desktop_app.resilience.breaker import BreakerConfig, CircuitBreaker
+    from desktop_app.resilience.clock import SystemClock
+    from desktop_app.resilience.cooldown import CooldownGate
+    from desktop_app.resilience.retry import RetryPolicy
+    from desktop_app.store.database import open_database
+    from desktop_app.store.gallery import Gallery
+    from desktop_app.store.jobs import JobQueue
+    from desktop_app.store.metrics import MetricsStore
+
+    clock = SystemClock()
+    slot = ProviderSlot(provider=tiny_provider,
+                        breaker=CircuitBreaker("local", BreakerConfig.local_gpu(), clock),
+                        gate=CooldownGate(clock), retry=RetryPolicy(max_attempts=1),
+                        priority=0, concurrency=1)
+    conn = open_database(tmp_path / "imagedesk.sqlite3")
+    engine = Engine(queue=JobQueue(conn), gallery=Gallery(conn), metrics_store=MetricsStore(conn),
+                    saver=ImageSaver(tmp_path / "gallery", tmp_path / "thumbs"), slots=[slot],
+                    rng=random.Random(3), inputs=InputImages.in_profile(local_data_dir))
+    try:
+        first = await engine.submit(request(steps=2))
+        await engine.run_until_idle()
+        made = await engine.job(first.id)
+        assert made is not None and made.state is JobState.SUCCEEDED
+        [picture] = await engine.images_of(made)
+        source = await engine.use_as_source(picture.id)
+        mask = await engine.add_input_image(box_mask_png(64, 64, (0, 0, 32, 64)), "mask")
+        works = [ImageToImage(source, 0.5), Inpaint(source, mask),
+                 Outpaint(source, Padding(right=16)), Upscale(source, scale=1.25)]
+        jobs = [await engine.submit(request(steps=2, work=work)) for work in works]
+        await engine.run_until_idle()
+        for job, work, size in zip(jobs, works, [(64, 64), (64, 64), (80, 64), (80, 80)],
+                                   strict=True):
+            done = await engine.job(job.id)
+            assert done is not None and done.state is JobState.SUCCEEDED, done
+            [result] = await engine.images_of(done)
+            assert result.kind == work.KIND.value and result.source_image_id == picture.id
+            with Image.open(result.path) as saved:
+                assert saved.size == size
+        [inpainted] = await engine.images_of(await engine.job(jobs[1].id))  # type: ignore[arg-type]
+        right_half = (slice(None), slice(32, None))
+        with Image.open(picture.path) as before, Image.open(inpainted.path) as after:
+            assert np.array_equal(np.asarray(after.convert("RGB"))[right_half],
+                                  np.asarray(before.convert("RGB"))[right_half])
+    finally:
+        await engine.close()
