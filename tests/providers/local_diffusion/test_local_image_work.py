@@ -14,6 +14,7 @@ from desktop_app.domain.errors import InvalidRequest
 from desktop_app.domain.image_work import (
     ImageRef,
     ImageToImage,
+    ImageWork,
     Inpaint,
     Outpaint,
     Padding,
@@ -222,7 +223,7 @@ async def test_through_the_engine_each_kind_lands_in_the_gallery_linked_to_its_s
         [picture] = await engine.images_of(made)
         source = await engine.use_as_source(picture.id)
         mask = await engine.add_input_image(box_mask_png(64, 64, (0, 0, 32, 64)), "mask")
-        works = [ImageToImage(source, 0.5), Inpaint(source, mask),
+        works: list[ImageWork] = [ImageToImage(source, 0.5), Inpaint(source, mask),
                  Outpaint(source, Padding(right=16)), Upscale(source, scale=1.25)]
         jobs = [await engine.submit(request(steps=2, work=work)) for work in works]
         await engine.run_until_idle()
