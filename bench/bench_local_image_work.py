@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -129,6 +130,9 @@ async def main() -> None:
             f"same pixels{where}: "
             f"{'yes' if same else 'NO'}; target <= 1.03")
     await provider.close()
+    load = os.getloadavg()
+    lines.append(f"load average at the end (1/5/15 min): {load[0]:.1f} / {load[1]:.1f} / "
+                 f"{load[2]:.1f} on {os.cpu_count()} cores: other work shared the machine")
     lines.append("the provider's figure includes reading and hash-checking the inputs, the "
                  "pipe both ways, the composite (inpaint), PNG encode and decode check; "
                  "previews every 5 steps (the default) were on")

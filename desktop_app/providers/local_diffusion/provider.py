@@ -86,7 +86,7 @@ class LocalDiffusionProvider:
                  probes: Callable[[], MachineProbes] = machine_probes,
                  inputs: InputImages | None = None) -> None:
         self.config = config
-        self._inputs = inputs or InputImages.in_profile(config.data_dir)
+        self._inputs = inputs if inputs is not None else InputImages.in_profile(config.data_dir)
         self._clock = clock
         self._rng = rng or random.SystemRandom()
         self._probes = probes
