@@ -35,8 +35,9 @@ StepCallback = Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]
 
 
 def snapped(side: int) -> int:
-    """The nearest multiple of 8 (at least 8) to ``side``: what the pipeline is given."""
-    return max(SIDE_MULTIPLE, round(side / SIDE_MULTIPLE) * SIDE_MULTIPLE)
+    """The nearest multiple of 8 (halves up, at least 8) to ``side``: what the pipeline
+    is given."""
+    return max(SIDE_MULTIPLE, (side + SIDE_MULTIPLE // 2) // SIDE_MULTIPLE * SIDE_MULTIPLE)
 
 
 def needs_vae_tiling(width: int, height: int) -> bool:
