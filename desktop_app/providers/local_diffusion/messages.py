@@ -10,6 +10,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from desktop_app.domain.image_work import ImageWork
+
+MAX_INPUT_PNG_BYTES = 256 * 1024 * 1024  # a 4096 px RGB source is at most ~50 MB as PNG
+
 
 @dataclasses.dataclass(frozen=True)
 class WorkerSettings:
@@ -41,6 +45,23 @@ class RunJob:
     seeds: tuple[int, ...]  # one image per seed, generated one after another
     scheduler: str
     preview_every: int
+    # work on an existing image (None: text-to-image) and the stored PNGs it names,
+    # read and checked against their hash by the proxy (``image_inputs``)
+    work: ImageWork | None = None
+    inputs: tuple[InputPng, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class InputPng:
+    """One input image's PNG as stored (``store/input_images.py``), named by its hash."""
+
+    sha256: str
+    png: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.png) > MAX_INPUT_PNG_BYTES:
+            raise ValueError(f"an input PNG of {len(self.png):,} bytes is over the "
+                             f"{MAX_INPUT_PNG_BYTES:,}-byte limit")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from desktop_app.domain.errors import Cancelled, Misconfigured, ProviderError, Transient
+from desktop_app.domain.image_work import RequestKind
 from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.request import MAX_SEED, GenerationRequest
 from desktop_app.providers.base import (
@@ -47,6 +48,7 @@ from desktop_app.providers.local_diffusion.expected_device import (
 )
 from desktop_app.providers.local_diffusion.failures import PROVIDER, to_error, worker_died
 from desktop_app.providers.local_diffusion.families import family_of_file
+from desktop_app.providers.local_diffusion.image_inputs import read_inputs
 from desktop_app.providers.local_diffusion.messages import (
     DeviceInfo,
     ImageDone,
@@ -64,6 +66,7 @@ from desktop_app.providers.local_diffusion.messages import (
 from desktop_app.providers.local_diffusion.model_source import check_model_source
 from desktop_app.providers.local_diffusion.process import WorkerProcess
 from desktop_app.providers.local_diffusion.received_images import validated_images
+from desktop_app.store.input_images import InputImages
 
 MAX_IMAGES_PER_CALL = 4
 LATENCY_WEIGHT = 0.3  # of the newest job in the moving average
@@ -76,13 +79,18 @@ class LocalDiffusionProvider:
     the router can rank a CPU-only provider after the cloud before the first job:
     the device the worker last reported (kept after it shut down), else a guess
     made without torch (``details["device_source"]`` says which).
+
+    Jobs on an image (img2img, inpaint, outpaint, upscale) read their inputs from
+    ``inputs``, the profile's input store by default (``config.data_dir``).
     """
 
     def __init__(self, config: LocalDiffusionConfig, *,
                  clock: Callable[[], float] = time.monotonic,
                  rng: random.Random | None = None,
-                 probes: Callable[[], MachineProbes] = machine_probes) -> None:
+                 probes: Callable[[], MachineProbes] = machine_probes,
+                 inputs: InputImages | None = None) -> None:
         self.config = config
+        self._inputs = inputs if inputs is not None else InputImages.in_profile(config.data_dir)
         self._clock = clock
         self._rng = rng or random.SystemRandom()
         self._probes = probes
@@ -154,6 +162,7 @@ class LocalDiffusionProvider:
             supports_guidance=True,
             estimated_latency_s=self._latency_s if self._latency_s is not None else 30.0,
             cost_per_image_usd=0.0,
+            kinds=frozenset(RequestKind),
         )
 
     async def health(self) -> Health:
@@ -373,21 +382,28 @@ class LocalDiffusionProvider:
         if cancel.cancelled:
             raise Cancelled(cancel.reason or "cancelled by the user", provider=PROVIDER)
         model = request.model or self.config.model
+        loop = asyncio.get_running_loop()
+        inputs = (await loop.run_in_executor(None, read_inputs, self._inputs, request)
+                  if request.work is not None else ())
         worker = await self._ensure_worker()
         job = RunJob(
             job_id=next(self._job_ids), model=model, prompt=request.prompt,
             negative_prompt=request.negative_prompt, width=request.width,
             height=request.height, steps=request.steps, guidance=request.guidance,
             seeds=self._seeds(request), scheduler=self.config.scheduler,
-            preview_every=self.config.preview_every,
+            preview_every=self.config.preview_every, work=request.work, inputs=inputs,
         )
-        loop = asyncio.get_running_loop()
         inbox: asyncio.Queue[object] = asyncio.Queue()
         worker.subscribe(loop, inbox.put_nowait)
         watch = loop.create_task(self._watch_cancel(cancel, worker, job.job_id))
         try:
             progress(Progress(Phase.STARTING, message="starting the GPU worker"))
-            worker.send(job)  # if it fails, the reader reports the death
+            # if it fails, the reader reports the death; input images may be megabytes
+            # to copy into the pipe, so that happens off the loop
+            if inputs:
+                await loop.run_in_executor(None, worker.send, job)
+            else:
+                worker.send(job)
             done = await self._follow(job, worker, inbox, progress, cancel)
         except asyncio.CancelledError:
             worker.cancel(job.job_id)

@@ -22,6 +22,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from desktop_app.providers.local_diffusion.failures import JobCancelled, WorkerProblem, classify
+from desktop_app.providers.local_diffusion.gpu_worker.image_work import ImageJobs, work_details
 from desktop_app.providers.local_diffusion.messages import (
     ImageDone,
     JobDone,
@@ -47,6 +48,7 @@ class Worker:
         self.cancel_upto = cancel_upto
         self.device: Any = None
         self.loaded: Any = None
+        self.image_jobs = ImageJobs()  # img2img/inpaint pipelines sharing the loaded weights
 
     def send(self, message: object) -> None:
         self.events.send(message)
@@ -87,6 +89,7 @@ class Worker:
         key = (job.model, device.torch_device, device.info.dtype)
         if self.loaded is None or self.loaded.key != key:
             self.loaded = None  # free the old pipeline before loading the next
+            self.image_jobs.forget()
             self.loaded = loading.load_model(
                 job.model, self.settings, device,
                 lambda text: self.send(Loading(job.job_id, text)))
@@ -112,7 +115,7 @@ class Worker:
                 image = self._generate_with_retry(loaded, job, index, seed)
                 self.send(ImageDone(job.job_id, index, _png(image), image.width, image.height,
                                     seed))
-            self.send(JobDone(job.job_id, self._details(loaded, job),
+            self.send(JobDone(job.job_id, self._details(loaded, job) | work_details(job),
                               time.perf_counter() - started))
         except BaseException as exc:
             kind, message = classify(exc)
@@ -180,6 +183,8 @@ class Worker:
             return kwargs
 
         generator = torch.Generator("cpu").manual_seed(seed)
+        if job.work is not None:
+            return self.image_jobs.generate(loaded, job, generator, on_step)
         result = pipe(
             prompt=job.prompt,
             negative_prompt=job.negative_prompt or None,
