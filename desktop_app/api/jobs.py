@@ -95,8 +95,9 @@ class ApiJobs:
             wait = min((w for w in waits if w > 0), default=DEFAULT_RETRY_AFTER_S)
             return ApiError(429, f"Every provider is rate limited: {message}",
                             code="rate_limit_exceeded", retry_after_s=wait)
-        return ApiError(503, f"No provider could serve this request: {message}",
-                        code="no_provider")
+        if not message.startswith("No provider"):
+            message = f"No provider could serve this request: {message}"
+        return ApiError(503, message, code="no_provider")
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, JobStarted):

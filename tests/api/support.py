@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
+from desktop_app.domain.image_work import RequestKind
 from desktop_app.engine.engine import Engine
 from desktop_app.engine.saving import ImageSaver
 from desktop_app.engine.slots import ProviderSlot
@@ -36,3 +38,10 @@ def make_engine(tmp_path: Path, *providers: ScriptedProvider) -> Engine:
                   saver=ImageSaver(tmp_path / "gallery", tmp_path / "thumbs"),
                   slots=[slot(p, i * 10) for i, p in enumerate(providers)],
                   rng=random.Random(3), inputs=InputImages(tmp_path / "inputs"))
+
+
+def image_provider(name: str = "local", **kw: object) -> ScriptedProvider:
+    """A scripted local provider that serves every kind of job (img2img, inpaint...)."""
+    provider = ScriptedProvider(name, **kw)  # type: ignore[arg-type]
+    provider.caps = dataclasses.replace(provider.caps, kinds=frozenset(RequestKind))
+    return provider
