@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import openai
@@ -22,9 +23,21 @@ from tests.api.conftest import Serve
 from tests.api.support import TOKEN, image_provider
 from tests.fakes.scripted_provider import ScriptedProvider, png_bytes
 
+_OPEN: list[openai.AsyncOpenAI] = []
+
 
 def client(server: ApiServer) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=server.url + "/v1", api_key=TOKEN, max_retries=0)
+    api = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key=TOKEN, max_retries=0)
+    _OPEN.append(api)
+    return api
+
+
+@pytest.fixture(autouse=True)
+async def close_clients() -> AsyncIterator[None]:
+    """Each client closes on the loop that made it (httpx would close it later, on none)."""
+    yield
+    while _OPEN:
+        await _OPEN.pop().close()
 
 
 async def test_openai_sdk_generates_an_image_that_lands_in_the_gallery(serve: Serve) -> None:
@@ -83,9 +96,10 @@ async def test_bad_input_is_400_in_openai_shape_naming_the_parameter(serve: Serv
 
 async def test_a_wrong_token_is_an_authentication_error(serve: Serve) -> None:
     server = await serve()
-    wrong = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="wrong", max_retries=0)
-    with pytest.raises(openai.AuthenticationError):
-        await wrong.images.generate(prompt="x", size="64x64")
+    async with openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="wrong",
+                                  max_retries=0) as wrong:
+        with pytest.raises(openai.AuthenticationError):
+            await wrong.images.generate(prompt="x", size="64x64")
 
 
 async def test_every_provider_rate_limited_is_429_with_retry_after(serve: Serve) -> None:
