@@ -38,12 +38,14 @@ SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("event_sockets")
 
 
 def add_routes(app: web.Application) -> None:
-    app[SOCKETS] = set()
+    sockets: set[web.WebSocketResponse] = set()
+    app[SOCKETS] = sockets
     app.router.add_get("/v1/events", events)
 
 
 async def close_all(app: web.Application) -> None:
-    for socket in list(app[SOCKETS]):
+    sockets = app[SOCKETS]
+    for socket in tuple(sockets):
         with contextlib.suppress(Exception):
             await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server stopping")
 
