@@ -65,9 +65,24 @@ class GeneralPage(QWidget):
         window_form.addRow("Theme", self.theme)
         window_form.addRow("Recent prompts kept", self.recent_prompts)
 
+        self.serve_api = QCheckBox("Serve the API while ImageDesk is open", self)
+        self.serve_api.setObjectName("serveApi")
+        self.serve_api.setToolTip("Answer the OpenAI Images and Automatic1111 APIs on "
+                                  "127.0.0.1 for other tools (README: Use ImageDesk from "
+                                  "other tools); each request needs the API token")
+        self.api_port = QSpinBox(self)
+        self.api_port.setObjectName("apiPort")
+        self.api_port.setRange(0, 65535)
+        self.api_port.setToolTip("TCP port on 127.0.0.1 (7860, as Automatic1111; 0: any)")
+        api = QGroupBox("Local API", self)
+        api_form = QFormLayout(api)
+        api_form.addRow("", self.serve_api)
+        api_form.addRow("Port", self.api_port)
+
         layout = QVBoxLayout(self)
         layout.addWidget(jobs)
         layout.addWidget(window)
+        layout.addWidget(api)
         layout.addStretch(1)
 
     def load(self, settings: Settings) -> None:
@@ -80,6 +95,8 @@ class GeneralPage(QWidget):
         self.encoding_quality.setValue(output.quality)
         self.theme.setCurrentIndex(self.theme.findData(ui.theme))
         self.recent_prompts.setValue(ui.recent_prompts_max)
+        self.serve_api.setChecked(ui.serve_api)
+        self.api_port.setValue(ui.api_port)
 
     def changes(self) -> dict[str, dict[str, Any]]:
         return {
@@ -90,7 +107,8 @@ class GeneralPage(QWidget):
             "output": {"format": self.output_format.currentData(),
                        "quality": self.encoding_quality.value()},
             "ui": {"theme": self.theme.currentData(),
-                   "recent_prompts_max": self.recent_prompts.value()},
+                   "recent_prompts_max": self.recent_prompts.value(),
+                   "serve_api": self.serve_api.isChecked(), "api_port": self.api_port.value()},
         }
 
 

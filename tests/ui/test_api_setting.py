@@ -1,0 +1,48 @@
+"""The "Serve the API while ImageDesk is open" setting (``ui.serve_api``, on
+``ui.api_port``): ticked and saved in Settings → General, the window answers the API;
+unticked, nothing listens any more."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+from pytestqt.qtbot import QtBot
+
+from desktop_app.secrets import API_TOKEN
+from tests.ui.conftest import drive
+from tests.ui.window_support import Windows
+
+
+async def _status(url: str, token: str) -> int | str:
+    try:
+        async with aiohttp.ClientSession() as session, session.get(
+                url + "/v1/models", headers={"Authorization": f"Bearer {token}"}) as reply:
+            return reply.status
+    except aiohttp.ClientConnectionError:
+        return "refused"
+
+
+def test_ticking_serve_api_makes_the_window_answer_and_unticking_stops_it(
+        qtbot: QtBot, tmp_path: Path, windows: Windows) -> None:
+    ctx, window = windows.open(tmp_path, {"ui": {"api_port": 0}})  # 0: any free port
+    api = window.api  # type: ignore[attr-defined]
+    assert api.server is None  # off by default
+    dialog = windows.settings_dialog(window)
+    assert not dialog.general.serve_api.isChecked()
+    dialog.general.serve_api.setChecked(True)
+    dialog.save()
+    qtbot.waitUntil(lambda: api.server is not None, timeout=10_000)
+    url = api.server.url
+    assert api.server.port != 7860  # ui.api_port 0 was followed: a free port, not the default
+    token = ctx.keys.get(API_TOKEN)  # made on first use, kept in the keyring
+    assert token is not None
+    assert drive(qtbot, _status(url, token)) == 200
+    assert drive(qtbot, _status(url, "wrong")) == 401
+    assert ctx.settings.ui.serve_api
+    dialog = windows.settings_dialog(window)
+    assert dialog.general.serve_api.isChecked()
+    dialog.general.serve_api.setChecked(False)
+    dialog.save()
+    qtbot.waitUntil(lambda: api.server is None, timeout=10_000)
+    assert drive(qtbot, _status(url, token)) == "refused"
