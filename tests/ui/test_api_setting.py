@@ -9,6 +9,8 @@ from pathlib import Path
 import aiohttp
 from pytestqt.qtbot import QtBot
 
+from desktop_app.api.server import ApiServer
+from desktop_app.api.window_serving import WindowApi
 from desktop_app.secrets import API_TOKEN
 from tests.ui.conftest import drive
 from tests.ui.window_support import Windows
@@ -23,18 +25,24 @@ async def _status(url: str, token: str) -> int | str:
         return "refused"
 
 
+def served(api: WindowApi) -> ApiServer | None:
+    return api.server
+
+
 def test_ticking_serve_api_makes_the_window_answer_and_unticking_stops_it(
         qtbot: QtBot, tmp_path: Path, windows: Windows) -> None:
     ctx, window = windows.open(tmp_path, {"ui": {"api_port": 0}})  # 0: any free port
-    api = window.api  # type: ignore[attr-defined]
+    api: WindowApi = window.api  # type: ignore[attr-defined]
     assert api.server is None  # off by default
     dialog = windows.settings_dialog(window)
     assert not dialog.general.serve_api.isChecked()
     dialog.general.serve_api.setChecked(True)
     dialog.save()
     qtbot.waitUntil(lambda: api.server is not None, timeout=10_000)
-    url = api.server.url
-    assert api.server.port != 7860  # ui.api_port 0 was followed: a free port, not the default
+    server = served(api)
+    assert server is not None
+    url = server.url
+    assert server.port != 7860  # ui.api_port 0 was followed: a free port, not the default
     token = ctx.keys.get(API_TOKEN)  # made on first use, kept in the keyring
     assert token is not None
     assert drive(qtbot, _status(url, token)) == 200
