@@ -5,7 +5,7 @@ one and runs the engine beside it."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
@@ -38,10 +38,14 @@ class ApiServer:
                  port: int = DEFAULT_PORT,
                  default_policy: Callable[[], RoutingPolicy] = RoutingPolicy,
                  max_body_bytes: int = MAX_BODY_BYTES,
-                 per_client: int = PER_CLIENT_REQUESTS) -> None:
+                 per_client: int = PER_CLIENT_REQUESTS,
+                 allowed_hosts: Sequence[str] = ()) -> None:
+        """``allowed_hosts``: more names clients may address it by (``Host`` header),
+        e.g. ``host.docker.internal`` or this machine's LAN address."""
         self.engine = engine
         self.host = host
         self.port = port
+        self.allowed_hosts = tuple(h.strip().lower() for h in allowed_hosts if h.strip())
         self.jobs = ApiJobs(engine)
         self.guard = Guard(token, self._hosts, max_body_bytes=max_body_bytes,
                            per_client=per_client)
@@ -61,7 +65,8 @@ class ApiServer:
         return f"http://{host}:{self.port}"
 
     def _hosts(self) -> frozenset[str]:
-        return own_hosts(self.host, self.port)
+        extra = {f"{h}:{self.port}" for h in self.allowed_hosts}
+        return own_hosts(self.host, self.port) | extra
 
     def set_token(self, token: str) -> None:
         self.guard.set_token(token)

@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
                        help="address to listen on (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=arguments.whole("The port", 0, 65535), default=7860,
                        help="TCP port (default 7860, as Automatic1111; 0: any free port)")
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="another name clients reach this machine by (checked against "
+                            "the Host header), e.g. host.docker.internal; repeatable")
     serve.add_argument("--show-token", action="store_true",
                        help="print the API token (made on first use) before serving")
 
@@ -49,7 +52,8 @@ async def serve(args: argparse.Namespace) -> int:
         engine.claim_queue()
         await engine.start()
         server = ApiServer(engine, token, host=args.host, port=args.port,
-                           default_policy=lambda: default_policy(ctx.settings))
+                           default_policy=lambda: default_policy(ctx.settings),
+                           allowed_hosts=args.allow_host)
         try:
             await server.start()
         except OSError as error:

@@ -159,3 +159,12 @@ def test_the_token_is_made_once_kept_in_the_keyring_and_replaced_on_request(
 def test_the_environment_token_wins_over_the_keyring() -> None:
     keys = KeyStore(env={"IMAGEDESK_API_TOKEN": "from-the-environment-123"})
     assert api_token(keys) == "from-the-environment-123"
+
+
+async def test_a_host_name_the_user_allows_is_served(serve: Serve) -> None:
+    """Open WebUI in Docker reaches the machine as host.docker.internal."""
+    server = await serve(allowed_hosts=["host.docker.internal"])
+    headers = {**BEARER, "Host": f"host.docker.internal:{server.port}"}
+    assert (await _get(server, "/v1/models", headers))[0] == 200
+    assert (await _get(server, "/v1/models", {**BEARER, "Host": f"other:{server.port}"}))[0] \
+        == 403
