@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 MAX_BODY_BYTES = 32 * 2**20
-PER_CLIENT_REQUESTS = 4
+PER_CLIENT_REQUESTS = 32  # all local tools share 127.0.0.1: room for 32 at once
 
 
 

@@ -168,3 +168,19 @@ async def test_a_host_name_the_user_allows_is_served(serve: Serve) -> None:
     assert (await _get(server, "/v1/models", headers))[0] == 200
     assert (await _get(server, "/v1/models", {**BEARER, "Host": f"other:{server.port}"}))[0] \
         == 403
+
+
+async def test_32_concurrent_clients_are_all_answered_and_no_job_is_lost(serve: Serve) -> None:
+    server = await serve(ScriptedProvider("local", steps=1))
+
+    async def one(i: int) -> int:
+        async with aiohttp.ClientSession() as session, session.post(
+                server.url + "/v1/images/generations", headers=BEARER,
+                json={"prompt": f"picture {i}", "size": "64x64"}) as reply:
+            await reply.read()
+            return reply.status
+
+    statuses = await asyncio.gather(*(one(i) for i in range(32)))
+    assert statuses == [200] * 32
+    jobs = await server.engine.jobs()
+    assert len(jobs) == 32 and {j.state.value for j in jobs} == {"succeeded"}
