@@ -72,8 +72,12 @@ def build_window(ctx: AppContext, window: MainWindow | None = None) -> MainWindo
         dialog = SettingsDialog(
             ctx.settings, ctx.keys, save=save, parent=parent,
             on_key_changed=ctx.key_cache.clear,
+            on_api_token_changed=token_changed,
             test_connection=lambda name, s, key: run_connection_test(ctx, name, s, key))
         dialog.open()
+
+    def token_changed(token: str) -> None:  # Settings → General → New token
+        tasks.spawn(api.token_changed(token))
 
     def save(new: Settings) -> None:
         from desktop_app.bootstrap import apply_settings

@@ -54,3 +54,22 @@ def test_ticking_serve_api_makes_the_window_answer_and_unticking_stops_it(
     dialog.save()
     qtbot.waitUntil(lambda: api.server is None, timeout=10_000)
     assert drive(qtbot, _status(url, token)) == "refused"
+
+
+def test_settings_show_the_token_and_a_new_one_replaces_it_at_once(
+        qtbot: QtBot, tmp_path: Path, windows: Windows) -> None:
+    ctx, window = windows.open(tmp_path, {"ui": {"serve_api": True, "api_port": 0}})
+    api: WindowApi = window.api  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: api.server is not None, timeout=10_000)
+    server = served(api)
+    assert server is not None
+    general = windows.settings_dialog(window).general
+    general.show_token.setChecked(True)
+    old = general.token.text()
+    assert old and old == ctx.keys.get(API_TOKEN)
+    assert drive(qtbot, _status(server.url, old)) == 200
+    general.new_token.click()
+    new = general.token.text()
+    assert new != old and ctx.keys.get(API_TOKEN) == new
+    qtbot.waitUntil(lambda: drive(qtbot, _status(server.url, new)) == 200, timeout=5_000)
+    assert drive(qtbot, _status(server.url, old)) == 401
