@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from desktop_app.api.server import ApiServer
 from desktop_app.bootstrap import AppContext
 from desktop_app.config import Settings, default_policy
 from desktop_app.secrets import KeyringUnavailable, api_token
+
+if TYPE_CHECKING:  # aiohttp is the 'api' extra: imported only when the API is served
+    from desktop_app.api.server import ApiServer
 
 
 class WindowApi:
@@ -32,6 +35,12 @@ class WindowApi:
                 self.server = None
                 self._on_message("The API stopped.")
             if not want or self.server is not None:
+                return
+            try:
+                from desktop_app.api.server import ApiServer
+            except ModuleNotFoundError as error:
+                self._on_message(f"The API is not served: it needs the 'api' extra "
+                                 f"(pip install 'imagedesk[api]'; {error.name} is missing).")
                 return
             try:
                 token = await asyncio.to_thread(api_token, self._ctx.keys)

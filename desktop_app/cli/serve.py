@@ -35,7 +35,11 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    from desktop_app.api.server import ApiServer, exposure_warning
+    try:
+        from desktop_app.api.server import ApiServer, exposure_warning
+    except ModuleNotFoundError as error:
+        raise CliError(f"serve needs the 'api' extra: pip install 'imagedesk[api]' "
+                       f"({error.name} is missing)", EXIT_SETUP) from error
     from desktop_app.bootstrap import open_app
     from desktop_app.config import default_policy, problem_lines
     from desktop_app.secrets import KeyringUnavailable, api_token
