@@ -32,6 +32,7 @@ class JobTrack:
     step: int = 0
     total: int = 0
     preview_png: bytes | None = None
+    on_preview: Callable[[bytes], None] | None = None  # a streaming client's partial images
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,14 +51,16 @@ class ApiJobs:
     def close(self) -> None:
         self._unsubscribe()
 
-    async def run(self, request: GenerationRequest) -> Finished:
-        """Queue ``request`` as an API job and wait for its outcome."""
+    async def run(self, request: GenerationRequest,
+                  on_preview: Callable[[bytes], None] | None = None) -> Finished:
+        """Queue ``request`` as an API job and wait for its outcome; ``on_preview`` gets
+        each preview image a provider sends on the way."""
         try:
             job = await self.engine.submit(request.replace(origin="api"))
         except InvalidRequest as error:
             raise ApiError(400, error.message, param=error.field or None,
                            code="invalid_value") from error
-        self.tracks[job.id] = JobTrack(job.id, self._clock())
+        self.tracks[job.id] = JobTrack(job.id, self._clock(), on_preview=on_preview)
         try:
             done = await self.engine.wait_for(job.id)
         except asyncio.CancelledError:  # the client hung up: its job is not wanted
@@ -112,3 +115,5 @@ class ApiJobs:
                 track.step, track.total = event.step, event.total
                 if event.preview_png is not None:
                     track.preview_png = event.preview_png
+                    if track.on_preview is not None:
+                        track.on_preview(event.preview_png)

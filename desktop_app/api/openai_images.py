@@ -3,6 +3,7 @@ and ``GET /v1/models``, answered with ``b64_json`` images as OpenAI answers them
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -14,7 +15,7 @@ from aiohttp.web_request import FileField
 
 from desktop_app.api import context as keys
 from desktop_app.api import images
-from desktop_app.api.errors import ApiError
+from desktop_app.api.errors import ApiError, public_message
 from desktop_app.api.routing import model_names, policy_for
 from desktop_app.domain.errors import InvalidRequest
 from desktop_app.domain.request import (
@@ -31,9 +32,9 @@ from desktop_app.store.input_images import InputImageError
 AUTO_SIZE = (1024, 1024)
 # sent by OpenAI's clients, meaningless here: accepted and ignored
 _IGNORED = {"user", "background", "moderation", "style", "output_compression",
-            "input_fidelity", "partial_images"}
+            "input_fidelity"}
 _KNOWN = {"prompt", "n", "size", "quality", "output_format", "response_format", "model",
-          "stream"} | _IGNORED
+          "stream", "partial_images"} | _IGNORED
 _QUALITY = {"auto": Quality.AUTO, "low": Quality.LOW, "medium": Quality.MEDIUM,
             "high": Quality.HIGH, "standard": Quality.MEDIUM, "hd": Quality.HIGH}
 
@@ -50,7 +51,7 @@ async def models(request: web.Request) -> web.Response:
         for name in model_names()]})
 
 
-async def generations(request: web.Request) -> web.Response:
+async def generations(request: web.Request) -> web.StreamResponse:
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -60,7 +61,7 @@ async def generations(request: web.Request) -> web.Response:
     return await _generate(request, body, work=None)
 
 
-async def edits(request: web.Request) -> web.Response:
+async def edits(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     files = [v for k, v in form.items() if k in ("image", "image[]") and isinstance(v, FileField)]
     if not files:
@@ -95,14 +96,20 @@ async def edits(request: web.Request) -> web.Response:
 
 
 async def _generate(request: web.Request, body: Mapping[str, Any],
-                    work: ImageToImage | Inpaint | None) -> web.Response:
+                    work: ImageToImage | Inpaint | None) -> web.StreamResponse:
     unknown = sorted(set(body) - _KNOWN)
     if unknown:
         raise ApiError(400, f"Unrecognized request argument supplied: {unknown[0]}",
                        param=unknown[0], code="unknown_parameter")
-    if body.get("stream") not in (None, False, "false"):
-        raise ApiError(400, "Streaming is not supported yet: leave out 'stream'.",
-                       param="stream", code="unsupported_value")
+    stream = body.get("stream") in (True, "true")
+    if body.get("stream") not in (None, False, "false", True, "true"):
+        raise ApiError(400, "stream must be true or false.", param="stream")
+    partials = body.get("partial_images", 0)
+    if isinstance(partials, str) and partials.isdigit():
+        partials = int(partials)
+    if isinstance(partials, bool) or not isinstance(partials, int) or not 0 <= partials <= 3:
+        raise ApiError(400, "partial_images must be 0 to 3.", param="partial_images",
+                       code="invalid_value")
     if body.get("response_format") not in (None, "b64_json"):
         raise ApiError(400, "ImageDesk answers only response_format 'b64_json'.",
                        param="response_format", code="unsupported_value")
@@ -136,6 +143,9 @@ async def _generate(request: web.Request, body: Mapping[str, Any],
     except InvalidRequest as error:
         raise ApiError(400, error.message, param=error.field or None,
                        code="invalid_value") from None
+    if stream:
+        kind = "image_generation" if work is None else "image_edit"
+        return await _stream(request, generation, kind, partials)
     finished = await request.app[keys.JOBS_KEY].run(generation)
     first = finished.images[0][0] if finished.images else None
     return web.json_response({
@@ -147,6 +157,67 @@ async def _generate(request: web.Request, body: Mapping[str, Any],
         "size": f"{first.width}x{first.height}" if first else generation.size,
         "background": "opaque",
     })
+
+
+async def _stream(request: web.Request, generation: GenerationRequest, kind: str,
+                  partials: int) -> web.StreamResponse:
+    """Server-sent events as OpenAI streams images: ``<kind>.partial_image`` for up to
+    ``partials`` previews the provider sends, then ``<kind>.completed`` per image; a
+    failure after the stream began is a ``data: {"error": ...}`` event."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    common = {"background": "opaque", "output_format": generation.output_format.value,
+              "quality": generation.quality.value, "size": generation.size}
+    sent: list[bytes] = []
+    pending: list[bytes] = []
+    wake = asyncio.Event()
+
+    def on_preview(png: bytes) -> None:  # runs on the engine's loop: queue, never wait
+        if len(sent) + len(pending) < partials:
+            pending.append(png)
+            wake.set()
+
+    async def event(name: str, data: Mapping[str, Any]) -> None:
+        await response.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+
+    async def relay() -> None:
+        while True:
+            await wake.wait()
+            wake.clear()
+            while pending:
+                png = pending.pop(0)
+                await event(f"{kind}.partial_image", {
+                    "type": f"{kind}.partial_image", "b64_json": _b64(png),
+                    "created_at": int(time.time()), "partial_image_index": len(sent),
+                    **common})
+                sent.append(png)
+
+    relaying = asyncio.ensure_future(relay())
+    try:
+        finished = await request.app[keys.JOBS_KEY].run(generation, on_preview)
+    except ApiError as error:
+        relaying.cancel()
+        await response.write(("data: " + json.dumps({"error": {
+            "message": public_message(error.message), "type": "server_error",
+            "param": error.param, "code": error.code}}) + "\n\n").encode())
+        await response.write_eof()
+        return response
+    finally:
+        relaying.cancel()
+    for record, data in finished.images:
+        await event(f"{kind}.completed", {
+            "type": f"{kind}.completed", "b64_json": _b64(data), "created_at": int(time.time()),
+            **common, "size": f"{record.width}x{record.height}",
+            "output_format": record.format,
+            "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
+                      "input_tokens_details": {"image_tokens": 0, "text_tokens": 0}}})
+    await response.write_eof()
+    return response
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _choice(body: Mapping[str, Any], name: str, allowed: Mapping[str, Any], default: Any) -> Any:

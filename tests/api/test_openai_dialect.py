@@ -4,6 +4,7 @@ lands in the gallery and is marked as from the API."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 from collections.abc import AsyncIterator
@@ -15,9 +16,16 @@ from PIL import Image
 
 from desktop_app.api.server import ApiServer
 from desktop_app.domain.errors import Misconfigured, RateLimited
+from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.job import JobState
-from desktop_app.domain.request import Inpaint, RouteMode
-from desktop_app.providers.base import ProviderKind
+from desktop_app.domain.request import GenerationRequest, Inpaint, RouteMode
+from desktop_app.providers.base import (
+    CancelToken,
+    Phase,
+    Progress,
+    ProgressCallback,
+    ProviderKind,
+)
 from desktop_app.store.input_images import InputImages
 from tests.api.conftest import Serve
 from tests.api.support import TOKEN, image_provider
@@ -151,3 +159,38 @@ async def test_an_edit_without_a_mask_is_image_to_image_and_a_maskless_alpha_is_
                                          prompt="x", mask=("m.png", png_bytes(64, 64),
                                                            "image/png"))
     assert "alpha channel" in caught.value.message and caught.value.param == "mask"
+
+
+class PreviewingProvider(ScriptedProvider):
+    """Sends a preview image with each step, as the local pipeline does."""
+
+    async def generate(self, request: GenerationRequest, progress: ProgressCallback,
+                       cancel: CancelToken) -> list[GeneratedImage]:
+        for step in (1, 2, 3):
+            progress(Progress(Phase.GENERATING, step=step, total=3,
+                              preview_png=png_bytes(16, 16, (step * 60, 0, 0))))
+            await asyncio.sleep(0.01)
+        return await super().generate(request, progress, cancel)
+
+
+async def test_streaming_sends_partial_images_then_the_completed_one(serve: Serve) -> None:
+    server = await serve(PreviewingProvider("local"))
+    stream = await client(server).images.generate(prompt="a comet", size="64x64", stream=True,
+                                                  partial_images=2)
+    events = [event async for event in stream]
+    assert [e.type for e in events] == ["image_generation.partial_image"] * 2 + [
+        "image_generation.completed"]
+    first = Image.open(io.BytesIO(base64.b64decode(events[0].b64_json))).convert("RGB")
+    assert first.size == (16, 16) and first.getpixel((0, 0)) == (60, 0, 0)
+    final = Image.open(io.BytesIO(base64.b64decode(events[-1].b64_json)))
+    assert final.size == (64, 64)
+    [job] = await server.engine.jobs()
+    assert job.request.origin == "api" and job.state is JobState.SUCCEEDED
+
+
+async def test_a_streamed_job_that_fails_ends_in_an_error_event(serve: Serve) -> None:
+    server = await serve(ScriptedProvider("local", script=[Misconfigured("no CUDA device")]))
+    stream = await client(server).images.generate(prompt="x", size="64x64", stream=True)
+    with pytest.raises(openai.APIError) as caught:
+        _ = [event async for event in stream]
+    assert "no CUDA device" in caught.value.message
