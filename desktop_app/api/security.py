@@ -14,13 +14,17 @@ import base64
 import binascii
 import hmac
 import ipaddress
+import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from desktop_app.api.errors import ApiError, error_response
+from desktop_app.api.errors import ApiError, error_response, public_message
+from desktop_app.domain.errors import ImageDeskError
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -97,6 +101,18 @@ class Guard:
             return error_response(request, error)
         except web.HTTPRequestEntityTooLarge:
             return error_response(request, self._too_large())
+        except web.HTTPException:  # aiohttp's own answers (404, 405): as they are
+            raise
+        except ImageDeskError as error:  # the store or the engine could not do it
+            log.warning("API request %s %s failed: %s", request.method, request.path,
+                        public_message(error.message))
+            return error_response(request, ApiError(503, error.message, code="unavailable"))
+        except Exception as error:
+            log.error("API request %s %s failed: %s", request.method, request.path,
+                      type(error).__name__)
+            return error_response(request, ApiError(
+                500, "ImageDesk could not answer this request (an internal error; the "
+                     "log has its kind).", code="internal_error"))
         finally:
             self._in_flight[client] -= 1
             if self._in_flight[client] <= 0:

@@ -7,15 +7,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from desktop_app.api.security import own_hosts
 from desktop_app.api.server import ApiServer, exposure_warning
 from desktop_app.secrets import API_TOKEN, KeyStore, api_token, new_api_token
 from tests.api.conftest import Serve
-from tests.api.support import TOKEN
+from tests.api.support import TOKEN, make_engine
 from tests.fakes.keyring_memory import InMemoryKeyring
 from tests.fakes.scripted_provider import ScriptedProvider
 
@@ -184,3 +186,22 @@ async def test_32_concurrent_clients_are_all_answered_and_no_job_is_lost(serve: 
     assert statuses == [200] * 32
     jobs = await server.engine.jobs()
     assert len(jobs) == 32 and {j.state.value for j in jobs} == {"succeeded"}
+
+
+async def test_an_unexpected_failure_is_a_500_without_its_details(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    engine = make_engine(tmp_path, ScriptedProvider("local"))
+
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError(f"cannot open /home/someone/private.db with {TOKEN}")
+
+    server = ApiServer(engine, TOKEN, port=0)
+    server.app.router.add_get("/v1/broken", broken)
+    await server.start()
+    try:
+        status, _, text = await _get(server, "/v1/broken", BEARER)
+    finally:
+        await server.stop()
+        await engine.close()
+    assert status == 500 and '"code": "internal_error"' in text
+    assert "/home/someone" not in text + caplog.text and TOKEN not in text + caplog.text
