@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-EXTRAS ?= local,dev,nsfw,remote
+EXTRAS ?= local,dev,nsfw,remote,api
 
 .PHONY: run test test-slow lint typecheck pytest bench package clean
 

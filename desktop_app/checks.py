@@ -85,17 +85,22 @@ def check_imports() -> Check:
     return Check("imports", True, detail)
 
 
+# parts of the app itself (not a provider) that need a pip extra: package, extra, needs
+APP_EXTRAS = (("desktop_app.api", "api", ("aiohttp",)),)
+
+
 def _optional_extra(module: str, missing: str) -> str | None:
     """The extra whose absence explains ``missing`` for ``module``, if any."""
     from desktop_app.providers import registry
 
-    for descriptor in registry.descriptors():
-        needs = descriptor.optional_extra
-        if needs is None or missing not in needs.distributions:
+    needed = [(d.optional_extra.package, d.optional_extra.extra, d.optional_extra.distributions)
+              for d in registry.descriptors() if d.optional_extra is not None]
+    for package, extra, distributions in [*APP_EXTRAS, *needed]:
+        if missing not in distributions:
             continue
-        if module == needs.package or module.startswith(needs.package + "."):
-            first = needs.distributions[0]
-            return needs.extra if importlib.util.find_spec(first) is None else None
+        if module == package or module.startswith(package + "."):
+            first = distributions[0]
+            return extra if importlib.util.find_spec(first) is None else None
     return None
 
 

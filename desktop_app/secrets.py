@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import secrets as random_secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -212,7 +213,51 @@ class KeyStore:
             raise KeyringUnavailable()
 
 
+API_TOKEN = "api"  # the keyring entry of the local HTTP API's token (docs/api.md)
+API_TOKEN_VARIABLE = "IMAGEDESK_API_TOKEN"
+_TOKEN_BYTES = 32
+
+
+def _check_api_token(token: str) -> None:
+    if len(token) < 16:
+        raise ValueError("The API token is too short: use at least 16 characters.")
+    if not all(c.isascii() and (c.isalnum() or c in "-_.~+/=") for c in token):
+        raise ValueError("The API token may hold only letters, digits and - _ . ~ + / =.")
+
+
+def _app_specs() -> dict[str, KeySpec]:
+    """Secrets of ImageDesk itself, not of a provider: kept like a provider's key."""
+    from desktop_app.providers.descriptor import KeySpec
+
+    return {API_TOKEN: KeySpec("API token", API_TOKEN_VARIABLE, _check_api_token,
+                               "Settings → General, or made on first use")}
+
+
+def api_token(keys: KeyStore) -> str:
+    """The local API's token: from ``IMAGEDESK_API_TOKEN``, else the keyring, else a
+    new random one stored in the keyring (made on first use). Without a usable
+    keyring and without the variable, ``KeyringUnavailable`` says to set it."""
+    try:
+        token = keys.get(API_TOKEN)
+        if token is None:
+            token = new_api_token(keys)
+    except KeyringUnavailable as error:
+        raise KeyringUnavailable(f"for the API token, set {API_TOKEN_VARIABLE} to a token "
+                                 "of your choice") from error
+    return token
+
+
+def new_api_token(keys: KeyStore) -> str:
+    """Make, store and return a new API token; the old one stops working."""
+    token = random_secrets.token_urlsafe(_TOKEN_BYTES)
+    keys.set(API_TOKEN, token)
+    return token
+
+
 def _spec(provider: str) -> KeySpec:
+    own = _app_specs().get(provider)
+    if own is not None:
+        return own
     from desktop_app.providers import registry  # descriptors only: no provider SDK loads
 
     known = registry.with_keys()

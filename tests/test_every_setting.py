@@ -92,6 +92,8 @@ PROVED_ELSEWHERE = {
     "local.warm_on_start": "tests/ui/test_warm_on_start.py",
     "ui.theme": "tests/ui/test_window_settings.py",
     "ui.recent_prompts_max": "tests/ui/test_window_settings.py",
+    "ui.serve_api": "tests/ui/test_api_setting.py",
+    "ui.api_port": "tests/ui/test_api_setting.py",
 }
 
 REMOTE_ON = {"remote.enabled": "true", "remote.redis_url": "redis://127.0.0.1:1/0"}

@@ -182,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_parser(sub)
     styles.add_parser(sub)
 
+    from desktop_app.cli import serve
+
+    serve.add_parser(sub)
+
     worker = sub.add_parser("worker", help="serve a remote queue with this machine's GPU")
     worker.add_argument("--redis", required=True, metavar="URL",
                         help="redis://host:6379/0 (the password comes from the keyring or "
@@ -371,6 +375,10 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await commands.gallery(args)
     if args.command == "providers":
         return await commands.providers(args)
+    if args.command == "serve":
+        from desktop_app.cli import serve
+
+        return await serve.serve(args)
     raise CliError(f"unknown command {args.command}", EXIT_BAD_INPUT)
 
 

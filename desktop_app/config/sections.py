@@ -277,6 +277,9 @@ class UiSettings(_Section):
 
     theme: Literal["system", "light", "dark"] = "system"
     recent_prompts_max: int = Field(default=50, ge=0, le=1000)
+    # answer the local HTTP API (docs/api.md) on 127.0.0.1:api_port while the window is open
+    serve_api: bool = False
+    api_port: int = Field(default=7860, ge=0, le=65535)  # 0: any free port
 
 
 def _remote_breaker() -> BreakerSettings:

@@ -33,6 +33,7 @@ from desktop_app.ui.startup import (
 )
 
 if TYPE_CHECKING:
+    from desktop_app.api.window_serving import WindowApi
     from desktop_app.bootstrap import AppContext
     from desktop_app.config import Settings
 
@@ -62,6 +63,7 @@ def build_window(ctx: AppContext, window: MainWindow | None = None) -> MainWindo
     """The main window (a new one, or ``window`` shown earlier) wired to the app
     context, settings dialog included."""
     shown = window or MainWindow(None, window_settings(ctx.paths), icon=app_icon())
+    api = serve_api(ctx, shown)
 
     def open_settings(parent: QWidget) -> None:
         from desktop_app.bootstrap import run_connection_test
@@ -70,18 +72,34 @@ def build_window(ctx: AppContext, window: MainWindow | None = None) -> MainWindo
         dialog = SettingsDialog(
             ctx.settings, ctx.keys, save=save, parent=parent,
             on_key_changed=ctx.key_cache.clear,
+            on_api_token_changed=token_changed,
             test_connection=lambda name, s, key: run_connection_test(ctx, name, s, key))
         dialog.open()
+
+    def token_changed(token: str) -> None:  # Settings → General → New token
+        tasks.spawn(api.token_changed(token))
 
     def save(new: Settings) -> None:
         from desktop_app.bootstrap import apply_settings
 
         # apply_settings writes the file, then rebuilds the providers whose settings changed
         tasks.spawn(apply_settings(ctx, new), lambda _r: shown.settings_applied(new))
+        tasks.spawn(api.follow(new))  # "Serve the API while ImageDesk is open"
 
     shown.attach(ctx.engine, open_settings)
     shown.use_settings(ctx.settings)  # settings problems show in its banner, every start
     return shown
+
+
+def serve_api(ctx: AppContext, window: MainWindow) -> WindowApi:
+    """The "Serve the API while ImageDesk is open" setting: the window owns the
+    queue, so it serves the API itself; messages go to the status bar."""
+    from desktop_app.api.window_serving import WindowApi
+
+    api = WindowApi(ctx, lambda text: window.statusBar().showMessage(text, 10_000))
+    window.api = api  # type: ignore[attr-defined]  # what tests and Settings reach
+    tasks.spawn(api.follow(ctx.settings))
+    return api
 
 
 async def _run(window: StartingWindow, env: Mapping[str, str] = os.environ,
@@ -102,6 +120,9 @@ async def _run(window: StartingWindow, env: Mapping[str, str] = os.environ,
         if ctx.settings.local.warm_on_start:
             warm_local_model(ctx, window)
     await finished.wait()
+    api = getattr(window, "api", None)
+    if api is not None:
+        await api.stop()
 
 
 def warm_local_model(ctx: AppContext, window: MainWindow) -> None:

@@ -89,6 +89,7 @@ class JobRow:
     policy: RoutingPolicy | None = None  # what the job runs under (the editor's choices)
     waiting: JobWaiting | None = None  # a rate limit it waits for, as announced
     waiting_until: float | None = None  # when that wait ends (the model's clock)
+    origin: str = ""  # "api" for a job another tool sent through the local API
 
     @property
     def cost_usd(self) -> float:
@@ -112,6 +113,7 @@ class JobRow:
             attempts=list(job.attempts), started_at=job.started_at,
             finished_at=job.finished_at, error=job.error, message=job.error_message,
             image_ids=tuple(job.image_ids), policy=job.request.policy,
+            origin=job.request.origin,
         )
 
     def details(self) -> str:
@@ -202,7 +204,8 @@ class QueueModel(QAbstractTableModel):
         if column is Column.STATE:
             return "held" if r.held else r.state.value
         if column is Column.PROMPT:
-            return r.prompt if len(r.prompt) <= 120 else r.prompt[:119] + "…"
+            shown = r.prompt if len(r.prompt) <= 120 else r.prompt[:119] + "…"
+            return f"API · {shown}" if r.origin == "api" else shown
         if column is Column.PROGRESS:
             waiting = self.waiting_text(r)
             if waiting is not None:
@@ -229,7 +232,8 @@ class QueueModel(QAbstractTableModel):
 
     def _tooltip(self, r: JobRow, column: Column) -> str | None:
         if column is Column.PROMPT:
-            return r.prompt
+            return f"{r.prompt}\n\n(sent by another tool through the local API)" \
+                if r.origin == "api" else r.prompt
         if column is Column.PROGRESS and r.held:
             return r.message
         if column in (Column.PROVIDER, Column.STATE) and (r.attempts or r.message):
@@ -278,7 +282,7 @@ class QueueModel(QAbstractTableModel):
         position = len(self._rows)
         self.beginInsertRows(QModelIndex(), position, position)
         self._rows.append(JobRow(id=event.job_id, prompt=event.request.prompt,
-                                 policy=event.request.policy))
+                                 policy=event.request.policy, origin=event.request.origin))
         self._by_id[event.job_id] = position
         self.endInsertRows()
 

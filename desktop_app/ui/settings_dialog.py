@@ -49,6 +49,7 @@ class SettingsDialog(QDialog):
     def __init__(self, settings: Settings, keys: KeyStore, *, save: SaveSettings,
                  test_connection: TestConnection | None = None,
                  on_key_changed: Callable[[], None] | None = None,
+                 on_api_token_changed: Callable[[str], None] | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
@@ -58,6 +59,7 @@ class SettingsDialog(QDialog):
         self._save = save
         self._test = test_connection
         self._key_changed = on_key_changed or (lambda: None)
+        self._api_token_changed = on_api_token_changed or (lambda _token: None)
         self.pages: dict[str, ProviderPage] = {}
         sections = type(settings).model_fields
         for descriptor in registry.descriptors():
@@ -109,6 +111,7 @@ class SettingsDialog(QDialog):
 
         self.general = GeneralPage(self)
         self.general.load(self.settings)
+        self.general.attach_token(self.keys, self._api_token_changed)
         self.spending = SpendingPage(self.settings, self)
 
         self.tabs = QTabWidget(self)

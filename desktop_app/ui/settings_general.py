@@ -3,6 +3,7 @@ and the window's look ("General"), and the spending caps."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtWidgets import (
@@ -13,12 +14,15 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
+    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop_app.config import Settings
+from desktop_app.secrets import KeyringUnavailable, KeyStore, api_token, new_api_token
 from desktop_app.ui.prompt_editor import FORMATS, MODES
 
 THEMES = [("Follow the system", "system"), ("Light", "light"), ("Dark", "dark")]
@@ -65,10 +69,67 @@ class GeneralPage(QWidget):
         window_form.addRow("Theme", self.theme)
         window_form.addRow("Recent prompts kept", self.recent_prompts)
 
+        self.serve_api = QCheckBox("Serve the API while ImageDesk is open", self)
+        self.serve_api.setObjectName("serveApi")
+        self.serve_api.setToolTip("Answer the OpenAI Images and Automatic1111 APIs on "
+                                  "127.0.0.1 for other tools (README: Use ImageDesk from "
+                                  "other tools); each request needs the API token")
+        self.api_port = QSpinBox(self)
+        self.api_port.setObjectName("apiPort")
+        self.api_port.setRange(0, 65535)
+        self.api_port.setToolTip("TCP port on 127.0.0.1 (7860, as Automatic1111; 0: any)")
+        self.token = QLineEdit(self)
+        self.token.setObjectName("apiToken")
+        self.token.setReadOnly(True)
+        self.token.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token.setPlaceholderText("made on first use")
+        self.show_token = QCheckBox("Show", self)
+        self.new_token = QPushButton("New token", self)
+        self.new_token.setToolTip("Replace the token: clients using the old one are refused")
+        token_row = QHBoxLayout()
+        token_row.addWidget(self.token, 1)
+        token_row.addWidget(self.show_token)
+        token_row.addWidget(self.new_token)
+        api = QGroupBox("Local API", self)
+        api_form = QFormLayout(api)
+        api_form.addRow("", self.serve_api)
+        api_form.addRow("Port", self.api_port)
+        api_form.addRow("Token", token_row)
+        self._keys: KeyStore | None = None
+        self._on_new_token: Callable[[str], None] = lambda _token: None
+        self.show_token.toggled.connect(self._show_token)
+        self.new_token.clicked.connect(self._replace_token)
+
         layout = QVBoxLayout(self)
         layout.addWidget(jobs)
         layout.addWidget(window)
+        layout.addWidget(api)
         layout.addStretch(1)
+
+    def attach_token(self, keys: KeyStore, on_new_token: Callable[[str], None]) -> None:
+        """Show and replace the API token (kept in the keyring, ``secrets.api_token``)."""
+        self._keys = keys
+        self._on_new_token = on_new_token
+
+    def _show_token(self, shown: bool) -> None:
+        self.token.setEchoMode(QLineEdit.EchoMode.Normal if shown
+                               else QLineEdit.EchoMode.Password)
+        if shown and not self.token.text() and self._keys is not None:
+            try:
+                self.token.setText(api_token(self._keys))
+            except KeyringUnavailable as error:
+                self.token.setPlaceholderText(error.message)
+
+    def _replace_token(self) -> None:
+        if self._keys is None:
+            return
+        try:
+            token = new_api_token(self._keys)
+        except KeyringUnavailable as error:
+            self.token.setPlaceholderText(error.message)
+            return
+        self.token.setText(token)
+        self._on_new_token(token)
 
     def load(self, settings: Settings) -> None:
         routing, output, ui = settings.routing, settings.output, settings.ui
@@ -80,6 +141,8 @@ class GeneralPage(QWidget):
         self.encoding_quality.setValue(output.quality)
         self.theme.setCurrentIndex(self.theme.findData(ui.theme))
         self.recent_prompts.setValue(ui.recent_prompts_max)
+        self.serve_api.setChecked(ui.serve_api)
+        self.api_port.setValue(ui.api_port)
 
     def changes(self) -> dict[str, dict[str, Any]]:
         return {
@@ -90,7 +153,8 @@ class GeneralPage(QWidget):
             "output": {"format": self.output_format.currentData(),
                        "quality": self.encoding_quality.value()},
             "ui": {"theme": self.theme.currentData(),
-                   "recent_prompts_max": self.recent_prompts.value()},
+                   "recent_prompts_max": self.recent_prompts.value(),
+                   "serve_api": self.serve_api.isChecked(), "api_port": self.api_port.value()},
         }
 
 

@@ -124,3 +124,13 @@ def test_events_for_unknown_jobs_are_ignored() -> None:
     model.on_job_progress(JobProgress(42, "local", 1, 2))
     model.on_job_finished(JobFinished(42, JobState.FAILED, None))
     assert model.rowCount() == 0
+
+
+def test_a_job_sent_through_the_local_api_is_marked_as_such() -> None:
+    model = QueueModel()
+    model.on_job_added(JobAdded(1, GenerationRequest("from a script", origin="api")))
+    model.on_job_added(JobAdded(2, GenerationRequest("typed in the window", origin="window")))
+    texts = [model.data(model.index(row, Column.PROMPT)) for row in (0, 1)]
+    assert texts == ["API · from a script", "typed in the window"]
+    tip = model.data(model.index(0, Column.PROMPT), Qt.ItemDataRole.ToolTipRole)
+    assert "local API" in tip
