@@ -127,15 +127,7 @@ class LocalSettings(ProviderSettings):
     @field_validator("model_folders")
     @classmethod
     def _full_paths(cls, folders: list[Path]) -> list[Path]:
-        out: list[Path] = []
-        for folder in folders:
-            folder = usable_folder(folder)
-            if not folder.is_absolute():
-                raise ValueError(f"each model folder must be a full path (like "
-                                 f"~/stable-diffusion-webui/models), not {str(folder)!r}")
-            if folder not in out:
-                out.append(folder)
-        return out
+        return full_folders(folders, "model folder", "~/stable-diffusion-webui/models")
 
 
 class OpenAISettings(ProviderSettings):
@@ -234,14 +226,20 @@ class ContentSettings(_Section):
     @field_validator("private_folders")
     @classmethod
     def _full_paths(cls, folders: list[Path]) -> list[Path]:
-        out: list[Path] = []
-        for folder in folders:
-            folder = usable_folder(folder)
-            if not folder.is_absolute():
-                raise ValueError(f"each private folder must be a full path (like "
-                                 f"~/Pictures/family), not {str(folder)!r}")
+        return full_folders(folders, "private folder", "~/Pictures/family")
+
+
+def full_folders(folders: list[Path], what: str, example: str) -> list[Path]:
+    """Each folder with ``~`` expanded, once; ``ValueError`` for one that is not a full path."""
+    out: list[Path] = []
+    for folder in folders:
+        folder = usable_folder(folder)
+        if not folder.is_absolute():
+            raise ValueError(f"each {what} must be a full path (like {example}), not "
+                             f"{str(folder)!r}")
+        if folder not in out:
             out.append(folder)
-        return out
+    return out
 
 
 def usable_folder(value: Path) -> Path:

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from desktop_app.providers.local_diffusion.json_cache import load_entries, write_atomically
 from desktop_app.providers.local_diffusion.library_header import (
     CHECKPOINT,
     EMBEDDING,
@@ -33,7 +31,6 @@ from desktop_app.providers.local_diffusion.library_header import (
 CACHE_NAME = "library-cache.json"
 _KINDS = (CHECKPOINT, LORA, EMBEDDING, None)
 _FAMILIES = (SD1, SD2, SDXL, UNKNOWN)
-_MAX_CACHE_BYTES = 64 * 2**20
 _MAX_PROBLEM_CHARS = 500
 
 
@@ -71,29 +68,12 @@ class FactsCache:
             return
         with contextlib.suppress(OSError):
             self.file.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(prefix=f".{self.file.name}.", suffix=".tmp",
-                                        dir=self.file.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(self._entries, handle, separators=(",", ":"))
-                os.replace(temp, self.file)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
-                raise
+            write_atomically(self.file, self._entries, separators=(",", ":"))
             self._changed = False
 
 
 def _load(file: Path) -> dict[str, dict[str, Any]]:
-    try:
-        with file.open("rb") as handle:
-            raw = handle.read(_MAX_CACHE_BYTES + 1)
-        data = json.loads(raw) if len(raw) <= _MAX_CACHE_BYTES else None
-    except (OSError, ValueError, RecursionError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {str(key): entry for key, entry in data.items() if _valid(entry)}
+    return load_entries(file, _valid)
 
 
 def _valid(entry: object) -> bool:

@@ -14,18 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
-import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from desktop_app.providers.local_diffusion.json_cache import load_entries, write_atomically
+
 CACHE_NAME = "hash-cache.json"
 SHORT = 10
 _CHUNK = 4 * 2**20
-_MAX_CACHE_BYTES = 64 * 2**20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -82,29 +80,12 @@ class HashCache:
             self.file.parent.mkdir(parents=True, exist_ok=True)
             on_disk = _load(self.file)  # keep what the worker added meanwhile
             on_disk.update(self._entries)
-            fd, temp = tempfile.mkstemp(prefix=f".{self.file.name}.", suffix=".tmp",
-                                        dir=self.file.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(on_disk, handle, indent=0, sort_keys=True)
-                os.replace(temp, self.file)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
-                raise
+            write_atomically(self.file, on_disk, indent=0, sort_keys=True)
             self._changed = False
 
 
 def _load(file: Path) -> dict[str, dict[str, Any]]:
-    try:
-        with file.open("rb") as handle:
-            raw = handle.read(_MAX_CACHE_BYTES + 1)
-        data = json.loads(raw) if len(raw) <= _MAX_CACHE_BYTES else None
-    except (OSError, ValueError, RecursionError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {str(key): entry for key, entry in data.items() if _valid(entry)}
+    return load_entries(file, _valid)
 
 
 def _valid(entry: object) -> bool:
