@@ -289,3 +289,26 @@ def test_generate_from_an_init_image_runs_on_a_remote_worker_end_to_end(
         assert written.size == (96, 64)  # the source's size
     info = ParserManager().parse(image)
     assert info is not None and info.metadata["Denoising strength"] == "0.4"
+
+
+def test_generate_inpaints_on_the_local_model_and_keeps_the_unmasked_pixels(
+        tmp_path: Path) -> None:
+    """The whole path a user takes: files in, the real tiny model on the CPU, the
+    result in the gallery at the source's size with the source's pixels outside the mask."""
+    home = tmp_path / "home"
+    src = source_png(tmp_path / "photo.png", (64, 64))
+    mask_path = tmp_path / "mask.png"
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    mask.save(mask_path)
+    result = run(home, "generate", "a window", "--init-image", str(src), "--mask",
+                 str(mask_path), "--mask-blur", "0", "--steps", "2", "--seed", "5",
+                 "--provider", "local", "--model", "builtin:tiny", "--json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["state"] == "succeeded" and out["provider"] == "local"
+    with Image.open(out["images"][0]) as made, Image.open(src) as before:
+        assert made.size == (64, 64)
+        made_rgb, before_rgb = made.convert("RGB"), before.convert("RGB")
+        for x, y in ((0, 0), (63, 63), (5, 40), (60, 10)):  # outside the mask
+            assert made_rgb.getpixel((x, y)) == before_rgb.getpixel((x, y))
