@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from desktop_app.domain.errors import ImageDeskError
 from desktop_app.paths import AppPaths
+from desktop_app.store.styles import StyleLibrary
 from desktop_app.ui import tasks
 from desktop_app.ui.main_window import MainWindow
 from desktop_app.ui.resources import app_icon, style_sheet
@@ -87,6 +88,7 @@ def build_window(ctx: AppContext, window: MainWindow | None = None) -> MainWindo
         tasks.spawn(api.follow(new))  # "Serve the API while ImageDesk is open"
 
     shown.attach(ctx.engine, open_settings)
+    shown.editor.style_library = StyleLibrary(ctx.paths.styles_path)
     shown.use_settings(ctx.settings)  # settings problems show in its banner, every start
     return shown
 

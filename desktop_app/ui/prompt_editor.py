@@ -46,9 +46,11 @@ from desktop_app.domain.request import (
 from desktop_app.engine.events import JobFinished, JobProgress, JobStarted
 from desktop_app.engine.router import mode_allows
 from desktop_app.engine.status import ProviderKind
+from desktop_app.store.styles import StyleLibrary
 from desktop_app.ui.prompt_history import HistoryPicker, PromptHistory
 from desktop_app.ui.route_line import RouteLine
 from desktop_app.ui.source_tools import Action, SourceTools
+from desktop_app.ui.styles_dialog import StylesDialog
 from desktop_app.ui.tasks import spawn
 
 SIZE_PRESETS: list[tuple[str, int, int]] = [
@@ -201,7 +203,12 @@ class PromptEditor(QWidget):
         self.private.setToolTip("Only this machine's GPU may serve the job: no cloud, no remote "
                                 "workers, not even by failover")
         self.styles = QLineEdit(self)
-        self.styles.setPlaceholderText("Style names, comma separated (imagedesk styles list)")
+        self.styles.setPlaceholderText("Style names, comma separated")
+        self.styles_button = QToolButton(self)
+        self.styles_button.setText("Styles…")
+        self.styles_button.setToolTip("Add, edit, import and pick styles")
+        self.styles_button.clicked.connect(self.open_styles)
+        self.style_library: StyleLibrary | None = None  # the profile's, set by the app
         self._policy_defaults = RoutingPolicy()
         self.output_format = QComboBox(self)
         self.output_format.setObjectName("outputFormat")
@@ -246,7 +253,7 @@ class PromptEditor(QWidget):
         form.addRow("", self.allow_refusal_failover)
         form.addRow("", self.strategy)
         form.addRow("", self.private)
-        form.addRow("Styles", self._field("styles", self.styles))
+        form.addRow("Styles", self._field("styles", self.styles, self.styles_button))
         self.source_tools = SourceTools(self)
         self.source_tools.vary_requested.connect(self.vary)
         self.source_tools.upscale_requested.connect(lambda: self._start("upscale"))
@@ -297,7 +304,7 @@ class PromptEditor(QWidget):
             (self.allow_adaptation, "Adapt size and count to the provider"),
             (self.allow_refusal_failover, "Try another provider after a refusal"),
             (self.strategy, "Routing strategy"), (self.private, "Private job"),
-            (self.styles, "Styles"),
+            (self.styles, "Styles"), (self.styles_button, "Edit styles"),
             (self.generate_button, "Generate"), (self.status, "Job status"),
         ):
             widget.setAccessibleName(name)
@@ -308,7 +315,7 @@ class PromptEditor(QWidget):
                 self.steps, self.guidance, self.seed, self.seed_lock, self.seed_random, self.n,
                 self.output_format, self.quality, self.mode, self.allow_fallback,
                 self.allow_adaptation, self.allow_refusal_failover, self.strategy, self.private,
-                self.styles, *self.extra_tab_stops(),
+                self.styles, self.styles_button, *self.extra_tab_stops(),
                 self.generate_button, self.history_button]
 
     def extra_tab_stops(self) -> list[QWidget]:
@@ -404,6 +411,20 @@ class PromptEditor(QWidget):
                 strategy=self.strategy.currentData(),
                 private=self.private.isChecked()),
         }
+
+    def open_styles(self) -> StylesDialog | None:
+        """The styles table; "Save and use selected" puts the picked names in the field."""
+        if self.style_library is None:
+            return None
+        dialog = StylesDialog(self.style_library, self)
+
+        def done(result: int) -> None:
+            if result and dialog.chosen:
+                self.styles.setText(", ".join(dialog.chosen))
+
+        dialog.finished.connect(done)
+        dialog.open()
+        return dialog
 
     def _request_or_none(self) -> GenerationRequest | None:
         """The form as a request for the route line, without marking any field."""

@@ -74,3 +74,45 @@ def test_the_strategy_and_styles_chosen_in_the_editor_are_what_is_queued(
     with qtbot.waitSignal(editor.submitted, timeout=10_000) as queued:
         editor.generate()
     assert queued.args[0].policy.strategy is RouteStrategy.CHEAPEST
+
+
+def test_styles_made_in_the_window_reach_the_provider(
+        qtbot: QtBot, windows: Windows, tmp_path: Path, server: FakeOpenAI) -> None:
+    ctx, window = windows.open(tmp_path, OPENAI_API_KEY=KEY,
+                               IMAGEDESK_OPENAI__BASE_URL=server.base_url,
+                               IMAGEDESK_LOCAL__MODEL="/nonexistent/gone.safetensors")
+    drive(qtbot, ctx.engine.start())
+    editor = window.editor
+    source = tmp_path / "a1111-styles.csv"
+    source.write_text("name,prompt,negative_prompt\nGrainy,film grain,\n", encoding="utf-8")
+    dialog = editor.open_styles()
+    assert dialog is not None
+    dialog.import_file(source)  # what "Import A1111 styles.csv…" does with the file chosen
+    dialog.add_style()
+    row = dialog.table.rowCount() - 1
+    for column, text in enumerate(("Painted", "oil painting of {prompt}", "photo")):
+        dialog.set_cell(row, column, text)
+    dialog.table.selectRow(row)
+    dialog.use_button.click()
+    assert editor.styles.text() == "Painted"
+    assert [s.name for s in editor.style_library.all()] == ["Grainy", "Painted"]  # type: ignore[union-attr]
+
+    editor.prompt.setPlainText("a lighthouse")
+    with qtbot.waitSignal(editor.submitted, timeout=10_000):
+        editor.generate()
+    [job] = drive(qtbot, ctx.engine.jobs())
+    done = drive(qtbot, ctx.engine.wait_for(job.id), timeout_ms=30_000)
+    assert done.state is JobState.SUCCEEDED and done.request.styles == ("Painted",)
+    [sent] = server.image_requests()
+    assert sent.body is not None and sent.body["prompt"] == "oil painting of a lighthouse"
+
+
+def test_a_style_without_a_name_is_not_saved_and_says_which_row(
+        qtbot: QtBot, windows: Windows, tmp_path: Path) -> None:
+    _, window = windows.open(tmp_path)
+    dialog = window.editor.open_styles()
+    assert dialog is not None
+    dialog.add_style()
+    assert not dialog.save()
+    assert dialog.error.isVisibleTo(dialog) and "Row 1" in dialog.error.text()
+    assert not window.editor.style_library.path.exists()  # type: ignore[union-attr]
