@@ -1,11 +1,12 @@
 """What to expect from a provider for one request: seconds, dollars, and how sure.
 
-Seconds come from measured history: this session's recent calls once there are
-``MIN_SAMPLES`` of them (so a provider that has turned slow today ranks lower at
-once), else the last days' calls from the metrics store, else what the provider
-declares. A provider whose recent calls often failed is expected to take longer
-to deliver (seconds divided by its success rate). Dollars are the provider's
-declared price per image times the images asked for.
+Seconds come from measured history: this session's recent calls at about the
+request's image size once there are ``MIN_SAMPLES`` of them, else its recent calls
+of any size (so a provider that has turned slow today ranks lower at once), else
+the last days' calls from the metrics store, else what the provider declares. A
+provider whose recent calls often failed is expected to take longer to deliver
+(seconds divided by its success rate). Dollars are the provider's declared price
+per image times the images asked for.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class Estimator:
             if snap.successes >= MIN_SAMPLES and snap.p50_s is not None:
                 per_call = snap.p50_s
                 basis = f"measured: median of the last {snap.successes} calls"
+            sized, count = self._recent.recent_latency(slot.name, request.width * request.height)
+            if count >= MIN_SAMPLES and sized is not None:  # calls at about this size
+                per_call = sized
+                basis = f"measured: median of the last {count} calls at this size"
         seconds = per_call * calls
         if rate is not None:
             seconds /= max(rate, MIN_SUCCESS_RATE)

@@ -368,7 +368,8 @@ async def _call_once(
         ctx.hub.emit(MetricsUpdated(slot.name))
         error.provider = slot.name
         raise error
-    ctx.metrics.record_success(slot.name, duration, len(images), sum(i.cost_usd for i in images))
+    ctx.metrics.record_success(slot.name, duration, len(images), sum(i.cost_usd for i in images),
+                               pixels=request.width * request.height)
     ctx.hub.emit(MetricsUpdated(slot.name))
     return images
 

@@ -12,6 +12,13 @@ import math
 from collections.abc import Callable
 
 LATENCY_SAMPLES = 512
+SIZE_SAMPLES = 64  # per provider and size class
+
+
+def size_class(pixels: int) -> int:
+    """Image sizes whose pixel counts are within a factor of about 1.4 share a class
+    (512², 768², 1024², 1536² are each their own)."""
+    return round(math.log2(max(1, pixels)) * 2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +54,8 @@ class _Counters:
         self.images = 0
         self.cost_usd = 0.0
         self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
+        # the same calls by image size class (size_class), for estimates per size
+        self.by_size: dict[int, collections.deque[float]] = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,12 +80,17 @@ class Metrics:
     def _get(self, provider: str) -> _Counters:
         return self._by_provider.setdefault(provider, _Counters())
 
-    def record_success(self, provider: str, latency_s: float, images: int, cost_usd: float) -> None:
+    def record_success(self, provider: str, latency_s: float, images: int, cost_usd: float,
+                       pixels: int | None = None) -> None:
+        """``pixels``: the call's image size (width × height), for estimates per size."""
         c = self._get(provider)
         c.successes += 1
         c.images += images
         c.cost_usd += cost_usd
         c.latencies.append(latency_s)
+        if pixels:
+            c.by_size.setdefault(size_class(pixels), collections.deque(
+                maxlen=SIZE_SAMPLES)).append(latency_s)
         if self.sink is not None:
             self.sink(CallRecord(provider, None, latency_s, images, cost_usd))
 
@@ -90,6 +104,11 @@ class Metrics:
             c.rate_limited += 1
         if self.sink is not None:
             self.sink(CallRecord(provider, error_class, latency_s, cost_usd=cost_usd))
+
+    def recent_latency(self, provider: str, pixels: int) -> tuple[float | None, int]:
+        """The median of this session's calls at about this image size, and how many."""
+        samples = sorted(self._get(provider).by_size.get(size_class(pixels), ()))
+        return percentile(samples, 50), len(samples)
 
     def snapshot(self, provider: str) -> MetricsSnapshot:
         c = self._get(provider)

@@ -161,3 +161,16 @@ async def test_balanced_weighs_time_against_money(make_engine: EngineMaker) -> N
     assert await order(engine, policy(RouteStrategy.BALANCED)) == ["openai", "local"]
     engine2, _ = make_engine(local(latency_s=30.0), cloud(price=0.04))
     assert await order(engine2, policy(RouteStrategy.BALANCED)) == ["local", "openai"]
+
+
+async def test_estimates_follow_the_size_of_the_image_asked_for(
+        make_engine: EngineMaker) -> None:
+    engine, _ = make_engine(local(), cloud())
+    for _ in range(3):  # small images take 5 s here, large ones 40 s
+        engine.metrics.record_success("local", 5.0, 1, 0.0, pixels=512 * 512)
+        engine.metrics.record_success("local", 40.0, 1, 0.0, pixels=1024 * 1024)
+    one = REQ.replace(n=1)
+    small = (await engine.route_quote(one.replace(width=512, height=512))).candidates[0]
+    large = (await engine.route_quote(one.replace(width=1024, height=1024))).candidates[0]
+    assert small.basis == large.basis == "measured: median of the last 3 calls at this size"
+    assert small.seconds == pytest.approx(5.0) and large.seconds == pytest.approx(40.0)
