@@ -174,3 +174,22 @@ async def test_estimates_follow_the_size_of_the_image_asked_for(
     large = (await engine.route_quote(one.replace(width=1024, height=1024))).candidates[0]
     assert small.basis == large.basis == "measured: median of the last 3 calls at this size"
     assert small.seconds == pytest.approx(5.0) and large.seconds == pytest.approx(40.0)
+
+
+async def test_a_quote_starts_no_worker_and_calls_no_provider(tmp_path: Path) -> None:
+    from desktop_app.bootstrap import open_app
+    from tests.fakes.fake_openai import FakeOpenAI
+
+    key = "sk-test-" + "z" * 32
+    with FakeOpenAI(api_key=key) as server:
+        ctx = open_app({"IMAGEDESK_HOME": str(tmp_path), "OPENAI_API_KEY": key,
+                        "IMAGEDESK_OPENAI__BASE_URL": server.base_url,
+                        "IMAGEDESK_LOCAL__MODEL": "builtin:tiny"})
+        try:
+            quote = await ctx.engine.route_quote(REQ)
+            assert {c.provider for c in quote.candidates} >= {"local", "openai"}
+            local = await ctx.engine.slot("local").provider.health()
+            assert local.details["worker"] == "not started"
+            assert server.request_count == 0
+        finally:
+            await ctx.engine.close()
