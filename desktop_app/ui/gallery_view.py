@@ -20,10 +20,12 @@ from PySide6.QtWidgets import (
     QListView,
     QMenu,
     QMessageBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from desktop_app.domain.image_work import RequestKind
 from desktop_app.ui.gallery_model import GalleryModel, SortOrder
 from desktop_app.ui.tasks import spawn
 
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 ICON = 160
 GALLERY_LIMIT = 100_000  # the store pages by 200 unless told; the view itself is lazy
 DATES = [("Any time", None), ("Today", 1), ("Last 7 days", 7), ("Last 30 days", 30)]
+KINDS = [("All kinds", None), *((kind.label, kind.value) for kind in RequestKind),
+         ("Grids", "grid")]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,10 +47,13 @@ class GalleryFilter:
     model: str | None = None
     favourites: bool = False
     days: int | None = None
+    kind: str | None = None  # RequestKind value, or "grid"
+    made_from: int | None = None  # the gallery image the results were made from
 
     @property
     def active(self) -> bool:
-        return bool(self.text or self.provider or self.model or self.favourites or self.days)
+        return bool(self.text or self.provider or self.model or self.favourites or self.days
+                    or self.kind or self.made_from)
 
     def search_kwargs(self, now: float) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
@@ -58,6 +65,10 @@ class GalleryFilter:
             kwargs["favourites_only"] = True
         if self.days:
             kwargs["since"] = now - self.days * 86400
+        if self.kind:
+            kwargs["kind"] = self.kind
+        if self.made_from is not None:
+            kwargs["source_image_id"] = self.made_from
         return kwargs
 
 
@@ -99,6 +110,17 @@ class GalleryView(QWidget):
                                   (self.model_filter, "All models")):
             combo.addItem(everything, None)
         self.favourites = QCheckBox("★ only", self)
+        self.kind = QComboBox(self)
+        self.kind.setObjectName("galleryKind")
+        self.kind.setAccessibleName("Kind of job")
+        for text, value in KINDS:
+            self.kind.addItem(text, value)
+        self.made_from: int | None = None  # lineage: only results made from this image
+        self.lineage = QToolButton(self)
+        self.lineage.setObjectName("galleryLineage")
+        self.lineage.setAccessibleName("Stop showing only results of one image")
+        self.lineage.clicked.connect(lambda: self.show_made_from(None))
+        self.lineage.hide()
         self.date = QComboBox(self)
         for text, days in DATES:
             self.date.addItem(text, days)
@@ -115,7 +137,8 @@ class GalleryView(QWidget):
         bar.addWidget(self.sort)
         bar.addWidget(self.count)
         filters = QHBoxLayout()
-        for widget in (self.provider, self.model_filter, self.date, self.favourites):
+        for widget in (self.provider, self.model_filter, self.date, self.kind,
+                       self.favourites, self.lineage):
             filters.addWidget(widget)
         filters.addStretch(1)
         self.view = make_list_view(self.model, self)
@@ -130,7 +153,7 @@ class GalleryView(QWidget):
         self._debounce.setInterval(200)
         self._debounce.timeout.connect(self.refresh)
         self.search.textChanged.connect(self._debounce.start)
-        for combo in (self.provider, self.model_filter, self.date):
+        for combo in (self.provider, self.model_filter, self.date, self.kind):
             combo.currentIndexChanged.connect(self.refresh)
         self.favourites.toggled.connect(self.refresh)
         self.sort.currentIndexChanged.connect(
@@ -159,7 +182,15 @@ class GalleryView(QWidget):
                              provider=self.provider.currentData(),
                              model=self.model_filter.currentData(),
                              favourites=self.favourites.isChecked(),
-                             days=self.date.currentData())
+                             days=self.date.currentData(), kind=self.kind.currentData(),
+                             made_from=self.made_from)
+
+    def show_made_from(self, image_id: int | None) -> None:
+        """Only the results made from gallery image ``image_id`` (None: all again)."""
+        self.made_from = image_id
+        self.lineage.setText(f"Made from #{image_id} ✕" if image_id is not None else "")
+        self.lineage.setVisible(image_id is not None)
+        self.refresh()
 
     def refresh(self) -> None:
         current = self.filter()
@@ -235,6 +266,7 @@ class GalleryView(QWidget):
         menu.addAction("Copy prompt", lambda: self.copy_prompt(record))
         menu.addAction("Reuse parameters", lambda: self.reuse_requested.emit(record))
         menu.addAction("Use as source", lambda: self.use_as_source_requested.emit(record))
+        menu.addAction("Show what was made from this", lambda: self.show_made_from(record.id))
         menu.addAction("Unfavourite" if record.favourite else "Favourite",
                        lambda: self.set_favourite(record, not record.favourite))
         menu.addSeparator()

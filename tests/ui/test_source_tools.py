@@ -174,3 +174,37 @@ def test_use_as_source_on_a_gallery_image_keeps_its_lineage(qtbot: QtBot, desk: 
     assert Path(record.path).name in tools.name.text()
     assert "from the gallery" in tools.name.text()
     assert not tools.thumbnail.pixmap().isNull()
+
+
+def test_the_gallery_filters_by_kind_and_shows_what_was_made_from_an_image(
+        qtbot: QtBot, desk: Desk) -> None:
+    window = desk.window
+    drive(qtbot, desk.engine.start())
+    window.editor.prompt.setPlainText("a harbour at noon")
+    window.editor.width_box.setValue(64)
+    window.editor.height_box.setValue(64)
+    window.editor.generate_button.click()
+    qtbot.waitUntil(lambda: window.detail.record is not None, timeout=10_000)
+    first = window.detail.record
+    assert first is not None
+    window.detail.buttons["source"].click()
+    tools = window.editor.source_tools
+    qtbot.waitUntil(lambda: tools.source is not None, timeout=5_000)
+    window.editor.prompt.setPlainText(PROMPT)
+    window.editor.generate_button.click()
+    gallery = window.gallery
+    qtbot.waitUntil(lambda: gallery.model.rowCount() == 2, timeout=10_000)
+
+    def shown() -> list[str]:
+        return [gallery.model.record(i).kind for i in range(gallery.model.rowCount())]
+
+    gallery.kind.setCurrentIndex(gallery.kind.findData("img2img"))
+    qtbot.waitUntil(lambda: shown() == ["img2img"], timeout=5_000)
+    gallery.kind.setCurrentIndex(0)
+    qtbot.waitUntil(lambda: len(shown()) == 2, timeout=5_000)
+    gallery.show_made_from(first.id)  # the context menu's "Show what was made from this"
+    qtbot.waitUntil(lambda: shown() == ["img2img"], timeout=5_000)
+    assert gallery.model.record(0).source_image_id == first.id
+    assert gallery.lineage.isVisibleTo(gallery) and f"#{first.id}" in gallery.lineage.text()
+    gallery.lineage.click()
+    qtbot.waitUntil(lambda: len(shown()) == 2, timeout=5_000)
