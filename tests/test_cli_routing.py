@@ -236,3 +236,21 @@ def test_compare_sends_one_prompt_to_each_provider_and_saves_them_side_by_side(
     assert len(server.image_requests()) == 1 and Path(out["grid"]).is_file()
     typo = run(tmp_path, "generate", "a lighthouse", "--compare", "local,opneai")
     assert typo.returncode == 2 and "unknown provider 'opneai'" in typo.stderr
+
+
+def test_a_sampler_chosen_by_its_a1111_name_is_used_and_written_back(
+        tmp_path: Path, server: FakeOpenAI) -> None:
+    from PIL import Image
+
+    from desktop_app.store.a1111 import parse_a1111_parameters
+
+    result = run(tmp_path, "generate", "a lighthouse", "--size", "64x64", "--steps", "4",
+                 "--seed", "2", "--sampler", "dpm++ 2m karras", "--mode", "local", "--json",
+                 env=env_for(server, IMAGEDESK_LOCAL__MODEL="builtin:tiny"))
+    assert result.returncode == 0, result.stderr
+    [path] = json.loads(result.stdout)["images"]
+    with Image.open(path) as image:
+        params = parse_a1111_parameters(image.text["parameters"])  # type: ignore[attr-defined]
+    assert params["Sampler"] == "DPM++ 2M Karras"
+    typo = run(tmp_path, "generate", "a lighthouse", "--sampler", "Eulr")
+    assert typo.returncode == 2 and "Unknown sampler 'Eulr'" in typo.stderr

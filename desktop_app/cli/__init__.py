@@ -45,6 +45,7 @@ from desktop_app.domain.request import (
     RoutingPolicy,
     parse_size,
 )
+from desktop_app.domain.samplers import SAMPLERS
 from desktop_app.engine.router import mode_allows, private_allows
 from desktop_app.providers import registry  # descriptors only: no provider SDK loads
 from desktop_app.store.gallery import ImageNotFound
@@ -74,6 +75,9 @@ def _request_options(p: argparse.ArgumentParser) -> None:
                    help="OpenAI quality (priced per quality); the local model ignores it")
     p.add_argument("--provider", default=None,
                    help="auto (local first, cloud fallback), local, cloud, or a provider name")
+    p.add_argument("--sampler", default=None, metavar="NAME",
+                   help="by its Automatic1111 name: " + ", ".join(SAMPLERS)
+                        + " (default: the local.scheduler setting)")
     p.add_argument("--model", default=None,
                    help="local model: HF id, folder, .safetensors or builtin:tiny")
     routing = p.add_argument_group(
@@ -121,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     for axis in "xyz":
         gen.add_argument(f"--grid-{axis}", default=None, dest=f"grid_{axis}", metavar="FIELD=V,V",
                          help=(f"a comparison grid's {axis.upper()} axis: seed, steps, "
-                               "guidance, model, style or prompt (search and replace), "
+                               "guidance, sampler, model, provider, style or prompt (search and "
+                               "replace), "
                                "e.g. steps=10,20,30") if axis == "x" else
                          f"the grid's {axis.upper()} axis")
     gen.add_argument("--compare", default=None, metavar="NAME,NAME",
@@ -302,7 +307,7 @@ def build_request(args: argparse.Namespace,
         prompt=prompt, negative_prompt=args.negative, width=width, height=height,
         steps=args.steps, guidance=args.guidance, seed=args.seed, n=args.n,
         output_format=OutputFormat(args.format or "png"), quality=Quality(args.quality),
-        policy=policy, model=args.model, styles=tuple(args.styles),
+        policy=policy, model=args.model, styles=tuple(args.styles), sampler=args.sampler,
     )
 
 

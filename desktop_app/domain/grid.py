@@ -2,10 +2,11 @@
 axes, one job per cell.
 
 An axis is ``field=v1,v2,...``: ``seed``, ``steps``, ``guidance`` (or ``cfg``),
-``model``, ``provider`` (each cell pinned to one provider: compare local with the
-cloud), ``style`` (the cell's style; ``none`` for no style) or ``prompt`` — the
-prompt search-and-replace of A1111 ("Prompt S/R"): the first value is a word of the
-prompt, and each value replaces it in turn (the first cell keeps the prompt as is).
+``sampler`` (its Automatic1111 name), ``model``, ``provider`` (each cell pinned to
+one provider: compare local with the cloud), ``style`` (the cell's style; ``none``
+for no style) or ``prompt``: the prompt search-and-replace of A1111 ("Prompt S/R"),
+where the first value is a word of the prompt and each value replaces it in turn
+(the first cell keeps the prompt as is).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ MAX_AXES = 3
 MAX_VALUES = 32
 MAX_CELLS = 100
 FIELDS = {"seed": "Seed", "steps": "Steps", "guidance": "CFG Scale", "cfg": "CFG Scale",
-          "model": "Model", "style": "Style", "prompt": "Prompt S/R", "provider": "Provider"}
+          "model": "Model", "style": "Style", "prompt": "Prompt S/R", "provider": "Provider",
+          "sampler": "Sampler"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +94,8 @@ def _vary(request: GenerationRequest, axis: GridAxis, index: int) -> GenerationR
             return request.replace(guidance=float(value))
         if axis.field == "model":
             return request.replace(model=value)
+        if axis.field == "sampler":
+            return request.replace(sampler=value)
         if axis.field == "provider":
             return request.replace(policy=dataclasses.replace(request.policy, provider=value))
         if axis.field == "style":

@@ -26,6 +26,7 @@ from desktop_app.domain.image_work import (
     RequestKind,
     Upscale,
 )
+from desktop_app.domain.samplers import MIN_STEPS, sampler_named
 
 __all__ = [
     "MAX_IMAGES",
@@ -176,6 +177,8 @@ class GenerationRequest:
     origin: str = dataclasses.field(default="", metadata=OMIT_DEFAULT)  # "window", "cli", "api"
     # named styles applied to the prompts when the job runs (domain/styles.py)
     styles: tuple[str, ...] = dataclasses.field(default=(), metadata=OMIT_DEFAULT)
+    # a sampler by its Automatic1111 name (domain/samplers.py); None: the provider's own
+    sampler: str | None = dataclasses.field(default=None, metadata=OMIT_DEFAULT)
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str):
@@ -252,6 +255,12 @@ class GenerationRequest:
             raise InvalidRequest("The origin must be a short name such as 'api'.",
                                  field="origin")
         self._check_styles()
+        if self.sampler is not None:
+            object.__setattr__(self, "sampler", sampler_named(self.sampler))
+            least = MIN_STEPS.get(self.sampler, 1)
+            if self.steps < least:  # diffusers' PNDM breaks below 4 steps
+                raise InvalidRequest(f"The {self.sampler} sampler needs at least {least} steps "
+                                     f"(got {self.steps}).", field="steps")
 
     def _check_styles(self) -> None:
         styles = self.styles

@@ -19,6 +19,7 @@ from desktop_app import __version__
 from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.job import Job
 from desktop_app.domain.request import GenerationRequest, Upscale
+from desktop_app.domain.samplers import A1111_NAME
 from desktop_app.engine.failover import JobOutcome
 from desktop_app.store import files
 from desktop_app.store.a1111 import work_fields
@@ -234,6 +235,9 @@ def _templates(job: Job, outcome: JobOutcome) -> dict[str, str]:
 
 
 def sampler_name(details: dict[str, str]) -> str | None:
+    chosen = A1111_NAME.get(details.get("scheduler", ""))
+    if chosen is not None:  # the name asked for (Karras or not is not in the class)
+        return chosen
     cls = details.get("scheduler_class")
     if cls:
         return A1111_SAMPLERS.get(cls, cls.removesuffix("Scheduler"))

@@ -91,6 +91,7 @@ class Capabilities:
     max_prompt_chars: int = 32_000
     formats: tuple[str, ...] = ("png",)
     qualities: tuple[str, ...] = ("auto",)
+    samplers: tuple[str, ...] = ()  # the A1111 sampler names it honours (domain/samplers.py)
     supports_seed: bool = False
     supports_negative_prompt: bool = False
     supports_steps: bool = False

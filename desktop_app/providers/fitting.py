@@ -85,6 +85,8 @@ def fit_request(request: GenerationRequest, caps: Capabilities, *, allow_adaptat
         changes.append("steps not supported: ignored")
     if not caps.supports_guidance and request.guidance != GenerationRequest.guidance:
         changes.append("guidance not supported: ignored")
+    if request.sampler is not None and request.sampler not in caps.samplers:
+        changes.append(f"sampler {request.sampler} not supported: ignored")
 
     per_call = max(1, caps.max_images_per_call)
     if request.n > per_call:

@@ -43,6 +43,7 @@ from desktop_app.domain.request import (
     RouteStrategy,
     RoutingPolicy,
 )
+from desktop_app.domain.samplers import SAMPLERS
 from desktop_app.engine.events import JobFinished, JobProgress, JobStarted
 from desktop_app.engine.router import mode_allows
 from desktop_app.engine.status import ProviderKind
@@ -194,6 +195,11 @@ class PromptEditor(QWidget):
         self.allow_adaptation = QCheckBox("Adapt size/count to the provider", self)
         self.allow_adaptation.setChecked(True)
         self.allow_refusal_failover = QCheckBox("Try another provider after a refusal", self)
+        self.sampler = QComboBox(self)
+        self.sampler.addItem("Sampler: the model's default", None)
+        for name in SAMPLERS:
+            self.sampler.addItem(f"Sampler: {name}", name)
+        self.sampler.setToolTip("By its Automatic1111 name; the cloud ignores it, saying so")
         self.strategy = QComboBox(self)
         for text, strategy in STRATEGIES:
             self.strategy.addItem(text, strategy)
@@ -243,6 +249,7 @@ class PromptEditor(QWidget):
         form.addRow("Size", size_row)
         form.addRow("Steps", self._field("steps", self.steps))
         form.addRow("Guidance", self._field("guidance", self.guidance))
+        form.addRow("Sampler", self._field("sampler", self.sampler))
         form.addRow("Seed", self._field("seed", self.seed, seed_extra))
         form.addRow("Images", self._field("n", self.n))
         form.addRow("Format", self.output_format)
@@ -297,7 +304,8 @@ class PromptEditor(QWidget):
             (self.prompt, "Prompt"), (self.negative, "Negative prompt"),
             (self.history_button, "Prompt history"), (self.preset, "Size preset"),
             (self.width_box, "Width"), (self.height_box, "Height"), (self.steps, "Steps"),
-            (self.guidance, "Guidance"), (self.seed, "Seed"), (self.seed_lock, "Lock seed"),
+            (self.guidance, "Guidance"), (self.sampler, "Sampler"), (self.seed, "Seed"),
+            (self.seed_lock, "Lock seed"),
             (self.seed_random, "Random seed"), (self.n, "Number of images"),
             (self.output_format, "Image format"), (self.quality, "Quality"),
             (self.mode, "Provider"), (self.allow_fallback, "Fall back to the cloud"),
@@ -312,7 +320,8 @@ class PromptEditor(QWidget):
     def tab_order(self) -> list[QWidget]:
         """The order Tab walks the form: top to bottom, Generate last."""
         return [self.prompt, self.negative, self.preset, self.width_box, self.height_box,
-                self.steps, self.guidance, self.seed, self.seed_lock, self.seed_random, self.n,
+                self.steps, self.guidance, self.sampler, self.seed, self.seed_lock,
+                self.seed_random, self.n,
                 self.output_format, self.quality, self.mode, self.allow_fallback,
                 self.allow_adaptation, self.allow_refusal_failover, self.strategy, self.private,
                 self.styles, self.styles_button, *self.extra_tab_stops(),
@@ -402,6 +411,7 @@ class PromptEditor(QWidget):
             "n": self.n.value(), "output_format": self.output_format.currentData(),
             "quality": self.quality.currentData(),
             "styles": tuple(s.strip() for s in self.styles.text().split(",") if s.strip()),
+            "sampler": self.sampler.currentData(),
             "policy": dataclasses.replace(
                 self._policy_defaults,  # the profile's target time and cost cap
                 mode=self.mode.currentData(),

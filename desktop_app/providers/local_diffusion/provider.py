@@ -20,6 +20,7 @@ from desktop_app.domain.errors import Cancelled, Misconfigured, ProviderError, T
 from desktop_app.domain.image_work import RequestKind
 from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.request import MAX_SEED, GenerationRequest
+from desktop_app.domain.samplers import SAMPLERS
 from desktop_app.providers.base import (
     CancelToken,
     Capabilities,
@@ -160,6 +161,7 @@ class LocalDiffusionProvider:
             supports_negative_prompt=True,
             supports_steps=True,
             supports_guidance=True,
+            samplers=tuple(SAMPLERS),
             estimated_latency_s=self._latency_s if self._latency_s is not None else 30.0,
             cost_per_image_usd=0.0,
             kinds=frozenset(RequestKind),
@@ -390,7 +392,8 @@ class LocalDiffusionProvider:
             job_id=next(self._job_ids), model=model, prompt=request.prompt,
             negative_prompt=request.negative_prompt, width=request.width,
             height=request.height, steps=request.steps, guidance=request.guidance,
-            seeds=self._seeds(request), scheduler=self.config.scheduler,
+            seeds=self._seeds(request),
+            scheduler=SAMPLERS[request.sampler] if request.sampler else self.config.scheduler,
             preview_every=self.config.preview_every, work=request.work, inputs=inputs,
         )
         inbox: asyncio.Queue[object] = asyncio.Queue()

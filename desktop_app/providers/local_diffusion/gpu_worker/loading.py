@@ -327,6 +327,13 @@ def scheduler_for(loaded: LoadedModel, name: str) -> Any:
     if name == "dpmpp_2m":
         return diffusers.DPMSolverMultistepScheduler.from_config(
             config, algorithm_type="dpmsolver++", solver_order=2)
+    if name == "dpmpp_2m_karras":
+        return diffusers.DPMSolverMultistepScheduler.from_config(
+            config, algorithm_type="dpmsolver++", solver_order=2, use_karras_sigmas=True)
+    if name == "heun":
+        return diffusers.HeunDiscreteScheduler.from_config(config)
+    if name == "unipc":
+        return diffusers.UniPCMultistepScheduler.from_config(config)
     if name == "pndm":
         return diffusers.PNDMScheduler.from_config(config)
     raise WorkerProblem("InvalidRequest", f"Unknown scheduler {name!r}.")
