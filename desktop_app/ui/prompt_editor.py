@@ -43,7 +43,7 @@ from desktop_app.domain.request import (
     RouteStrategy,
     RoutingPolicy,
 )
-from desktop_app.domain.samplers import SAMPLERS
+from desktop_app.domain.samplers import SAMPLERS, sampler_named
 from desktop_app.engine.events import JobFinished, JobProgress, JobStarted
 from desktop_app.engine.router import mode_allows
 from desktop_app.engine.status import ProviderKind
@@ -564,8 +564,9 @@ class PromptEditor(QWidget):
         picker.picked.connect(self.prompt.setPlainText)
         picker.open()
 
-    def apply_parameters(self, params: dict[str, Any]) -> None:
-        """Fill the form from recalled parameters (a gallery image or a dropped PNG)."""
+    def apply_parameters(self, params: dict[str, Any]) -> list[str]:
+        """Fill the form from recalled parameters (a gallery image or a dropped PNG); what
+        could not be recalled, in a few words each."""
         if "prompt" in params:
             self.prompt.setPlainText(str(params["prompt"]))
         if "negative_prompt" in params:
@@ -581,6 +582,19 @@ class PromptEditor(QWidget):
             self.seed.setText(str(params["seed"]))
             self.seed_lock.setChecked(True)
         self.clear_errors()
+        if params.get("sampler"):
+            return self._recall_sampler(str(params["sampler"]))
+        return []
+
+    def _recall_sampler(self, name: str) -> list[str]:
+        """Choose the recalled sampler, or say plainly that it is not one of ours."""
+        try:
+            index = self.sampler.findData(sampler_named(name))
+        except InvalidRequest:
+            self.sampler.setCurrentIndex(0)
+            return [f"the sampler {name!r} is not available here (the model's default is used)"]
+        self.sampler.setCurrentIndex(index)
+        return []
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         urls = event.mimeData().urls()
@@ -600,6 +614,7 @@ class PromptEditor(QWidget):
         if params is None:
             self.show_error(None, f"{path.name} carries no generation parameters to recall.")
             return False
-        self.apply_parameters(params)
-        self.status.setText(f"Recalled the settings of {path.name}.")
+        missing = self.apply_parameters(params)
+        self.status.setText(f"Recalled the settings of {path.name}."
+                            + "".join(f" Not recalled: {note}." for note in missing))
         return True

@@ -26,4 +26,5 @@ def parameters_from_png(path: Path) -> dict[str, Any] | None:
         params["guidance"] = meta.cfg_scale
     if meta.seed is not None:
         params["seed"] = meta.seed
+    params["sampler"] = meta.fields.get("Sampler")
     return params

@@ -31,7 +31,7 @@ def test_parameters_are_read_from_another_tools_png(tmp_path: Path) -> None:
     params = parameters_from_png(other_tools_png(tmp_path))
     assert params == {"prompt": "a castle on a hill, <lora:x:0.5>", "negative_prompt": "fog",
                       "width": 640, "height": 448, "steps": 28, "guidance": 6.5,
-                      "seed": 987654}
+                      "seed": 987654, "sampler": "Euler a"}
 
 
 def test_a_png_without_parameters_recalls_nothing_and_says_so(
@@ -67,3 +67,19 @@ def test_dropping_a_png_on_the_editor_fills_the_form(qtbot: QtBot, tmp_path: Pat
     assert (editor.width_box.value(), editor.height_box.value()) == (640, 448)
     assert (editor.steps.value(), editor.guidance.value()) == (28, 6.5)
     assert editor.seed.text() == "987654" and editor.seed_lock.isChecked()
+    assert editor.sampler.currentData() == "Euler a"
+
+
+def test_a_sampler_this_app_does_not_have_is_named_as_not_recalled(
+        qtbot: QtBot, tmp_path: Path) -> None:
+    infotext = a1111_parameters("a fox", steps=20, sampler="DPM++ 3M SDE Exponential",
+                                seed=1, width=64, height=64)
+    path = write_image_atomic(tmp_path, "fox", png_bytes(64, 64), "png",
+                              parameters=infotext, provenance={})
+    editor = PromptEditor(never_submitted, QSettings(str(tmp_path / "w.ini"),
+                                                     QSettings.Format.IniFormat))
+    qtbot.addWidget(editor)
+    assert editor.recall_from_file(path)
+    assert editor.sampler.currentData() is None  # the model's default
+    assert "Not recalled: the sampler 'DPM++ 3M SDE Exponential' is not available" in \
+        editor.status.text()
