@@ -78,6 +78,9 @@ def _request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", default=None, metavar="NAME",
                    help="by its Automatic1111 name: " + ", ".join(SAMPLERS)
                         + " (default: the local.scheduler setting)")
+    p.add_argument("--clip-skip", type=arguments.CLIP_SKIP, default=None, dest="clip_skip",
+                   help="Automatic1111's clip skip: 1 (none) to 12; many SD 1.x anime "
+                        "models want 2")
     p.add_argument("--model", default=None,
                    help="local model: HF id, folder, .safetensors or builtin:tiny")
     routing = p.add_argument_group(
@@ -308,6 +311,7 @@ def build_request(args: argparse.Namespace,
         steps=args.steps, guidance=args.guidance, seed=args.seed, n=args.n,
         output_format=OutputFormat(args.format or "png"), quality=Quality(args.quality),
         policy=policy, model=args.model, styles=tuple(args.styles), sampler=args.sampler,
+        clip_skip=args.clip_skip,
     )
 
 

@@ -52,6 +52,7 @@ __all__ = [
 
 MAX_PROMPT_CHARS = 32_000
 MAX_STYLES = 20
+MAX_CLIP_SKIP = 12
 MIN_SIDE = 64
 MAX_SIDE = 4096
 SIDE_MULTIPLE = 8
@@ -179,6 +180,9 @@ class GenerationRequest:
     styles: tuple[str, ...] = dataclasses.field(default=(), metadata=OMIT_DEFAULT)
     # a sampler by its Automatic1111 name (domain/samplers.py); None: the provider's own
     sampler: str | None = dataclasses.field(default=None, metadata=OMIT_DEFAULT)
+    # Automatic1111's "Clip skip": 1 uses the text encoder's last layer (no skip), 2 the
+    # one before it, as many SD 1.x anime models expect; None: 1
+    clip_skip: int | None = dataclasses.field(default=None, metadata=OMIT_DEFAULT)
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str):
@@ -255,6 +259,12 @@ class GenerationRequest:
             raise InvalidRequest("The origin must be a short name such as 'api'.",
                                  field="origin")
         self._check_styles()
+        if self.clip_skip is not None:
+            skip = _int(self.clip_skip, "clip_skip")
+            if not 1 <= skip <= MAX_CLIP_SKIP:
+                raise InvalidRequest(f"Clip skip must be from 1 (no skip) to {MAX_CLIP_SKIP} "
+                                     f"(got {skip}).", field="clip_skip")
+            object.__setattr__(self, "clip_skip", skip)
         if self.sampler is not None:
             object.__setattr__(self, "sampler", sampler_named(self.sampler))
             least = MIN_STEPS.get(self.sampler, 1)

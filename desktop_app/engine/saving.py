@@ -126,6 +126,8 @@ class ImageSaver:
             extra["Model hash"] = details["model_hash"]
         if "quality" in details:
             extra["Quality"] = details["quality"]
+        if details.get("clip_skip", "1") != "1":  # A1111 writes it only when it skips
+            extra["Clip skip"] = details["clip_skip"]
         # A1111's hires fix names the size before the upscale, with "Hires upscale"
         width, height = ((request.work.source.width, request.work.source.height)
                          if isinstance(request.work, Upscale) else (image.width, image.height))

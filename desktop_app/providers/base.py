@@ -92,6 +92,7 @@ class Capabilities:
     formats: tuple[str, ...] = ("png",)
     qualities: tuple[str, ...] = ("auto",)
     samplers: tuple[str, ...] = ()  # the A1111 sampler names it honours (domain/samplers.py)
+    supports_clip_skip: bool = False
     supports_seed: bool = False
     supports_negative_prompt: bool = False
     supports_steps: bool = False

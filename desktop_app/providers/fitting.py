@@ -87,6 +87,8 @@ def fit_request(request: GenerationRequest, caps: Capabilities, *, allow_adaptat
         changes.append("guidance not supported: ignored")
     if request.sampler is not None and request.sampler not in caps.samplers:
         changes.append(f"sampler {request.sampler} not supported: ignored")
+    if request.clip_skip not in (None, 1) and not caps.supports_clip_skip:
+        changes.append("clip skip not supported: ignored")
 
     per_call = max(1, caps.max_images_per_call)
     if request.n > per_call:

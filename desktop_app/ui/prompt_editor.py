@@ -200,6 +200,10 @@ class PromptEditor(QWidget):
         for name in SAMPLERS:
             self.sampler.addItem(f"Sampler: {name}", name)
         self.sampler.setToolTip("By its Automatic1111 name; the cloud ignores it, saying so")
+        self.clip_skip = QSpinBox(self)
+        self.clip_skip.setRange(1, 12)
+        self.clip_skip.setToolTip("Automatic1111's clip skip: 1 is none; many SD 1.x anime "
+                                  "models want 2. The cloud ignores it, saying so.")
         self.strategy = QComboBox(self)
         for text, strategy in STRATEGIES:
             self.strategy.addItem(text, strategy)
@@ -250,6 +254,7 @@ class PromptEditor(QWidget):
         form.addRow("Steps", self._field("steps", self.steps))
         form.addRow("Guidance", self._field("guidance", self.guidance))
         form.addRow("Sampler", self._field("sampler", self.sampler))
+        form.addRow("Clip skip", self._field("clip_skip", self.clip_skip))
         form.addRow("Seed", self._field("seed", self.seed, seed_extra))
         form.addRow("Images", self._field("n", self.n))
         form.addRow("Format", self.output_format)
@@ -304,7 +309,8 @@ class PromptEditor(QWidget):
             (self.prompt, "Prompt"), (self.negative, "Negative prompt"),
             (self.history_button, "Prompt history"), (self.preset, "Size preset"),
             (self.width_box, "Width"), (self.height_box, "Height"), (self.steps, "Steps"),
-            (self.guidance, "Guidance"), (self.sampler, "Sampler"), (self.seed, "Seed"),
+            (self.guidance, "Guidance"), (self.sampler, "Sampler"),
+            (self.clip_skip, "Clip skip"), (self.seed, "Seed"),
             (self.seed_lock, "Lock seed"),
             (self.seed_random, "Random seed"), (self.n, "Number of images"),
             (self.output_format, "Image format"), (self.quality, "Quality"),
@@ -320,7 +326,7 @@ class PromptEditor(QWidget):
     def tab_order(self) -> list[QWidget]:
         """The order Tab walks the form: top to bottom, Generate last."""
         return [self.prompt, self.negative, self.preset, self.width_box, self.height_box,
-                self.steps, self.guidance, self.sampler, self.seed, self.seed_lock,
+                self.steps, self.guidance, self.sampler, self.clip_skip, self.seed, self.seed_lock,
                 self.seed_random, self.n,
                 self.output_format, self.quality, self.mode, self.allow_fallback,
                 self.allow_adaptation, self.allow_refusal_failover, self.strategy, self.private,
@@ -412,6 +418,7 @@ class PromptEditor(QWidget):
             "quality": self.quality.currentData(),
             "styles": tuple(s.strip() for s in self.styles.text().split(",") if s.strip()),
             "sampler": self.sampler.currentData(),
+            "clip_skip": self.clip_skip.value() if self.clip_skip.value() > 1 else None,
             "policy": dataclasses.replace(
                 self._policy_defaults,  # the profile's target time and cost cap
                 mode=self.mode.currentData(),
@@ -581,6 +588,7 @@ class PromptEditor(QWidget):
         if params.get("seed") is not None:
             self.seed.setText(str(params["seed"]))
             self.seed_lock.setChecked(True)
+        self.clip_skip.setValue(int(params.get("clip_skip") or 1))
         self.clear_errors()
         if params.get("sampler"):
             return self._recall_sampler(str(params["sampler"]))

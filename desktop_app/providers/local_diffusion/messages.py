@@ -49,6 +49,7 @@ class RunJob:
     # read and checked against their hash by the proxy (``image_inputs``)
     work: ImageWork | None = None
     inputs: tuple[InputPng, ...] = ()
+    clip_skip: int = 1  # A1111's count: 1 is no skip
 
 
 @dataclasses.dataclass(frozen=True)

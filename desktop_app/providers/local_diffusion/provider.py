@@ -162,6 +162,7 @@ class LocalDiffusionProvider:
             supports_steps=True,
             supports_guidance=True,
             samplers=tuple(SAMPLERS),
+            supports_clip_skip=True,
             estimated_latency_s=self._latency_s if self._latency_s is not None else 30.0,
             cost_per_image_usd=0.0,
             kinds=frozenset(RequestKind),
@@ -395,6 +396,7 @@ class LocalDiffusionProvider:
             seeds=self._seeds(request),
             scheduler=SAMPLERS[request.sampler] if request.sampler else self.config.scheduler,
             preview_every=self.config.preview_every, work=request.work, inputs=inputs,
+            clip_skip=request.clip_skip or 1,
         )
         inbox: asyncio.Queue[object] = asyncio.Queue()
         worker.subscribe(loop, inbox.put_nowait)

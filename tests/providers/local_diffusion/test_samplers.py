@@ -51,3 +51,28 @@ async def test_each_sampler_runs_on_the_tiny_model_and_is_recorded_by_its_name(
         made[name] = image.data
     assert made["Euler a"] != default[0].data
     assert made["DPM++ 2M Karras"] != made["DPM++ 2M"]  # Karras sigmas are really used
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="module")
+async def test_clip_skip_2_changes_the_picture_and_is_recorded_as_a1111_writes_it(
+        tiny_provider: LocalDiffusionProvider) -> None:
+    from desktop_app.domain.images import GeneratedImage
+    from desktop_app.engine.saving import ImageSaver
+
+    def infotext(image: GeneratedImage, request: GenerationRequest) -> str:
+        from desktop_app.domain.job import Job
+        from desktop_app.engine.failover import JobOutcome
+
+        outcome = JobOutcome((image,), (), "local", request)
+        saver = ImageSaver.__new__(ImageSaver)
+        return saver.parameters(Job(1, request), outcome, image)
+
+    plain_request, skipped_request = request(steps=4), request(steps=4, clip_skip=2)
+    [plain] = await tiny_provider.generate(plain_request, Recorder(), CancelToken())
+    [skipped] = await tiny_provider.generate(skipped_request, Recorder(), CancelToken())
+    assert plain.data != skipped.data
+    assert "Clip skip" not in infotext(plain, plain_request)  # A1111 leaves out 1
+    assert "Clip skip: 2" in infotext(skipped, skipped_request)
+    with pytest.raises(InvalidRequest, match="Clip skip must be from 1"):
+        request(clip_skip=13)

@@ -164,6 +164,7 @@ class _Run:
         return {"prompt": job.prompt, "negative_prompt": job.negative_prompt or None,
                 "strength": strength, "num_inference_steps": steps_to_ask(job.steps, strength),
                 "guidance_scale": job.guidance, "generator": self.generator,
+                "clip_skip": job.clip_skip - 1 if job.clip_skip > 1 else None,
                 "callback_on_step_end": self.on_step, "output_type": "pil"}
 
     def _to_pipeline(self, image: Any) -> Any:

@@ -259,6 +259,7 @@ def load_model(model: str, settings: WorkerSettings, device: Device, report: Rep
             f"{str(exc)[:300]}); check the files or {SETTINGS_HINT}."
         ) from exc
     pipe.set_progress_bar_config(disable=True)
+    alias_flattened_text_encoders(pipe)
     memory = apply_memory_options(pipe, settings, device)
     report("checking the model files")
     digest = model_hash(location, settings.data_dir / "models" / "hash-cache.json")
@@ -337,3 +338,15 @@ def scheduler_for(loaded: LoadedModel, name: str) -> Any:
     if name == "pndm":
         return diffusers.PNDMScheduler.from_config(config)
     raise WorkerProblem("InvalidRequest", f"Unknown scheduler {name!r}.")
+
+
+def alias_flattened_text_encoders(pipe: Any) -> None:
+    """transformers 5.6 flattened ``CLIPTextModel`` (no ``text_model`` any more) while
+    diffusers' ``encode_prompt`` still reads ``text_encoder.text_model.final_layer_norm``
+    when clip skip is set (huggingface/diffusers#14124, open). Point ``text_model`` at
+    the model itself, outside torch's module registry, so nothing is registered twice."""
+    for name in ("text_encoder", "text_encoder_2"):
+        encoder = getattr(pipe, name, None)
+        if encoder is not None and not hasattr(encoder, "text_model") \
+                and hasattr(encoder, "final_layer_norm"):
+            object.__setattr__(encoder, "text_model", encoder)

@@ -138,6 +138,7 @@ class Worker:
             "dtype": info.dtype,
             "steps": str(job.steps),
             "guidance": f"{job.guidance:g}",
+            "clip_skip": str(job.clip_skip),
             "memory_saving": "on" if loaded.memory_saving else "off",
             "memory_options": loaded.memory.text if loaded.memory else "none",
             "torch": info.torch_version,
@@ -193,10 +194,16 @@ class Worker:
             num_inference_steps=job.steps,
             guidance_scale=job.guidance,
             generator=generator,
+            clip_skip=diffusers_clip_skip(job.clip_skip),
             callback_on_step_end=on_step,
             output_type="pil",
         )
         return result.images[0]
+
+
+def diffusers_clip_skip(a1111: int) -> int | None:
+    """diffusers counts the layers skipped (A1111's 2 is its 1; A1111's 1 is no skip)."""
+    return a1111 - 1 if a1111 > 1 else None
 
 
 def _png(image: Any) -> bytes:
