@@ -60,6 +60,27 @@ def window_settings(paths: AppPaths) -> QSettings:
     return QSettings(str(paths.config_dir / "window.ini"), QSettings.Format.IniFormat)
 
 
+def offer_library_models(ctx: AppContext, window: MainWindow) -> None:
+    """The editor's Model list from the library's checkpoints, scanned in worker threads
+    (hashes only where already known); the profile's last choice is chosen again."""
+    from desktop_app.providers import registry
+
+    remembered = window.window_settings.value("editor/model", None)
+    editor = window.editor
+    editor.model.currentIndexChanged.connect(
+        lambda _i: window.window_settings.setValue("editor/model", editor.model.currentData()))
+
+    def offer(library: object) -> None:
+        entries = getattr(library, "entries", ())
+        editor.set_models([(e.name, str(e.path), e.hash) for e in entries
+                           if e.kind == "checkpoint" and e.loadable],
+                          remembered if isinstance(remembered, str) else None)
+
+    tasks.spawn(registry.local_model_library(ctx.paths.models_dir,
+                                             ctx.settings.local.model_folders, hashed=False),
+                offer)
+
+
 def build_window(ctx: AppContext, window: MainWindow | None = None) -> MainWindow:
     """The main window (a new one, or ``window`` shown earlier) wired to the app
     context, settings dialog included."""
@@ -89,6 +110,7 @@ def build_window(ctx: AppContext, window: MainWindow | None = None) -> MainWindo
 
     shown.attach(ctx.engine, open_settings)
     shown.editor.style_library = StyleLibrary(ctx.paths.styles_path)
+    offer_library_models(ctx, shown)
     shown.use_settings(ctx.settings)  # settings problems show in its banner, every start
     return shown
 

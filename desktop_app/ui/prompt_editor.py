@@ -195,6 +195,11 @@ class PromptEditor(QWidget):
         self.allow_adaptation = QCheckBox("Adapt size/count to the provider", self)
         self.allow_adaptation.setChecked(True)
         self.allow_refusal_failover = QCheckBox("Try another provider after a refusal", self)
+        self.model = QComboBox(self)
+        self.model.addItem("Model: the one in Settings", None)
+        self.model.setToolTip("A checkpoint from your model library for this job (Settings "
+                              "→ Local sets the default); the cloud ignores it")
+        self._model_hashes: dict[str, str] = {}  # path -> short hash, where known
         self.sampler = QComboBox(self)
         self.sampler.addItem("Sampler: the model's default", None)
         for name in SAMPLERS:
@@ -253,6 +258,7 @@ class PromptEditor(QWidget):
         form.addRow("Size", size_row)
         form.addRow("Steps", self._field("steps", self.steps))
         form.addRow("Guidance", self._field("guidance", self.guidance))
+        form.addRow("Model", self._field("model", self.model))
         form.addRow("Sampler", self._field("sampler", self.sampler))
         form.addRow("Clip skip", self._field("clip_skip", self.clip_skip))
         form.addRow("Seed", self._field("seed", self.seed, seed_extra))
@@ -309,7 +315,7 @@ class PromptEditor(QWidget):
             (self.prompt, "Prompt"), (self.negative, "Negative prompt"),
             (self.history_button, "Prompt history"), (self.preset, "Size preset"),
             (self.width_box, "Width"), (self.height_box, "Height"), (self.steps, "Steps"),
-            (self.guidance, "Guidance"), (self.sampler, "Sampler"),
+            (self.guidance, "Guidance"), (self.model, "Model"), (self.sampler, "Sampler"),
             (self.clip_skip, "Clip skip"), (self.seed, "Seed"),
             (self.seed_lock, "Lock seed"),
             (self.seed_random, "Random seed"), (self.n, "Number of images"),
@@ -326,8 +332,8 @@ class PromptEditor(QWidget):
     def tab_order(self) -> list[QWidget]:
         """The order Tab walks the form: top to bottom, Generate last."""
         return [self.prompt, self.negative, self.preset, self.width_box, self.height_box,
-                self.steps, self.guidance, self.sampler, self.clip_skip, self.seed, self.seed_lock,
-                self.seed_random, self.n,
+                self.steps, self.guidance, self.model, self.sampler, self.clip_skip,
+                self.seed, self.seed_lock, self.seed_random, self.n,
                 self.output_format, self.quality, self.mode, self.allow_fallback,
                 self.allow_adaptation, self.allow_refusal_failover, self.strategy, self.private,
                 self.styles, self.styles_button, *self.extra_tab_stops(),
@@ -418,6 +424,7 @@ class PromptEditor(QWidget):
             "quality": self.quality.currentData(),
             "styles": tuple(s.strip() for s in self.styles.text().split(",") if s.strip()),
             "sampler": self.sampler.currentData(),
+            "model": self.model.currentData(),
             "clip_skip": self.clip_skip.value() if self.clip_skip.value() > 1 else None,
             "policy": dataclasses.replace(
                 self._policy_defaults,  # the profile's target time and cost cap
@@ -590,9 +597,42 @@ class PromptEditor(QWidget):
             self.seed_lock.setChecked(True)
         self.clip_skip.setValue(int(params.get("clip_skip") or 1))
         self.clear_errors()
+        missing: list[str] = []
+        if params.get("model") or params.get("model_hash"):
+            missing += self._recall_model(params.get("model"), params.get("model_hash"))
         if params.get("sampler"):
-            return self._recall_sampler(str(params["sampler"]))
-        return []
+            missing += self._recall_sampler(str(params["sampler"]))
+        return missing
+
+    def set_models(self, models: list[tuple[str, str, str | None]],
+                   remembered: str | None = None) -> None:
+        """The library's checkpoints as (name, path, short hash or None); ``remembered``
+        (the profile's last choice) is chosen again when it is still there."""
+        current = self.model.currentData() or remembered
+        self.model.blockSignals(True)
+        while self.model.count() > 1:
+            self.model.removeItem(1)
+        self._model_hashes = {}
+        for name, path, short_hash in models:
+            self.model.addItem(f"Model: {name}", path)
+            self.model.setItemData(self.model.count() - 1, path, Qt.ItemDataRole.ToolTipRole)
+            if short_hash:
+                self._model_hashes[path] = short_hash
+        index = self.model.findData(current) if current else 0
+        self.model.setCurrentIndex(max(0, index))
+        self.model.blockSignals(False)
+
+    def _recall_model(self, name: str | None, short_hash: str | None) -> list[str]:
+        """Choose the recalled model by its hash (else its name), or say it is missing."""
+        for index in range(1, self.model.count()):
+            path = str(self.model.itemData(index))
+            if (short_hash and self._model_hashes.get(path) == short_hash.lower()) or (
+                    name and Path(path).stem == name):
+                self.model.setCurrentIndex(index)
+                return []
+        self.model.setCurrentIndex(0)
+        shown = " ".join(p for p in (name or "", f"[{short_hash}]" if short_hash else "") if p)
+        return [f"the model {shown} is not installed (the one in Settings is used)"]
 
     def _recall_sampler(self, name: str) -> list[str]:
         """Choose the recalled sampler, or say plainly that it is not one of ours."""

@@ -27,6 +27,8 @@ def parameters_from_png(path: Path) -> dict[str, Any] | None:
     if meta.seed is not None:
         params["seed"] = meta.seed
     params["sampler"] = meta.fields.get("Sampler")
+    params["model"] = meta.fields.get("Model") or None
+    params["model_hash"] = meta.fields.get("Model hash") or None
     skip = meta.fields.get("Clip skip", "").strip()
     params["clip_skip"] = int(skip) if skip.isdigit() and 1 <= int(skip) <= 12 else None
     return params

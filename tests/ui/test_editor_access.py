@@ -51,9 +51,9 @@ def tab_walk(start: QWidget, count: int) -> list[QWidget]:
 def test_tab_walks_the_editor_top_to_bottom_before_leaving_it(desk: Desk) -> None:
     e = desk.window.editor
     expected = [e.prompt, e.negative, e.preset, e.width_box, e.height_box, e.steps,
-                e.guidance, e.sampler, e.clip_skip, e.seed, e.seed_lock, e.seed_random, e.n,
-                e.output_format, e.quality, e.mode, e.allow_fallback, e.allow_adaptation,
-                e.allow_refusal_failover]
+                e.guidance, e.model, e.sampler, e.clip_skip, e.seed, e.seed_lock,
+                e.seed_random, e.n, e.output_format, e.quality, e.mode, e.allow_fallback,
+                e.allow_adaptation, e.allow_refusal_failover]
     walked = tab_walk(e.prompt, 60)
     names = [w.accessibleName() or w.objectName() for w in walked]
     assert walked[:len(expected)] == expected, names

@@ -31,7 +31,8 @@ def test_parameters_are_read_from_another_tools_png(tmp_path: Path) -> None:
     params = parameters_from_png(other_tools_png(tmp_path))
     assert params == {"prompt": "a castle on a hill, <lora:x:0.5>", "negative_prompt": "fog",
                       "width": 640, "height": 448, "steps": 28, "guidance": 6.5,
-                      "seed": 987654, "sampler": "Euler a", "clip_skip": None}
+                      "seed": 987654, "sampler": "Euler a", "clip_skip": None,
+                      "model": "sdxl-base", "model_hash": None}
 
 
 def test_a_png_without_parameters_recalls_nothing_and_says_so(

@@ -116,3 +116,31 @@ def test_a_style_without_a_name_is_not_saved_and_says_which_row(
     assert not dialog.save()
     assert dialog.error.isVisibleTo(dialog) and "Row 1" in dialog.error.text()
     assert not window.editor.style_library.path.exists()  # type: ignore[union-attr]
+
+
+def test_a_model_from_the_library_is_chosen_per_job_and_remembered(
+        qtbot: QtBot, windows: Windows, tmp_path: Path) -> None:
+    from tests.providers.local_diffusion.support import SD1_KEYS, write_safetensors
+
+    a1111 = tmp_path / "webui" / "models"
+    (a1111 / "Stable-diffusion").mkdir(parents=True)
+    checkpoint = write_safetensors(a1111 / "Stable-diffusion" / "dreamy_v2.safetensors",
+                                   SD1_KEYS)
+    settings = {"local": {"model_folders": [str(a1111)]}}
+    _, window = windows.open(tmp_path / "home", settings)
+    editor = window.editor
+    qtbot.waitUntil(lambda: editor.model.findData(str(checkpoint)) > 0, timeout=10_000)
+    editor.model.setCurrentIndex(editor.model.findData(str(checkpoint)))
+    editor.prompt.setPlainText("a lighthouse")
+    with qtbot.waitSignal(editor.submitted, timeout=10_000) as queued:
+        editor.generate()
+    assert queued.args[0].model == str(checkpoint)
+    assert window.window_settings.value("editor/model") == str(checkpoint)  # remembered
+
+    # a recalled PNG names its model: found by name here, or said to be missing
+    assert editor.apply_parameters({"model": "dreamy_v2", "model_hash": "0123456789"}) == []
+    assert editor.model.currentData() == str(checkpoint)
+    missing = editor.apply_parameters({"model": "ponyXL", "model_hash": "abcdef0123"})
+    assert missing == ["the model ponyXL [abcdef0123] is not installed (the one in Settings "
+                       "is used)"]
+    assert editor.model.currentData() is None
