@@ -15,6 +15,7 @@ from pytestqt.qtbot import QtBot
 
 from desktop_app.domain.image_work import ImageToImage, Inpaint, Outpaint, Padding, Upscale
 from desktop_app.domain.job import Job
+from desktop_app.store.gallery import ImageRecord
 from desktop_app.ui import tasks
 from tests.ui.conftest import drive
 from tests.ui.real_desk import Desk, close_desk, drag_stroke, drop_file, open_desk, picture_png
@@ -157,7 +158,8 @@ def test_clear_source_returns_generate_to_text_to_image(qtbot: QtBot, desk: Desk
     assert job.request.work is None
 
 
-def test_use_as_source_on_a_gallery_image_keeps_its_lineage(qtbot: QtBot, desk: Desk) -> None:
+def made_and_used_as_source(qtbot: QtBot, desk: Desk) -> ImageRecord:
+    """Generate a picture in the window and make it the source of the next job."""
     window = desk.window
     drive(qtbot, desk.engine.start())
     window.editor.prompt.setPlainText("a harbour at noon")
@@ -170,6 +172,12 @@ def test_use_as_source_on_a_gallery_image_keeps_its_lineage(qtbot: QtBot, desk: 
     window.detail.buttons["source"].click()
     tools = window.editor.source_tools
     qtbot.waitUntil(lambda: tools.source is not None, timeout=5_000)
+    return record
+
+
+def test_use_as_source_on_a_gallery_image_keeps_its_lineage(qtbot: QtBot, desk: Desk) -> None:
+    record = made_and_used_as_source(qtbot, desk)
+    tools = desk.window.editor.source_tools
     assert tools.source is not None and tools.source.gallery_id == record.id
     assert Path(record.path).name in tools.name.text()
     assert "from the gallery" in tools.name.text()
@@ -179,17 +187,7 @@ def test_use_as_source_on_a_gallery_image_keeps_its_lineage(qtbot: QtBot, desk: 
 def test_the_gallery_filters_by_kind_and_shows_what_was_made_from_an_image(
         qtbot: QtBot, desk: Desk) -> None:
     window = desk.window
-    drive(qtbot, desk.engine.start())
-    window.editor.prompt.setPlainText("a harbour at noon")
-    window.editor.width_box.setValue(64)
-    window.editor.height_box.setValue(64)
-    window.editor.generate_button.click()
-    qtbot.waitUntil(lambda: window.detail.record is not None, timeout=10_000)
-    first = window.detail.record
-    assert first is not None
-    window.detail.buttons["source"].click()
-    tools = window.editor.source_tools
-    qtbot.waitUntil(lambda: tools.source is not None, timeout=5_000)
+    first = made_and_used_as_source(qtbot, desk)
     window.editor.prompt.setPlainText(PROMPT)
     window.editor.generate_button.click()
     gallery = window.gallery
