@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 ICON = 160
 GALLERY_LIMIT = 100_000  # the store pages by 200 unless told; the view itself is lazy
 DATES = [("Any time", None), ("Today", 1), ("Last 7 days", 7), ("Last 30 days", 30)]
+STYLE_TOKEN = re.compile(r'style:(?:"([^"]*)"|(\S+))', re.IGNORECASE)
 KINDS = [("All kinds", None), *((kind.label, kind.value) for kind in RequestKind),
          ("Grids", "grid")]
 
@@ -49,11 +51,12 @@ class GalleryFilter:
     days: int | None = None
     kind: str | None = None  # RequestKind value, or "grid"
     made_from: int | None = None  # the gallery image the results were made from
+    style: str | None = None  # "style:Name" typed in the search box
 
     @property
     def active(self) -> bool:
         return bool(self.text or self.provider or self.model or self.favourites or self.days
-                    or self.kind or self.made_from)
+                    or self.kind or self.made_from or self.style)
 
     def search_kwargs(self, now: float) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
@@ -69,7 +72,20 @@ class GalleryFilter:
             kwargs["kind"] = self.kind
         if self.made_from is not None:
             kwargs["source_image_id"] = self.made_from
+        if self.style:
+            kwargs["style"] = self.style
         return kwargs
+
+    @classmethod
+    def parse_search(cls, typed: str) -> tuple[str, str | None]:
+        """The words to search for, and a style named as ``style:Name`` (quotes allow
+        spaces: ``style:"Film grain"``)."""
+        match = STYLE_TOKEN.search(typed)
+        if match is None:
+            return typed.strip(), None
+        style = (match.group(1) or match.group(2) or "").strip()
+        rest = (typed[:match.start()] + typed[match.end():]).strip()
+        return rest, style or None
 
 
 def make_list_view(model: GalleryModel, parent: QWidget | None = None) -> QListView:
@@ -102,7 +118,7 @@ class GalleryView(QWidget):
         self.model = GalleryModel(parent=self)
         self.search = QLineEdit(self)
         self.search.setObjectName("gallerySearch")
-        self.search.setPlaceholderText("Search prompts…  (Ctrl+F)")
+        self.search.setPlaceholderText("Search prompts…  style:Name finds a style  (Ctrl+F)")
         self.search.setClearButtonEnabled(True)
         self.provider = QComboBox(self)
         self.model_filter = QComboBox(self)
@@ -178,7 +194,8 @@ class GalleryView(QWidget):
     # -- loading -----------------------------------------------------------------
 
     def filter(self) -> GalleryFilter:
-        return GalleryFilter(text=self.search.text().strip(),
+        text, style = GalleryFilter.parse_search(self.search.text())
+        return GalleryFilter(text=text, style=style,
                              provider=self.provider.currentData(),
                              model=self.model_filter.currentData(),
                              favourites=self.favourites.isChecked(),

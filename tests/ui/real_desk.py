@@ -30,6 +30,7 @@ from desktop_app.store.gallery import Gallery
 from desktop_app.store.input_images import InputImages
 from desktop_app.store.jobs import JobQueue
 from desktop_app.store.metrics import MetricsStore
+from desktop_app.store.styles import StyleLibrary
 from desktop_app.ui.main_window import CloseMode, MainWindow
 from tests.fakes.scripted_provider import ScriptedProvider
 from tests.ui.conftest import drive
@@ -84,13 +85,14 @@ def _slot(provider: ScriptedProvider) -> ProviderSlot:
                         priority=0, concurrency=1)
 
 
-def open_desk(qtbot: QtBot, folder: Path, provider: ScriptedProvider | None = None) -> Desk:
+def open_desk(qtbot: QtBot, folder: Path, provider: ScriptedProvider | None = None,
+              styles: StyleLibrary | None = None) -> Desk:
     provider = provider or scripted()
     conn = open_database(folder / "imagedesk.sqlite3")
     inputs = InputImages(folder / "inputs")
     engine = Engine(queue=JobQueue(conn), gallery=Gallery(conn), metrics_store=MetricsStore(conn),
                     saver=ImageSaver(folder / "gallery", folder / "thumbs"),
-                    slots=[_slot(provider)], rng=random.Random(3), inputs=inputs)
+                    slots=[_slot(provider)], rng=random.Random(3), inputs=inputs, styles=styles)
     window = MainWindow(engine, QSettings(str(folder / "window.ini"),
                                           QSettings.Format.IniFormat))
     window.resize(1200, 800)

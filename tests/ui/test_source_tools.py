@@ -206,3 +206,38 @@ def test_the_gallery_filters_by_kind_and_shows_what_was_made_from_an_image(
     assert gallery.lineage.isVisibleTo(gallery) and f"#{first.id}" in gallery.lineage.text()
     gallery.lineage.click()
     qtbot.waitUntil(lambda: len(shown()) == 2, timeout=5_000)
+
+
+def test_typing_style_name_in_the_gallery_search_finds_images_made_with_it(
+        qtbot: QtBot, tmp_path: Path, loop: qasync.QEventLoop) -> None:
+    from desktop_app.domain.styles import Style
+    from desktop_app.store.styles import StyleLibrary
+    from desktop_app.ui.gallery_view import GalleryFilter
+
+    assert GalleryFilter.parse_search('fox style:"Film grain" snow') == ("fox  snow",
+                                                                          "Film grain")
+    assert GalleryFilter.parse_search("STYLE:Painted") == ("", "Painted")
+    library = StyleLibrary(tmp_path / "styles.csv")
+    library.save(Style("Painted", "oil painting of {prompt}"))
+    desk = open_desk(qtbot, tmp_path, styles=library)
+    try:
+        search_by_style(qtbot, desk)
+    finally:
+        close_desk(qtbot, desk)
+
+
+def search_by_style(qtbot: QtBot, desk: Desk) -> None:
+    drive(qtbot, desk.engine.start())
+    editor = desk.window.editor
+    editor.width_box.setValue(64)
+    editor.height_box.setValue(64)
+    for styles in ("Painted", ""):
+        editor.prompt.setPlainText("a harbour")
+        editor.styles.setText(styles)
+        editor.generate_button.click()
+        qtbot.waitUntil(lambda: tasks.pending() == 0, timeout=5_000)
+    gallery = desk.window.gallery
+    qtbot.waitUntil(lambda: gallery.model.rowCount() == 2, timeout=10_000)
+    gallery.search.setText("harbour style:Painted")
+    qtbot.waitUntil(lambda: gallery.model.rowCount() == 1, timeout=5_000)
+    assert gallery.model.record(0).provenance["styles"] == ["Painted"]
