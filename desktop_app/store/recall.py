@@ -21,7 +21,7 @@ from desktop_app.store.a1111 import MetadataError
 from desktop_app.store.gallery import ImageRecord
 from desktop_app.store.image_metadata import ImageMetadata, metadata_from_texts
 
-__all__ = ["RecalledWork", "recalled_work", "work_from_metadata"]
+__all__ = ["RecalledWork", "recalled_request", "recalled_work", "work_from_metadata"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +32,17 @@ class RecalledWork:
     strength: float | None = None
     mask_blur: int | None = None
     scale: float | None = None
+
+
+def recalled_request(record: ImageRecord) -> GenerationRequest | None:
+    """The request a gallery image ImageDesk made ran as (None for another tool's)."""
+    data = record.provenance.get("request")
+    if not isinstance(data, Mapping):
+        return None
+    try:
+        return GenerationRequest.from_dict(data)
+    except InvalidRequest:
+        return None
 
 
 def recalled_work(record: ImageRecord) -> RecalledWork | None:

@@ -40,6 +40,7 @@ from desktop_app.config.policy import default_policy
 from desktop_app.domain.job import JobState
 from desktop_app.domain.request import GenerationRequest
 from desktop_app.engine.events import JobFinished
+from desktop_app.store.recall import recalled_request, recalled_work
 from desktop_app.ui import tasks
 from desktop_app.ui.detail_pane import DetailPane
 from desktop_app.ui.gallery_view import GalleryView
@@ -267,11 +268,35 @@ class MainWindow(QMainWindow):
         return job
 
     def reuse(self, record: ImageRecord) -> None:
-        self.editor.apply_parameters({
+        """The image's settings into the editor; for work on an image, its source (if it
+        is still in the gallery) and strength too."""
+        ran = recalled_request(record)
+        missing = self.editor.apply_parameters({
             "prompt": record.prompt, "negative_prompt": record.negative_prompt,
             "width": record.width, "height": record.height, "steps": record.steps,
-            "guidance": record.guidance, "seed": record.seed})
-        self.statusBar().showMessage("Parameters copied into the prompt editor.", 5000)
+            "guidance": record.guidance, "seed": record.seed,
+            "sampler": ran.sampler if ran else None,
+            "clip_skip": ran.clip_skip if ran else None})
+        self.statusBar().showMessage("Parameters copied into the prompt editor." + "".join(
+            f" Not recalled: {note}." for note in missing), 5000)
+        work = recalled_work(record)
+        if work is None or record.source_image_id is None:
+            return
+
+        def source_found(source: ImageRecord | None) -> None:
+            if source is None:
+                self.statusBar().showMessage("Parameters copied; the image it was made from "
+                                             "is no longer in the gallery.", 8000)
+                return
+
+            def ready(ref: ImageRef) -> None:
+                self._source_ready(ref, Path(source.path))
+                if work.strength is not None:
+                    self.editor.source_tools.set_strength(work.strength)
+
+            tasks.spawn(self.engine.use_as_source(source.id), ready)
+
+        tasks.spawn(self.engine.image(record.source_image_id), source_found)
 
     # -- the viewer and the source image ----------------------------------------
 

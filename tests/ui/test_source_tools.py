@@ -241,3 +241,23 @@ def search_by_style(qtbot: QtBot, desk: Desk) -> None:
     gallery.search.setText("harbour style:Painted")
     qtbot.waitUntil(lambda: gallery.model.rowCount() == 1, timeout=5_000)
     assert gallery.model.record(0).provenance["styles"] == ["Painted"]
+
+
+def test_reusing_a_variation_brings_back_its_source_and_strength(
+        qtbot: QtBot, desk: Desk) -> None:
+    window = desk.window
+    first = made_and_used_as_source(qtbot, desk)
+    tools = window.editor.source_tools
+    tools.vary_subtle.click()  # image to image at 0.3
+    gallery = window.gallery
+    qtbot.waitUntil(lambda: gallery.model.rowCount() == 2, timeout=10_000)
+    variation = next(gallery.model.record(i) for i in range(2)
+                     if gallery.model.record(i).kind == "img2img")
+    tools.clear.click()
+    tools.set_strength(0.75)
+    assert tools.source is None
+    window.reuse(variation)
+    qtbot.waitUntil(lambda: tools.source is not None, timeout=5_000)
+    assert tools.source is not None and tools.source.gallery_id == first.id
+    assert tools.strength_value_f() == pytest.approx(0.3)
+    assert window.editor.prompt.toPlainText() == variation.prompt
