@@ -29,6 +29,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QGraphicsPixmapItem,
+    QGraphicsRectItem,
     QGraphicsScene,
     QGraphicsSimpleTextItem,
     QGraphicsView,
@@ -46,12 +47,18 @@ class Tool(enum.Enum):
     PAN = "pan"
     BRUSH = "brush"
     ERASER = "eraser"
+    EXTEND = "extend"  # drag an edge outward to extend the canvas (outpaint)
+
+
+SIDES = ("left", "top", "right", "bottom")
+PADDING_STEP = 8  # the padding a drag sets is a multiple of this
 
 
 class ImageCanvas(QGraphicsView):
     """A QGraphicsView with the image, the mask overlay and the comparison source."""
 
     mask_changed = Signal()
+    padding_dragged = Signal(str, int)  # side, pixels: an edge dragged with Extend
     file_dropped = Signal(object)  # Path of an image file dropped here
     zoom_changed = Signal(float)
 
@@ -78,6 +85,12 @@ class ImageCanvas(QGraphicsView):
             self._scene.addItem(item)
         self.image_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self.source_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.canvas_item = QGraphicsRectItem()  # the extended canvas, while it is extended
+        self.canvas_item.setPen(QPen(QColor(255, 200, 60), 0, Qt.PenStyle.DashLine))
+        self.canvas_item.setZValue(2)
+        self._scene.addItem(self.canvas_item)
+        self.padding = dict.fromkeys(SIDES, 0)
+        self._side: str | None = None  # the edge being dragged
         self.image_path: Path | None = None
         self.mask_image = QImage()
         self._overlay = QImage()
@@ -257,7 +270,38 @@ class ImageCanvas(QGraphicsView):
         self.overlay_item.setPixmap(QPixmap.fromImage(self._overlay))
         self.mask_changed.emit()
 
+    def show_padding(self, padding: dict[str, int]) -> None:
+        """Outline the canvas the next outpaint makes (nothing when there is no padding)."""
+        self.padding = {side: max(0, int(padding.get(side, 0))) for side in SIDES}
+        width, height = self.image_size
+        p = self.padding
+        self.canvas_item.setRect(-p["left"], -p["top"], width + p["left"] + p["right"],
+                                 height + p["top"] + p["bottom"])
+        self.canvas_item.setVisible(any(p.values()) and not self.image_item.pixmap().isNull())
+
+    def _nearest_side(self, point: QPointF) -> str:
+        width, height = self.image_size
+        distances = {"left": abs(point.x()), "right": abs(width - point.x()),
+                     "top": abs(point.y()), "bottom": abs(height - point.y())}
+        return min(distances, key=lambda side: distances[side])
+
+    def _drag_padding(self, point: QPointF) -> None:
+        assert self._side is not None
+        width, height = self.image_size
+        beyond = {"left": -point.x(), "right": point.x() - width,
+                  "top": -point.y(), "bottom": point.y() - height}[self._side]
+        pixels = max(0, round(beyond / PADDING_STEP) * PADDING_STEP)
+        if pixels != self.padding[self._side]:
+            self.show_padding({**self.padding, self._side: pixels})
+            self.padding_dragged.emit(self._side, pixels)
+
     def mousePressEvent(self, event: QMouseEvent) -> None:
+        if self.tool is Tool.EXTEND and event.button() == Qt.MouseButton.LeftButton \
+                and not self.image_item.pixmap().isNull():
+            point = self.mapToScene(event.position().toPoint())
+            self._side = self._nearest_side(point)
+            event.accept()
+            return
         if self.tool is not Tool.PAN and event.button() == Qt.MouseButton.LeftButton \
                 and not self.mask_image.isNull():
             point = self.mapToScene(event.position().toPoint())
@@ -268,6 +312,10 @@ class ImageCanvas(QGraphicsView):
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self._side is not None:
+            self._drag_padding(self.mapToScene(event.position().toPoint()))
+            event.accept()
+            return
         if self._last is not None:
             point = self.mapToScene(event.position().toPoint())
             self.paint_stroke(self._last, point)
@@ -277,6 +325,11 @@ class ImageCanvas(QGraphicsView):
         super().mouseMoveEvent(event)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self._side is not None:
+            self._drag_padding(self.mapToScene(event.position().toPoint()))
+            self._side = None
+            event.accept()
+            return
         if self._last is not None:
             self._last = None
             event.accept()

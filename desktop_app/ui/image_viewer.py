@@ -31,6 +31,7 @@ class ImageViewer(QWidget):
 
     file_dropped = Signal(object)  # Path
     mask_changed = Signal()
+    padding_dragged = Signal(str, int)  # side, pixels
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,9 +63,13 @@ class ImageViewer(QWidget):
                                         "Paint where the next job should repaint", True)
         self.eraser_button = tool_button("Eraser", "Mask eraser",
                                          "Take parts out of the mask", True)
+        self.extend_button = tool_button("Extend", "Extend the canvas",
+                                         "Drag an edge of the source outward to outpaint "
+                                         "there", True)
         self.tools = QButtonGroup(self)
         self.tools.setExclusive(True)
-        for button in (self.pan_button, self.brush_button, self.eraser_button):
+        for button in (self.pan_button, self.brush_button, self.eraser_button,
+                       self.extend_button):
             self.tools.addButton(button)
         self.pan_button.setChecked(True)
         self.brush_size = QSpinBox(self)
@@ -83,7 +88,7 @@ class ImageViewer(QWidget):
         left: list[QWidget] = [self.fit_button, self.actual_button, self.zoom_label,
                                self.compare_button, self.source_button]
         right: list[QWidget] = [self.pan_button, self.brush_button, self.eraser_button,
-                                self.brush_size, self.clear_mask_button]
+                                self.brush_size, self.clear_mask_button, self.extend_button]
         for widget in left:
             bar.addWidget(widget)
         bar.addStretch(1)
@@ -100,13 +105,15 @@ class ImageViewer(QWidget):
         self.compare_button.toggled.connect(self.canvas.set_comparing)
         self.source_button.clicked.connect(self.show_source)
         for button, tool in ((self.pan_button, Tool.PAN), (self.brush_button, Tool.BRUSH),
-                             (self.eraser_button, Tool.ERASER)):
+                             (self.eraser_button, Tool.ERASER),
+                             (self.extend_button, Tool.EXTEND)):
             button.toggled.connect(lambda on, t=tool: self._tool_toggled(on, t))
         self.brush_size.valueChanged.connect(self._set_brush_size)
         self.clear_mask_button.clicked.connect(self.canvas.clear_mask)
         self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
         self.canvas.file_dropped.connect(self.file_dropped)
         self.canvas.mask_changed.connect(self.mask_changed)
+        self.canvas.padding_dragged.connect(self.padding_dragged)
         self.show_image(None)
 
     def _tool_toggled(self, on: bool, tool: Tool) -> None:
@@ -123,8 +130,9 @@ class ImageViewer(QWidget):
     def _update_tools(self) -> None:
         editing = self.editing_source
         for widget in (self.brush_button, self.eraser_button, self.brush_size,
-                       self.clear_mask_button):
+                       self.clear_mask_button, self.extend_button):
             widget.setEnabled(editing)
+        self.canvas.canvas_item.setVisible(editing and any(self.canvas.padding.values()))
         if not editing:
             self.pan_button.setChecked(True)
         self.canvas.overlay_item.setVisible(editing)

@@ -220,6 +220,9 @@ class MainWindow(QMainWindow):
         self.detail.use_as_source_requested.connect(self.use_as_source)
         self.viewer.file_dropped.connect(self.use_file_as_source)
         self.viewer.mask_changed.connect(self.editor.source_tools.mask_edited)
+        self.viewer.padding_dragged.connect(
+            lambda side, pixels: self.editor.source_tools.extend[side].setValue(pixels))
+        self.editor.source_tools.padding_changed.connect(self.viewer.canvas.show_padding)
         tools = self.editor.source_tools
         tools.mask_png = self.viewer.mask_png
         tools.mask_painted = self.viewer.mask_painted

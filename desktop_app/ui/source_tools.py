@@ -51,6 +51,7 @@ class SourceTools(QGroupBox):
     changed = Signal()  # the kind Generate will queue may have changed
     vary_requested = Signal(float)  # strength
     upscale_requested = Signal()
+    padding_changed = Signal(dict)  # {"left": px, ...}: the viewer outlines the new canvas
     clear_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -194,6 +195,7 @@ class SourceTools(QGroupBox):
             height = self.source.height + padding.top + padding.bottom
             text += f" → {width}×{height}"
         self.kind_label.setText(text)
+        self.padding_changed.emit({side: box.value() for side, box in self.extend.items()})
         self.changed.emit()
 
     def mask_edited(self) -> None:

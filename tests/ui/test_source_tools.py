@@ -261,3 +261,22 @@ def test_reusing_a_variation_brings_back_its_source_and_strength(
     assert tools.source is not None and tools.source.gallery_id == first.id
     assert tools.strength_value_f() == pytest.approx(0.3)
     assert window.editor.prompt.toPlainText() == variation.prompt
+
+
+def test_dragging_an_edge_with_extend_sets_the_outpaint_and_outlines_the_canvas(
+        qtbot: QtBot, desk: Desk) -> None:
+    dropped_source(qtbot, desk)  # 96 x 64
+    viewer = desk.window.viewer
+    tools = desk.window.editor.source_tools
+    viewer.extend_button.click()
+    drag_stroke(viewer.canvas, [(94, 30), (120, 30), (160, 31)])  # the right edge, +64
+    assert tools.extend["right"].value() == 64 and tools.extend["left"].value() == 0
+    drag_stroke(viewer.canvas, [(40, 1), (40, -30)])  # the top edge, +32 (to the 8 px)
+    assert tools.extend["top"].value() == 32
+    outline = viewer.canvas.canvas_item
+    assert outline.isVisible()
+    assert (outline.rect().width(), outline.rect().height()) == (96 + 64, 64 + 32)
+    desk.window.editor.generate_button.click()
+    [job] = queued(qtbot, desk)
+    assert job.request.work == Outpaint(job.request.work.source, Padding(0, 32, 64, 0))  # type: ignore[union-attr]
+    assert (job.request.width, job.request.height) == (160, 96)
