@@ -3,8 +3,10 @@ field names, defaults and reply shapes (``info`` is a JSON *string*), so a clien
 written for A1111 works unchanged.
 
 The "checkpoint" names where a job may run: ``auto`` (the routing settings),
-``local``, ``cloud`` or a provider (``openai``), as ``/v1/models`` lists them. The
-sampler and similar knobs are the provider's own; they are accepted and ignored."""
+``local``, ``cloud`` or a provider (``openai``), as ``/v1/models`` lists them.
+Samplers are named as A1111 names them (``domain/samplers.py``; ``Default`` is the
+model's own), and ``CLIP_stop_at_last_layers`` is the job's clip skip; other knobs
+(hires fix, scripts, face restoration) are accepted and ignored."""
 
 from __future__ import annotations
 
@@ -25,10 +27,11 @@ from desktop_app.api.errors import ApiError
 from desktop_app.api.routing import model_names, policy_for
 from desktop_app.domain.errors import InvalidRequest
 from desktop_app.domain.request import MAX_IMAGES, GenerationRequest, ImageToImage, Inpaint
+from desktop_app.domain.samplers import SAMPLERS, sampler_named
 from desktop_app.store.a1111 import parse_a1111_parameters
 from desktop_app.store.input_images import InputImageError
 
-SAMPLER = "Default"  # the local pipeline's own scheduler; a client's choice is ignored
+SAMPLER = "Default"  # the model's own scheduler (the local.scheduler setting)
 CHECKPOINT = web.AppKey("a1111_checkpoint", list)  # [the current checkpoint's name]
 _VERSION = "imagedesk"
 
@@ -121,7 +124,8 @@ def _request(request: web.Request, body: dict[str, Any],
             prompt=_text(body, "prompt"), negative_prompt=_text(body, "negative_prompt"),
             width=_number(body, "width", int), height=_number(body, "height", int),
             steps=_number(body, "steps", int), guidance=_number(body, "cfg_scale", float),
-            seed=None if seed < 0 else seed, n=count, policy=policy, work=work)
+            seed=None if seed < 0 else seed, n=count, policy=policy, work=work,
+            sampler=_sampler(body), clip_skip=_clip_skip(body))
     except InvalidRequest as error:
         raise ApiError(422, error.message, param=error.field or None) from None
 
@@ -176,7 +180,8 @@ async def _answer(request: web.Request, body: dict[str, Any],
         "all_negative_prompts": [generation.negative_prompt] * max(1, len(records)),
         "seed": seeds[0], "all_seeds": seeds, "subseed": -1, "all_subseeds": [-1] * len(seeds),
         "subseed_strength": 0, "width": generation.width, "height": generation.height,
-        "sampler_name": SAMPLER, "cfg_scale": generation.guidance, "steps": generation.steps,
+        "sampler_name": generation.sampler or SAMPLER, "cfg_scale": generation.guidance,
+        "steps": generation.steps,
         "batch_size": body.get("batch_size", 1), "restore_faces": False,
         "face_restoration_model": None,
         "sd_model_name": records[0].model if records else None, "sd_model_hash": None,
@@ -245,7 +250,30 @@ async def sd_models(request: web.Request) -> web.Response:
 
 
 async def samplers(request: web.Request) -> web.Response:
-    return web.json_response([{"name": SAMPLER, "aliases": [], "options": {}}])
+    return web.json_response([{"name": name, "aliases": [], "options": {}}
+                              for name in (SAMPLER, *SAMPLERS)])
+
+
+def _sampler(body: Mapping[str, Any]) -> str | None:
+    """The job's sampler by its A1111 name; None for the model's own."""
+    value = body.get("sampler_name") or body.get("sampler_index")
+    if value in (None, "", SAMPLER):
+        return None
+    try:
+        return sampler_named(str(value))
+    except InvalidRequest as error:
+        raise ApiError(422, f"{error.message} (or {SAMPLER})", param="sampler_name") from None
+
+
+def _clip_skip(body: Mapping[str, Any]) -> int | None:
+    override = body.get("override_settings")
+    value = override.get("CLIP_stop_at_last_layers") if isinstance(override, dict) else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 12:
+        raise ApiError(422, "CLIP_stop_at_last_layers must be a whole number from 1 to 12.",
+                       param="override_settings")
+    return value
 
 
 async def get_options(request: web.Request) -> web.Response:

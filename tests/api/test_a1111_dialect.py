@@ -160,3 +160,23 @@ async def test_png_info_reads_the_a1111_parameters_of_a_generated_image(serve: S
                                    height=64)
     info = await asyncio.to_thread(api.png_info, made.image)
     assert "a red door" in info.info and info.json["parameters"]["Seed"] == "5"
+
+
+async def test_a_sampler_and_clip_skip_from_an_a1111_client_reach_the_job(
+        serve: Serve) -> None:
+    local = ScriptedProvider("local")
+    server = await serve(local)
+    api = await a1111(server)
+    names = [s["name"] for s in await asyncio.to_thread(api.get_samplers)]
+    assert {"Euler a", "DPM++ 2M Karras"} <= set(names)
+    result = await asyncio.to_thread(
+        api.txt2img, prompt="a harbour", width=64, height=64, sampler_name="DPM++ 2M Karras",
+        override_settings={"CLIP_stop_at_last_layers": 2})
+    assert result.info["sampler_name"] == "DPM++ 2M Karras"
+    [sent] = local.calls
+    assert sent.sampler == "DPM++ 2M Karras" and sent.clip_skip == 2
+    async with aiohttp.ClientSession() as session, session.post(
+            server.url + "/sdapi/v1/txt2img", headers=BEARER,
+            json={"prompt": "x", "sampler_name": "Eulr"}) as reply:
+        assert reply.status == 422
+        assert "Unknown sampler 'Eulr'" in (await reply.text())
