@@ -143,13 +143,19 @@ async def img2img(request: web.Request) -> web.Response:
         raise ApiError(422, "init_images must hold one base64 image.", param="init_images")
     engine = request.app[keys.ENGINE_KEY]
     strength = _number(body, "denoising_strength", float)
+    size = (_number(body, "width", int), _number(body, "height", int))
+    mode = _number(body, "resize_mode", int)
     try:
-        source = await engine.add_input_image(
-            images.checked_image(images.decode_base64(inits[0], "init_images"), "init_images"))
+        init = images.checked_image(images.decode_base64(inits[0], "init_images"),
+                                    "init_images")
+        source = await engine.add_input_image(await asyncio.to_thread(
+            images.resized_as_a1111, init, size, mode, "init_images"))
         if body.get("mask"):
             invert = bool(body.get("inpainting_mask_invert"))
-            mask = await engine.add_input_image(images.mask_from_a1111(
-                images.decode_base64(body["mask"], "mask"), invert=invert), "mask")
+            drawn = images.mask_from_a1111(images.decode_base64(body["mask"], "mask"),
+                                           invert=invert)
+            mask = await engine.add_input_image(await asyncio.to_thread(
+                images.resized_as_a1111, drawn, size, mode, "mask", mask=True), "mask")
             blur = _number(body, "mask_blur" if body.get("mask_blur") is not None
                            else "mask_blur_x", int)
             work: ImageToImage | Inpaint = Inpaint(source=source, mask=mask,

@@ -79,3 +79,29 @@ def mask_from_a1111(data: bytes, *, invert: bool, param: str = "mask") -> bytes:
         grey = image.convert("L")
     grey = grey.point(lambda v: 255 if v >= 128 else 0)
     return _png(ImageOps.invert(grey) if invert else grey)
+
+
+def resized_as_a1111(data: bytes, size: tuple[int, int], mode: int, param: str,
+                     *, mask: bool = False) -> bytes:
+    """An img2img input brought to the job's ``width`` x ``height`` as A1111's resize
+    modes do: 0 "just resize" (stretch), 1 "crop and resize" (fill, centre crop).
+    Other modes ("resize and fill", "latent upscale") are refused by name."""
+    if not all(64 <= side <= MAX_IMAGE_SIDE for side in size):
+        raise ApiError(422, f"width and height must be 64 to {MAX_IMAGE_SIDE} pixels (got "
+                            f"{size[0]}x{size[1]}).", param="width")
+    image = _open(data, param)
+    if image.size == size:
+        return data
+    if mode not in (0, 1):
+        raise ApiError(422, f"resize_mode {mode} is not supported; use 0 (just resize) or 1 "
+                            "(crop and resize).", param="resize_mode")
+    image = image.convert("L" if mask else "RGB")
+    resample = Image.Resampling.NEAREST if mask else Image.Resampling.LANCZOS
+    if mode == 1:
+        width, height = size
+        scale = max(width / image.width, height / image.height)
+        scaled = image.resize((max(width, round(image.width * scale)),
+                               max(height, round(image.height * scale))), resample)
+        left, top = (scaled.width - width) // 2, (scaled.height - height) // 2
+        return _png(scaled.crop((left, top, left + width, top + height)))
+    return _png(image.resize(size, resample))

@@ -136,7 +136,8 @@ async def test_webuiapi_img2img_with_a_mask_is_an_inpaint_job(serve: Serve,
     mask.paste(255, (0, 0, 32, 64))  # A1111: white = inpaint
     api = await a1111(server)
     result = await asyncio.to_thread(api.img2img, images=[source], mask_image=mask,
-                                     prompt="a window", denoising_strength=0.6, mask_blur=2)
+                                     prompt="a window", denoising_strength=0.6, mask_blur=2,
+                                     width=64, height=64)
     assert len(result.images) == 1
     [request] = local.calls
     assert isinstance(request.work, Inpaint) and request.work.strength == 0.6
@@ -145,7 +146,7 @@ async def test_webuiapi_img2img_with_a_mask_is_an_inpaint_job(serve: Serve,
     assert stored.getpixel((5, 5)) == 255 and stored.getpixel((60, 5)) == 0
     inverted = await asyncio.to_thread(api.img2img, images=[source],
                                        mask_image=mask, prompt="the rest",
-                                       inpainting_mask_invert=1)
+                                       inpainting_mask_invert=1, width=64, height=64)
     assert len(inverted.images) == 1
     second = local.calls[1].work
     assert isinstance(second, Inpaint)
@@ -180,3 +181,27 @@ async def test_a_sampler_and_clip_skip_from_an_a1111_client_reach_the_job(
             json={"prompt": "x", "sampler_name": "Eulr"}) as reply:
         assert reply.status == 422
         assert "Unknown sampler 'Eulr'" in (await reply.text())
+
+
+async def test_img2img_brings_the_source_to_the_size_asked_as_a1111_does(
+        serve: Serve, tmp_path: Path) -> None:
+    local = image_provider()
+    server = await serve(local)
+    source = Image.new("RGB", (64, 32), (30, 90, 160))
+    api = await a1111(server)
+    await asyncio.to_thread(api.img2img, images=[source], prompt="wider", width=128,
+                            height=128)  # just resize (stretch)
+    await asyncio.to_thread(api.img2img, images=[source], prompt="filled", width=96,
+                            height=96, resize_mode=1)  # crop and resize
+    stretched, cropped = (call.work for call in local.calls)
+    assert stretched is not None and stretched.source.size == (128, 128)
+    assert cropped is not None and cropped.source.size == (96, 96)
+    async with aiohttp.ClientSession() as session:
+        for extra, message in (({"resize_mode": 2, "width": 96},
+                                "resize_mode 2 is not supported"),
+                               ({"width": 100_000}, "width and height must be 64 to")):
+            body = {"init_images": [base64.b64encode(png_bytes(64, 64)).decode()],
+                    "prompt": "x", "width": 64, "height": 64, **extra}
+            async with session.post(server.url + "/sdapi/v1/img2img", headers=BEARER,
+                                    json=body) as reply:
+                assert reply.status == 422 and message in await reply.text()
