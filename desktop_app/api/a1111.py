@@ -219,9 +219,11 @@ def _parameters_of(data: bytes) -> str:
 
 
 async def progress(request: web.Request) -> web.Response:
-    """The API's oldest running job: fraction, ETA, step, the latest preview."""
+    """The API's oldest running job (else one the window or the CLI runs): fraction,
+    ETA, step, the latest preview."""
     jobs = request.app[keys.JOBS_KEY]
-    tracks = sorted(jobs.tracks.values(), key=lambda t: t.submitted_at)
+    tracks = sorted(jobs.tracks.values(), key=lambda t: t.submitted_at) or sorted(
+        jobs.others.values(), key=lambda t: t.submitted_at)
     state = {"skipped": False, "interrupted": False, "job": "", "job_count": len(tracks),
              "job_timestamp": "0", "job_no": 0, "sampling_step": 0, "sampling_steps": 0}
     if not tracks:

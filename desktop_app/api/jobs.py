@@ -16,7 +16,7 @@ from desktop_app.domain.errors import InvalidRequest
 from desktop_app.domain.job import Job, JobState
 from desktop_app.domain.request import GenerationRequest
 from desktop_app.engine.engine import Engine
-from desktop_app.engine.events import Event, JobProgress, JobStarted
+from desktop_app.engine.events import Event, JobFinished, JobProgress, JobStarted
 from desktop_app.store.gallery import ImageRecord
 
 DEFAULT_RETRY_AFTER_S = 30.0
@@ -46,6 +46,8 @@ class ApiJobs:
         self.engine = engine
         self._clock = clock
         self.tracks: dict[int, JobTrack] = {}
+        # jobs from the window or the CLI, so a client's progress bar also shows those
+        self.others: dict[int, JobTrack] = {}
         self._unsubscribe = engine.hub.subscribe(self._on_event)
 
     def close(self) -> None:
@@ -103,12 +105,18 @@ class ApiJobs:
         return ApiError(503, message, code="no_provider")
 
     def _on_event(self, event: Event) -> None:
+        if isinstance(event, JobFinished):
+            self.others.pop(event.job_id, None)
+            return
+        if isinstance(event, JobStarted | JobProgress) and event.job_id not in self.tracks \
+                and event.job_id not in self.others:
+            self.others[event.job_id] = JobTrack(event.job_id, self._clock())
         if isinstance(event, JobStarted):
-            track = self.tracks.get(event.job_id)
+            track = self.tracks.get(event.job_id) or self.others.get(event.job_id)
             if track is not None:
                 track.started_at = self._clock()
         elif isinstance(event, JobProgress):
-            track = self.tracks.get(event.job_id)
+            track = self.tracks.get(event.job_id) or self.others.get(event.job_id)
             if track is not None and event.total:
                 if track.started_at is None:
                     track.started_at = self._clock()

@@ -9,6 +9,7 @@ import base64
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import webuiapi
@@ -107,6 +108,26 @@ async def test_progress_fraction_follows_the_providers_steps(serve: Serve) -> No
         body = await reply.json()
     assert body["progress"] == 0.75 and body["state"]["sampling_step"] == 3
     assert Image.open(io.BytesIO(base64.b64decode(body["current_image"]))).size == (8, 8)
+
+
+async def test_progress_also_follows_a_job_the_window_runs(serve: Serve) -> None:
+    from desktop_app.engine.events import JobFinished, JobStarted
+
+    server = await serve()
+    hub = server.engine.hub
+
+    async def progress() -> dict[str, Any]:
+        async with aiohttp.ClientSession() as session, session.get(
+                server.url + "/sdapi/v1/progress", headers=BEARER) as reply:
+            body: dict[str, Any] = await reply.json()
+            return body
+
+    hub.emit(JobStarted(77))  # queued in the window, not through the API
+    hub.emit(JobProgress(77, "local", 1, 4))
+    seen = await progress()
+    assert seen["progress"] == 0.25 and seen["state"]["job"] == "job 77"
+    hub.emit(JobFinished(77, JobState.SUCCEEDED, "local", ()))
+    assert (await progress())["state"]["job"] == ""
 
 
 async def test_the_checkpoint_option_picks_the_route(serve: Serve) -> None:
