@@ -24,7 +24,7 @@ from PIL import Image
 from desktop_app.api import context as keys
 from desktop_app.api import images
 from desktop_app.api.errors import ApiError
-from desktop_app.api.routing import model_names, policy_for
+from desktop_app.api.routing import model_choices, resolve_model
 from desktop_app.domain.errors import InvalidRequest
 from desktop_app.domain.request import MAX_IMAGES, GenerationRequest, ImageToImage, Inpaint
 from desktop_app.domain.samplers import SAMPLERS, sampler_named
@@ -110,29 +110,30 @@ def _checkpoint(request: web.Request, body: Mapping[str, Any]) -> str:
     return str(request.app[CHECKPOINT][0])
 
 
-def _request(request: web.Request, body: dict[str, Any],
-             work: ImageToImage | Inpaint | None) -> GenerationRequest:
+async def _request(request: web.Request, body: dict[str, Any],
+                   work: ImageToImage | Inpaint | None) -> GenerationRequest:
     count = _number(body, "batch_size", int) * _number(body, "n_iter", int)
     if not 1 <= count <= MAX_IMAGES:
         raise ApiError(422, f"batch_size × n_iter must be 1 to {MAX_IMAGES} (got {count}).",
                        param="batch_size")
     seed = _number(body, "seed", int)
-    policy = policy_for(_checkpoint(request, body).split(" [")[0],
-                        request.app[keys.POLICY_KEY]())
+    policy, checkpoint = await resolve_model(request.app,
+                                             _checkpoint(request, body).split(" [")[0],
+                                             request.app[keys.POLICY_KEY]())
     try:
         return GenerationRequest(
             prompt=_text(body, "prompt"), negative_prompt=_text(body, "negative_prompt"),
             width=_number(body, "width", int), height=_number(body, "height", int),
             steps=_number(body, "steps", int), guidance=_number(body, "cfg_scale", float),
             seed=None if seed < 0 else seed, n=count, policy=policy, work=work,
-            sampler=_sampler(body), clip_skip=_clip_skip(body))
+            sampler=_sampler(body), clip_skip=_clip_skip(body), model=checkpoint)
     except InvalidRequest as error:
         raise ApiError(422, error.message, param=error.field or None) from None
 
 
 async def txt2img(request: web.Request) -> web.Response:
     body = await _body(request, TXT2IMG_DEFAULTS)
-    generation = _request(request, body, None)
+    generation = await _request(request, body, None)
     return await _answer(request, body, generation)
 
 
@@ -164,7 +165,7 @@ async def img2img(request: web.Request) -> web.Response:
             work = ImageToImage(source=source, strength=strength)
     except (InputImageError, InvalidRequest) as error:
         raise ApiError(422, error.message) from error
-    return await _answer(request, body, _request(request, body, work))
+    return await _answer(request, body, await _request(request, body, work))
 
 
 async def _answer(request: web.Request, body: dict[str, Any],
@@ -254,7 +255,7 @@ async def interrupt(request: web.Request) -> web.Response:
 async def sd_models(request: web.Request) -> web.Response:
     return web.json_response([
         {"title": name, "model_name": name, "hash": None, "sha256": None, "filename": name,
-         "config": None} for name in model_names()])
+         "config": None} for name in await model_choices(request.app)])
 
 
 async def samplers(request: web.Request) -> web.Response:
@@ -295,7 +296,8 @@ async def set_options(request: web.Request) -> web.Response:
     checkpoint = body.get("sd_model_checkpoint")
     if checkpoint is not None:
         name = str(checkpoint).split(" [")[0]
-        policy_for(name, request.app[keys.POLICY_KEY]())  # refuses an unknown name
+        await resolve_model(request.app, name,
+                            request.app[keys.POLICY_KEY]())  # refuses an unknown name
         request.app[CHECKPOINT][0] = name
     return web.json_response(None)
 

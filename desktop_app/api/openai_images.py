@@ -16,7 +16,7 @@ from aiohttp.web_request import FileField
 from desktop_app.api import context as keys
 from desktop_app.api import images
 from desktop_app.api.errors import ApiError, public_message
-from desktop_app.api.routing import model_names, policy_for
+from desktop_app.api.routing import model_choices, resolve_model
 from desktop_app.domain.errors import InvalidRequest
 from desktop_app.domain.request import (
     MAX_IMAGES,
@@ -48,7 +48,7 @@ def add_routes(app: web.Application) -> None:
 async def models(request: web.Request) -> web.Response:
     return web.json_response({"object": "list", "data": [
         {"id": name, "object": "model", "created": 0, "owned_by": "imagedesk"}
-        for name in model_names()]})
+        for name in await model_choices(request.app)]})
 
 
 async def generations(request: web.Request) -> web.StreamResponse:
@@ -135,11 +135,12 @@ async def _generate(request: web.Request, body: Mapping[str, Any],
     output_format = _choice(body, "output_format",
                             {f.value: f for f in OutputFormat} | {"jpg": OutputFormat.JPEG},
                             OutputFormat.PNG)
-    policy = policy_for(body.get("model"), request.app[keys.POLICY_KEY]())
+    policy, checkpoint = await resolve_model(request.app, body.get("model"),
+                                             request.app[keys.POLICY_KEY]())
     try:
         generation = GenerationRequest(prompt=prompt, width=width, height=height, n=n,
                                        quality=quality, output_format=output_format,
-                                       policy=policy, work=work)
+                                       policy=policy, work=work, model=checkpoint)
     except InvalidRequest as error:
         raise ApiError(400, error.message, param=error.field or None,
                        code="invalid_value") from None

@@ -10,7 +10,14 @@ from collections.abc import Callable, Sequence
 from aiohttp import web
 
 from desktop_app.api import a1111, events_socket, openai_images
-from desktop_app.api.context import ENGINE_KEY, JOBS_KEY, POLICY_KEY
+from desktop_app.api.context import (
+    ENGINE_KEY,
+    JOBS_KEY,
+    MODELS_KEY,
+    POLICY_KEY,
+    LibraryModels,
+    no_library_models,
+)
 from desktop_app.api.jobs import ApiJobs
 from desktop_app.api.security import Guard, is_loopback, own_hosts
 from desktop_app.domain.request import RoutingPolicy
@@ -39,7 +46,8 @@ class ApiServer:
                  default_policy: Callable[[], RoutingPolicy] = RoutingPolicy,
                  max_body_bytes: int = MAX_BODY_BYTES,
                  per_client: int = PER_CLIENT_REQUESTS,
-                 allowed_hosts: Sequence[str] = ()) -> None:
+                 allowed_hosts: Sequence[str] = (),
+                 library_models: LibraryModels = no_library_models) -> None:
         """``allowed_hosts``: more names clients may address it by (``Host`` header),
         e.g. ``host.docker.internal`` or this machine's LAN address."""
         self.engine = engine
@@ -54,6 +62,7 @@ class ApiServer:
         self.app[ENGINE_KEY] = engine
         self.app[JOBS_KEY] = self.jobs
         self.app[POLICY_KEY] = default_policy
+        self.app[MODELS_KEY] = library_models
         openai_images.add_routes(self.app)
         a1111.add_routes(self.app)
         events_socket.add_routes(self.app)

@@ -37,6 +37,7 @@ class WindowApi:
             if not want or self.server is not None:
                 return
             try:
+                from desktop_app.api.context import library_checkpoints
                 from desktop_app.api.server import ApiServer
             except ModuleNotFoundError as error:
                 self._on_message(f"The API is not served: it needs the 'api' extra "
@@ -48,7 +49,10 @@ class WindowApi:
                 self._on_message(f"The API is not served: {error.message}")
                 return
             server = ApiServer(self._ctx.engine, token, port=port,
-                               default_policy=lambda: default_policy(self._settings))
+                               default_policy=lambda: default_policy(self._settings),
+                               library_models=library_checkpoints(
+                                   self._ctx.paths.models_dir,
+                                   lambda: self._settings.local.model_folders))
             try:
                 await server.start()
             except OSError as error:

@@ -36,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
 
 async def serve(args: argparse.Namespace) -> int:
     try:
+        from desktop_app.api.context import library_checkpoints
         from desktop_app.api.server import ApiServer, exposure_warning
     except ModuleNotFoundError as error:
         raise CliError(f"serve needs the 'api' extra: pip install 'imagedesk[api]' "
@@ -57,7 +58,9 @@ async def serve(args: argparse.Namespace) -> int:
         await engine.start()
         server = ApiServer(engine, token, host=args.host, port=args.port,
                            default_policy=lambda: default_policy(ctx.settings),
-                           allowed_hosts=args.allow_host)
+                           allowed_hosts=args.allow_host,
+                           library_models=library_checkpoints(
+                               ctx.paths.models_dir, lambda: ctx.settings.local.model_folders))
         try:
             await server.start()
         except OSError as error:

@@ -194,3 +194,24 @@ async def test_a_streamed_job_that_fails_ends_in_an_error_event(serve: Serve) ->
     with pytest.raises(openai.APIError) as caught:
         _ = [event async for event in stream]
     assert "no CUDA device" in caught.value.message
+
+
+async def test_a_checkpoint_of_the_model_library_can_be_named_as_the_model(
+        serve: Serve, tmp_path: Path) -> None:
+    from desktop_app.api.context import library_checkpoints
+    from tests.providers.local_diffusion.support import SD1_KEYS, write_safetensors
+
+    folder = tmp_path / "webui" / "models" / "Stable-diffusion"
+    folder.mkdir(parents=True)
+    checkpoint = write_safetensors(folder / "dreamy_v2.safetensors", SD1_KEYS)
+    local = ScriptedProvider("local")
+    server = await serve(local, library_models=library_checkpoints(
+        tmp_path / "models", lambda: [tmp_path / "webui" / "models"]))
+    api = client(server)
+    listed = [m.id async for m in api.models.list()]
+    assert {"auto", "local", "openai", "dreamy_v2"} <= set(listed)
+    await api.images.generate(prompt="a harbour", model="dreamy_v2", size="1024x1024")
+    [sent] = local.calls
+    assert sent.model == str(checkpoint) and sent.policy.provider == "local"
+    with pytest.raises(openai.BadRequestError, match="Unknown model 'ponyXL'"):
+        await api.images.generate(prompt="x", model="ponyXL")
