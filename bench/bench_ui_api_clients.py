@@ -65,7 +65,10 @@ def free_port() -> int:
 
 async def run(window: object, ctx: object, port: int) -> tuple[list[float], list[float],
                                                                 float, int, int]:
+    from desktop_app.bootstrap import warm_keys
+
     engine = ctx.engine  # type: ignore[attr-defined]
+    await warm_keys(ctx)  # type: ignore[arg-type]  # as the app starts: keyring off the loop
     await engine.start()
     window.load()  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{port}"
