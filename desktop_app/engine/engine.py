@@ -43,7 +43,7 @@ from desktop_app.engine.saving import ImageSaver
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.engine.status import ProviderStatus, gather_statuses
 from desktop_app.engine.store_thread import StoreThread
-from desktop_app.providers.base import Progress, ProviderKind
+from desktop_app.providers.base import ChecksBeforeQueue, Progress, ProviderKind
 from desktop_app.resilience.breaker import BreakerTransition
 from desktop_app.resilience.clock import Clock, SystemClock
 from desktop_app.store import files
@@ -237,11 +237,23 @@ class Engine:
         check_blocked_terms(request.prompt, self._blocked_terms)
         await self._prompts.check(request)  # a wildcard that names no file is refused now
         request = self._privacy_rules(request)
+        await self._local_checks(request)
         for ref in request.input_images:  # refused now, not when it runs
             if self._inputs is None or not self._inputs.has(ref):
                 raise InvalidRequest(f"The input image {ref.sha256[:12]}… is not stored; add it "
                                      "with Engine.add_input_image first.", field="work")
         return request
+
+    async def _local_checks(self, request: GenerationRequest) -> None:
+        """What this machine's provider refuses before a job is queued (a LoRA the
+        prompt names that is not installed), when the job may run on it."""
+        policy = request.policy
+        for slot in self._slots:
+            if (slot.kind is ProviderKind.LOCAL and slot.enabled
+                    and isinstance(slot.provider, ChecksBeforeQueue)
+                    and mode_allows(policy.mode, slot.kind)
+                    and policy.provider in (None, slot.name)):
+                await slot.provider.check_before_queue(request)
 
     def _privacy_rules(self, request: GenerationRequest) -> GenerationRequest:
         """A prompt holding one of the user's private terms is marked private (recorded on

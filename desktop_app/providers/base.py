@@ -93,6 +93,8 @@ class Capabilities:
     qualities: tuple[str, ...] = ("auto",)
     samplers: tuple[str, ...] = ()  # the A1111 sampler names it honours (domain/samplers.py)
     supports_clip_skip: bool = False
+    # applies the prompt's <lora:name:weight> tags (domain/prompt_networks.py)
+    supports_loras: bool = False
     supports_seed: bool = False
     supports_negative_prompt: bool = False
     supports_steps: bool = False
@@ -123,6 +125,14 @@ class FitsWork(Protocol):
     kinds as asked."""
 
     def fit_work(self, request: GenerationRequest) -> WorkFit: ...
+
+
+@runtime_checkable
+class ChecksBeforeQueue(Protocol):
+    """A provider that can refuse a request before it is queued (the local one: a LoRA
+    the prompt names that is not installed), raising ``InvalidRequest``."""
+
+    async def check_before_queue(self, request: GenerationRequest) -> None: ...
 
 
 class HealthState(enum.Enum):

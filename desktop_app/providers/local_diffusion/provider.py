@@ -65,11 +65,19 @@ from desktop_app.providers.local_diffusion.messages import (
     WorkerSettings,
 )
 from desktop_app.providers.local_diffusion.model_source import check_model_source
+from desktop_app.providers.local_diffusion.network_files import (
+    JobNetworks,
+    NetworkIndex,
+    job_networks,
+    missing_loras,
+    network_index,
+)
 from desktop_app.providers.local_diffusion.process import WorkerProcess
 from desktop_app.providers.local_diffusion.received_images import validated_images
 from desktop_app.store.input_images import InputImages
 
 MAX_IMAGES_PER_CALL = 4
+NETWORK_INDEX_TTL_S = 10.0  # a LoRA added to a folder is seen within this time
 LATENCY_WEIGHT = 0.3  # of the newest job in the moving average
 
 
@@ -107,6 +115,7 @@ class LocalDiffusionProvider:
         self._latency_s: float | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
         self._idle_task: asyncio.Task[None] | None = None
+        self._network_index: tuple[float, NetworkIndex] | None = None
         self.spawn_count = 0
 
     # -- the protocol ------------------------------------------------------------
@@ -163,6 +172,7 @@ class LocalDiffusionProvider:
             supports_guidance=True,
             samplers=tuple(SAMPLERS),
             supports_clip_skip=True,
+            supports_loras=True,
             estimated_latency_s=self._latency_s if self._latency_s is not None else 30.0,
             cost_per_image_usd=0.0,
             kinds=frozenset(RequestKind),
@@ -374,6 +384,39 @@ class LocalDiffusionProvider:
         if not self._lock.locked() and self._worker is not None:
             self._idle_task = asyncio.get_running_loop().create_task(self._stop_worker())
 
+    # -- LoRAs and embeddings ----------------------------------------------------
+
+    def _networks(self, *, fresh: bool = False) -> NetworkIndex:
+        """The library's LoRAs and embeddings, scanned again after a few seconds
+        (blocking: run it in a worker thread)."""
+        now = self._clock()
+        cached = self._network_index
+        if fresh or cached is None or now - cached[0] > NETWORK_INDEX_TTL_S:
+            c = self.config
+            index = network_index(c.data_dir / "models", c.model_folders, c.hf_cache_dir)
+            self._network_index = cached = (now, index)
+        return cached[1]
+
+    def _job_networks(self, request: GenerationRequest) -> JobNetworks:
+        index = self._networks()
+        if missing_loras(request, index) is not None:  # perhaps added a moment ago
+            index = self._networks(fresh=True)
+        return job_networks(request, index, self.config.data_dir / "models")
+
+    async def check_before_queue(self, request: GenerationRequest) -> None:
+        """``InvalidRequest`` now, before the job is queued, for a LoRA the prompt names
+        that is not in the model library (saying which name and where it looked)."""
+        if not request.loras:
+            return
+        def check() -> None:
+            index = self._networks()
+            if missing_loras(request, index) is not None:
+                index = self._networks(fresh=True)
+            problem = missing_loras(request, index)
+            if problem is not None:
+                raise problem
+        await asyncio.to_thread(check)
+
     # -- one job -----------------------------------------------------------------
 
     def _seeds(self, request: GenerationRequest) -> tuple[int, ...]:
@@ -388,15 +431,17 @@ class LocalDiffusionProvider:
         loop = asyncio.get_running_loop()
         inputs = (await loop.run_in_executor(None, read_inputs, self._inputs, request)
                   if request.work is not None else ())
+        networks = await loop.run_in_executor(None, self._job_networks, request)
         worker = await self._ensure_worker()
         job = RunJob(
-            job_id=next(self._job_ids), model=model, prompt=request.prompt,
-            negative_prompt=request.negative_prompt, width=request.width,
+            job_id=next(self._job_ids), model=model, prompt=networks.prompt,
+            negative_prompt=networks.negative_prompt, width=request.width,
             height=request.height, steps=request.steps, guidance=request.guidance,
             seeds=self._seeds(request),
             scheduler=SAMPLERS[request.sampler] if request.sampler else self.config.scheduler,
             preview_every=self.config.preview_every, work=request.work, inputs=inputs,
             clip_skip=request.clip_skip or 1,
+            loras=networks.loras, embeddings=networks.embeddings,
         )
         inbox: asyncio.Queue[object] = asyncio.Queue()
         worker.subscribe(loop, inbox.put_nowait)
@@ -419,6 +464,7 @@ class LocalDiffusionProvider:
         if model == self.config.model:
             self._misconfigured = None
         progress(Progress(Phase.FINISHING, message="checking the images"))
+        done = (done[0], {**done[1], **networks.details()})
         return await loop.run_in_executor(None, validated_images, done, job, self._label(model))
 
     def _label(self, model: str) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 
 from desktop_app.providers.local_diffusion.failures import JobCancelled, WorkerProblem, classify
 from desktop_app.providers.local_diffusion.gpu_worker.image_work import ImageJobs, work_details
+from desktop_app.providers.local_diffusion.gpu_worker.networks import PipelineNetworks
 from desktop_app.providers.local_diffusion.messages import (
     ImageDone,
     JobDone,
@@ -49,6 +50,7 @@ class Worker:
         self.device: Any = None
         self.loaded: Any = None
         self.image_jobs = ImageJobs()  # img2img/inpaint pipelines sharing the loaded weights
+        self.networks = PipelineNetworks()  # the LoRAs loaded on the model
 
     def send(self, message: object) -> None:
         self.events.send(message)
@@ -90,6 +92,7 @@ class Worker:
         if self.loaded is None or self.loaded.key != key:
             self.loaded = None  # free the old pipeline before loading the next
             self.image_jobs.forget()
+            self.networks.forget()
             self.loaded = loading.load_model(
                 job.model, self.settings, device,
                 lambda text: self.send(Loading(job.job_id, text)))
@@ -111,10 +114,11 @@ class Worker:
             from desktop_app.providers.local_diffusion.gpu_worker.loading import scheduler_for
 
             loaded.pipe.scheduler = scheduler_for(loaded, job.scheduler)
-            for index, seed in enumerate(job.seeds):
-                image = self._generate_with_retry(loaded, job, index, seed)
-                self.send(ImageDone(job.job_id, index, _png(image), image.width, image.height,
-                                    seed))
+            with self.networks.applied(loaded.pipe, job):
+                for index, seed in enumerate(job.seeds):
+                    image = self._generate_with_retry(loaded, job, index, seed)
+                    self.send(ImageDone(job.job_id, index, _png(image), image.width,
+                                        image.height, seed))
             self.send(JobDone(job.job_id, self._details(loaded, job) | work_details(job),
                               time.perf_counter() - started))
         except BaseException as exc:
