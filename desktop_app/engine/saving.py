@@ -128,6 +128,12 @@ class ImageSaver:
             extra["Quality"] = details["quality"]
         if details.get("clip_skip", "1") != "1":  # A1111 writes it only when it skips
             extra["Clip skip"] = details["clip_skip"]
+        # the LoRAs and embeddings applied, as A1111's Lora extension and TI write them
+        # (Civitai links a picture to the files by these hashes)
+        if details.get("lora_hashes"):
+            extra["Lora hashes"] = details["lora_hashes"]
+        if details.get("ti_hashes"):
+            extra["TI hashes"] = details["ti_hashes"]
         # A1111's hires fix names the size before the upscale, with "Hires upscale"
         width, height = ((request.work.source.width, request.work.source.height)
                          if isinstance(request.work, Upscale) else (image.width, image.height))

@@ -163,6 +163,13 @@ def _lora_family(names: frozenset[str], metadata: Mapping[str, str]) -> str:
     if _any_prefix(names, ("lora_te_", "lora_unet_down_blocks_", "lora_unet_up_blocks_",
                            "lora_unet_mid_block_")):
         return SD1
+    # diffusers' own layout (unet., text_encoder.): SDXL has a second text encoder, no
+    # attention in its first down block and two or more transformer layers per block
+    if _any_prefix(names, ("text_encoder_2.",)) or any(
+            n.startswith("unet.") and ".transformer_blocks.1." in n for n in names):
+        return SDXL
+    if _any_prefix(names, ("unet.down_blocks.0.attentions.", "unet.up_blocks.3.attentions.")):
+        return SD1
     return UNKNOWN
 
 
