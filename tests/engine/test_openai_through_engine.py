@@ -21,9 +21,9 @@ import pytest
 
 from desktop_app.bootstrap import open_app
 from desktop_app.config import AppPaths, Settings, save_settings
-from desktop_app.domain.errors import Misconfigured, OutOfMemory, ProviderError
+from desktop_app.domain.errors import InvalidRequest, Misconfigured, OutOfMemory, ProviderError
 from desktop_app.domain.job import Job, JobState, Outcome
-from desktop_app.domain.request import GenerationRequest, RoutingPolicy
+from desktop_app.domain.request import GenerationRequest, RouteMode, RoutingPolicy
 from desktop_app.engine.engine import Engine
 from desktop_app.engine.events import Event
 from desktop_app.engine.runner import RunnerSettings
@@ -392,3 +392,56 @@ async def _run(engine: Engine) -> Job:
     done = await engine.job(job.id)
     assert done is not None and done.state.finished
     return done
+
+
+# -- LoRAs (issue 14, item 4) --------------------------------------------------------
+
+LORA_REQ = REQ.replace(prompt="a lighthouse at dusk <lora:film_grain:0.8>")
+
+
+async def test_openai_cannot_apply_a_lora_so_without_adaptation_it_is_skipped_unsent(
+        make_rig: RigMaker) -> None:
+    rig = make_rig()
+    job = await rig.run(LORA_REQ.replace(policy=RoutingPolicy(allow_adaptation=False)))
+    assert job.state is JobState.FAILED
+    [skip] = job.attempts
+    assert skip.provider == "openai" and skip.outcome is Outcome.SKIPPED
+    assert "cannot apply LoRAs (film_grain)" in skip.message
+    assert image_requests(rig.server) == 0
+
+
+async def test_with_adaptation_openai_gets_the_prompt_without_the_lora_and_the_job_says_so(
+        make_rig: RigMaker) -> None:
+    rig = make_rig()
+    job = await rig.run(LORA_REQ)
+    assert job.state is JobState.SUCCEEDED and job.provider == "openai"
+    [sent] = rig.server.image_requests()
+    assert sent.body is not None and sent.body["prompt"] == "a lighthouse at dusk"
+    [attempt] = job.attempts
+    assert any("LoRA film_grain left out" in a for a in attempt.adaptations)
+
+
+async def test_a_lora_that_is_not_installed_is_refused_before_anything_is_queued(
+        make_rig: RigMaker, tmp_path: Path) -> None:
+    from desktop_app.providers.local_diffusion import (
+        LocalDiffusionConfig,
+        LocalDiffusionProvider,
+    )
+
+    rig = make_rig()
+    local = LocalDiffusionProvider(LocalDiffusionConfig(
+        data_dir=tmp_path / "profile", model_folders=(tmp_path / "a1111" / "models",)))
+    clock = rig.clock
+    rig.engine._slots.append(ProviderSlot(  # the real local provider; it never starts a worker
+        provider=local, breaker=CircuitBreaker("local", BreakerConfig.local_gpu(), clock),
+        gate=CooldownGate(clock), retry=RetryPolicy(max_attempts=1), priority=-10))
+    with pytest.raises(InvalidRequest) as caught:
+        await rig.engine.submit(LORA_REQ)
+    assert "'film_grain' is not installed" in caught.value.message
+    assert str(tmp_path / "a1111" / "models") in caught.value.message
+    assert await rig.engine.jobs() == []
+    assert image_requests(rig.server) == 0
+    # a cloud-only job never runs locally: the local library is not asked
+    cloud = await rig.engine.submit(LORA_REQ.replace(policy=RoutingPolicy(
+        mode=RouteMode.CLOUD_ONLY)))
+    assert cloud.id > 0
