@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,7 @@ async def provider(local_data_dir: Path, networks: tuple[Path, dict[str, bytes]]
 
 
 async def image(provider: LocalDiffusionProvider, prompt: str, **fields: object
-                ) -> tuple[np.ndarray, dict[str, str]]:
+                ) -> tuple[np.ndarray, Mapping[str, str]]:
     [made] = await provider.generate(request(prompt=prompt, **fields), Recorder(),
                                      CancelToken())
     return pixels(made.data), made.details

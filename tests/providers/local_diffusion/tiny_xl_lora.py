@@ -45,9 +45,8 @@ def main() -> None:
     )
     from desktop_app.providers.local_diffusion.gpu_worker.main import Worker
     from desktop_app.providers.local_diffusion.hashing import model_hash
-    from desktop_app.providers.local_diffusion.library import scan
     from desktop_app.providers.local_diffusion.library import roots as library_roots
-    from desktop_app.providers.local_diffusion.network_files import job_networks, network_index
+    from desktop_app.providers.local_diffusion.library import scan
     from desktop_app.providers.local_diffusion.messages import (
         DeviceInfo,
         ImageDone,
@@ -55,6 +54,7 @@ def main() -> None:
         JobFailed,
         RunJob,
     )
+    from desktop_app.providers.local_diffusion.network_files import job_networks, network_index
 
     torch.set_num_threads(2)
     out = Path(sys.argv[1])
@@ -88,8 +88,9 @@ def main() -> None:
     pipe, family = load_single_file(checkpoint, cpu, skeletons=out / "skeletons")
     pipe.set_progress_bar_config(disable=True)
     sent: list[object] = []
-    worker = Worker(types.SimpleNamespace(torch_threads=2),  # type: ignore[arg-type]
-                    types.SimpleNamespace(send=sent.append), types.SimpleNamespace(value=0))
+    settings: Any = types.SimpleNamespace(torch_threads=2)  # run() reads none of the rest
+    events: Any = types.SimpleNamespace(send=sent.append)
+    worker = Worker(settings, events, types.SimpleNamespace(value=0))
     worker.device = cpu
     key = (str(checkpoint), cpu.torch_device, cpu.info.dtype)
     short = model_hash(checkpoint, profile_models / "hash-cache.json")  # as load_model does
