@@ -75,6 +75,7 @@ def offer_library_models(ctx: AppContext, window: MainWindow) -> None:
         editor.set_models([(e.name, str(e.path), e.hash) for e in entries
                            if e.kind == "checkpoint" and e.loadable],
                           remembered if isinstance(remembered, str) else None)
+        editor.set_loras(e.name for e in entries if e.kind == "lora" and e.loadable)
 
     tasks.spawn(registry.local_model_library(ctx.paths.models_dir,
                                              ctx.settings.local.model_folders, hashed=False),

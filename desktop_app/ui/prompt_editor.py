@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from desktop_app.domain.request import (
     RouteStrategy,
     RoutingPolicy,
 )
+from desktop_app.domain.prompt_networks import parse_loras
 from desktop_app.domain.samplers import SAMPLERS, sampler_named
 from desktop_app.engine.events import JobFinished, JobProgress, JobStarted
 from desktop_app.engine.router import mode_allows
@@ -200,6 +201,7 @@ class PromptEditor(QWidget):
         self.model.setToolTip("A checkpoint from your model library for this job (Settings "
                               "→ Local sets the default); the cloud ignores it")
         self._model_hashes: dict[str, str] = {}  # path -> short hash, where known
+        self._loras: frozenset[str] | None = None  # installed LoRAs (lower case); None: unknown
         self.sampler = QComboBox(self)
         self.sampler.addItem("Sampler: the model's default", None)
         for name in SAMPLERS:
@@ -602,7 +604,27 @@ class PromptEditor(QWidget):
             missing += self._recall_model(params.get("model"), params.get("model_hash"))
         if params.get("sampler"):
             missing += self._recall_sampler(str(params["sampler"]))
+        if "prompt" in params:
+            missing += self._missing_loras(str(params["prompt"]))
         return missing
+
+    def set_loras(self, names: Iterable[str]) -> None:
+        """The LoRAs the model library holds (by file name), so that a recalled
+        prompt's ``<lora:...>`` tags can be checked."""
+        self._loras = frozenset(name.lower() for name in names)
+
+    def _missing_loras(self, prompt: str) -> list[str]:
+        """The recalled prompt's LoRAs (kept in it, as A1111 keeps them) that are not
+        installed here; nothing when the library is not known yet."""
+        if self._loras is None:
+            return []
+        try:
+            tags = parse_loras(prompt).loras
+        except InvalidRequest as error:
+            return [error.message.rstrip(".")]
+        return [f"the LoRA {tag.name} is not installed (add its folder in the model "
+                "library; until then the job is refused)"
+                for tag in tags if tag.name.lower() not in self._loras]
 
     def set_models(self, models: list[tuple[str, str, str | None]],
                    remembered: str | None = None) -> None:
