@@ -3,7 +3,8 @@ users write them.
 
 - ``<lora:name>`` or ``<lora:name:0.8>`` (A1111's ``<lyco:...>`` is the same): the
   LoRA whose file is ``name.safetensors`` in the model library, at that weight
-  (1 when none is written). The tag stays in the prompt as written (and in the
+  (1 when none is written); ``<lora:name:0.8:0.5>`` (or ``te=``/``unet=``) weighs
+  the text encoder and the UNet apart, as A1111 does. The tag stays in the prompt as written (and in the
   infotext, as A1111 keeps it); the text encoder gets the prompt without it
   (``PromptLoras.text``).
 - An embedding is used by writing its file's name as a word of the prompt or the
@@ -36,11 +37,17 @@ class LoraTag:
     """One ``<lora:name:weight>`` of the prompt."""
 
     name: str
-    weight: float = 1.0
+    weight: float = 1.0  # the text encoder's, and the UNet's unless ``unet_weight``
+    unet_weight: float | None = None
+
+    @property
+    def unet(self) -> float:
+        return self.weight if self.unet_weight is None else self.unet_weight
 
     @property
     def written(self) -> str:
-        return f"<lora:{self.name}:{self.weight:g}>"
+        unet = "" if self.unet_weight is None else f":{self.unet_weight!r}"
+        return f"<lora:{self.name}:{self.weight!r}{unet}>"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +98,8 @@ def without_loras(prompt: str) -> str:
 
 
 def _tag(body: str, kind: str) -> LoraTag:
+    """A1111's arguments: ``name[:te[:unet]]``, or ``te=`` / ``unet=`` by name; the UNet
+    weight is the text encoder's unless given (extensions-builtin/Lora)."""
     parts = body.split(":")
     name = parts[0].strip()
     written = f"<{kind}:{body}>"
@@ -100,13 +109,32 @@ def _tag(body: str, kind: str) -> LoraTag:
     if len(name) > MAX_NAME_CHARS:
         raise InvalidRequest(f"The LoRA name in {_shown(written)} is longer than "
                              f"{MAX_NAME_CHARS} characters.", field="prompt")
-    if len(parts) > 2:
-        raise InvalidRequest(f"The LoRA tag {_shown(written)} has more than one weight; "
-                             "ImageDesk takes one (text encoder and UNet together): write "
-                             f"<{kind}:{name}:0.8>.", field="prompt")
-    if len(parts) == 1 or not parts[1].strip():
-        return LoraTag(name)
-    text = parts[1].strip()
+    positional: list[str] = []
+    named: dict[str, str] = {}
+    for arg in parts[1:]:
+        if "=" in arg:
+            key, _, value = arg.partition("=")
+            if key.strip() not in ("te", "unet"):
+                raise InvalidRequest(f"The LoRA tag {_shown(written)} sets {key.strip()!r}; "
+                                     "ImageDesk takes te= and unet= weights only.",
+                                     field="prompt")
+            named[key.strip()] = value
+        else:
+            positional.append(arg)
+    if len(positional) > 2:
+        raise InvalidRequest(f"The LoRA tag {_shown(written)} has more than two weights "
+                             "(ImageDesk does not take A1111's dyn dimension): write "
+                             f"<{kind}:{name}:0.8> or <{kind}:{name}:0.8:0.6>.",
+                             field="prompt")
+    te_text = named.get("te", positional[0] if positional else "")
+    te = _weight(te_text, written, kind, name) if te_text.strip() else 1.0
+    unet_text = named.get("unet", positional[1] if len(positional) > 1 else "")
+    unet = _weight(unet_text, written, kind, name) if unet_text.strip() else None
+    return LoraTag(name, te, None if unet == te else unet)
+
+
+def _weight(text: str, written: str, kind: str, name: str) -> float:
+    text = text.strip()
     try:
         if len(text) > 32:
             raise ValueError(text)
@@ -117,7 +145,7 @@ def _tag(body: str, kind: str) -> LoraTag:
     if not math.isfinite(weight) or abs(weight) > MAX_WEIGHT:
         raise InvalidRequest(f"The weight in {_shown(written)} must be between "
                              f"-{MAX_WEIGHT:g} and {MAX_WEIGHT:g}.", field="prompt")
-    return LoraTag(name, weight + 0.0)  # -0.0 reads as 0
+    return weight + 0.0  # -0.0 reads as 0
 
 
 def _tidy(text: str) -> str:

@@ -32,7 +32,8 @@ def test_angle_brackets_that_are_not_lora_tags_stay_text() -> None:
 @pytest.mark.parametrize(("prompt", "says"), [
     ("x <lora:>", "has no name"),
     ("x <lora:grain:strong>", "is not a number"),
-    ("x <lora:grain:0.5:0.7>", "more than one weight"),
+    ("x <lora:grain:0.5:0.7:8>", "more than two weights"),
+    ("x <lora:grain:dyn=8>", "te= and unet= weights only"),
     ("x <lora:grain:0.5", "is not closed"),
     ("x <lora:grain <lora:b>", "is not closed"),
     ("<lora:a> <lora:a:0.5>", "named twice"),
@@ -43,6 +44,13 @@ def test_a_malformed_tag_is_refused_before_anything_is_queued(prompt: str, says:
     with pytest.raises(InvalidRequest, match=says) as caught:
         GenerationRequest(prompt=prompt)
     assert caught.value.field == "prompt"
+
+
+def test_text_encoder_and_unet_weights_apart_as_a1111_reads_them() -> None:
+    assert parse_loras("<lora:a:0.8:0.5>").loras == (LoraTag("a", 0.8, 0.5),)
+    assert parse_loras("<lora:a:unet=0.3>").loras == (LoraTag("a", 1.0, 0.3),)
+    assert parse_loras("<lora:a:te=0.2:unet=0.4>").loras == (LoraTag("a", 0.2, 0.4),)
+    assert parse_loras("<lora:a:0.6:0.6>").loras[0].unet == 0.6
 
 
 def test_too_many_loras_are_refused() -> None:

@@ -39,8 +39,13 @@ class NetworkFile:
 
     name: str
     path: Path
-    weight: float = 1.0
+    weight: float = 1.0  # the text encoder's (a LoRA's)
     short_hash: str = ""
+    unet_weight: float | None = None  # None: ``weight``
+
+    @property
+    def unet(self) -> float:
+        return self.weight if self.unet_weight is None else self.unet_weight
 
 
 @dataclasses.dataclass(frozen=True)

@@ -118,7 +118,8 @@ def job_networks(request: GenerationRequest, index: NetworkIndex,
     for tag in request.loras:
         entry = index.lora(tag.name)
         assert entry is not None
-        loras.append(NetworkFile(tag.name, entry.path, tag.weight, _lora_hash(entry, addnet)))
+        loras.append(NetworkFile(tag.name, entry.path, tag.weight, _lora_hash(entry, addnet),
+                                 tag.unet_weight))
     text = parse_loras(request.prompt).text
     usable = [n for n, e in index.embeddings.items()
               if e.loadable and e.path.suffix.lower() == ".safetensors"]

@@ -98,7 +98,7 @@ class PipelineNetworks:
                 self._load(pipe, name, lora)
         with_unet = [name for name in wanted if self._has_unet_part(name)]
         if with_unet:
-            pipe.set_adapters(with_unet, [wanted[name].weight for name in with_unet])
+            pipe.set_adapters(with_unet, [wanted[name].unet for name in with_unet])
         return {lora.name: name for name, lora in wanted.items()}
 
     def _has_unet_part(self, name: str) -> bool:
