@@ -1,12 +1,12 @@
 """LoRAs and textual-inversion embeddings, written in the prompt as Automatic1111's
 users write them.
 
-- ``<lora:name>`` or ``<lora:name:0.8>`` (A1111's ``<lyco:...>`` is the same): the
-  LoRA whose file is ``name.safetensors`` in the model library, at that weight
-  (1 when none is written); ``<lora:name:0.8:0.5>`` (or ``te=``/``unet=``) weighs
-  the text encoder and the UNet apart, as A1111 does. The tag stays in the prompt as written (and in the
-  infotext, as A1111 keeps it); the text encoder gets the prompt without it
-  (``PromptLoras.text``).
+- ``<lora:name>`` or ``<lora:name:0.8>`` (A1111's ``<lyco:...>`` is the same):
+  the LoRA whose file is ``name.safetensors`` in the model library, at that
+  weight (1 when none is written); ``<lora:name:0.8:0.5>`` (or ``te=``/``unet=``)
+  weighs the text encoder and the UNet apart, as A1111 does. The tag stays in
+  the prompt as written (and in the infotext, as A1111 keeps it); the text
+  encoder gets the prompt without it (``PromptLoras.text``).
 - An embedding is used by writing its file's name as a word of the prompt or the
   negative prompt (``embedding_words``), as in A1111.
 

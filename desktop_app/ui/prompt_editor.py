@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.domain.errors import ImageDeskError, InvalidRequest
 from desktop_app.domain.job import JobState
+from desktop_app.domain.prompt_networks import parse_loras
 from desktop_app.domain.request import (
     MAX_SEED,
     GenerationRequest,
@@ -43,7 +44,6 @@ from desktop_app.domain.request import (
     RouteStrategy,
     RoutingPolicy,
 )
-from desktop_app.domain.prompt_networks import parse_loras
 from desktop_app.domain.samplers import SAMPLERS, sampler_named
 from desktop_app.engine.events import JobFinished, JobProgress, JobStarted
 from desktop_app.engine.router import mode_allows
