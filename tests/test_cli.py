@@ -82,6 +82,8 @@ def test_generate_locally_leaves_a_png_a_third_party_reader_understands(tmp_path
         (["queue", "add", "a cat", "--seed", "-1"], "seed must be between 0 and"),
         (["generate", "a cat", "--steps", "many"],
          "Steps must be a whole number between 1 and 150"),
+        (["generate", "a cat <lora:grain:strong>"], "The weight in '<lora:grain:strong>'"),
+        (["queue", "add", "a cat <lora:grain:0.8>"], "The LoRA 'grain' is not installed"),
     ],
 )
 def test_bad_input_is_one_clear_line_exit_2_and_queues_nothing(
