@@ -19,7 +19,7 @@ from pathlib import Path
 from desktop_app.domain.errors import InvalidRequest
 from desktop_app.domain.prompt_networks import embedding_words, parse_loras
 from desktop_app.domain.request import GenerationRequest
-from desktop_app.providers.local_diffusion.library import Entry, roots, scan
+from desktop_app.providers.local_diffusion.library import FAMILY_NAMES, Entry, roots, scan
 from desktop_app.providers.local_diffusion.library_facts import CACHE_NAME, FactsCache
 from desktop_app.providers.local_diffusion.library_hashes import (
     ADDNET_CACHE_NAME,
@@ -29,6 +29,8 @@ from desktop_app.providers.local_diffusion.library_hashes import (
 from desktop_app.providers.local_diffusion.library_header import (
     EMBEDDING,
     LORA,
+    SD1,
+    SDXL,
     HeaderUnreadable,
     read_header,
 )
@@ -86,8 +88,10 @@ def network_index(models_dir: Path, folders: Sequence[Path],
                         tuple(r.folder for r in where if not r.hf_cache))
 
 
-def missing_loras(request: GenerationRequest, index: NetworkIndex) -> InvalidRequest | None:
-    """Why the request cannot run here for its LoRAs (not installed, not loadable)."""
+def missing_loras(request: GenerationRequest, index: NetworkIndex,
+                  model_family: str | None = None) -> InvalidRequest | None:
+    """Why the request cannot run here for its LoRAs (not installed, not loadable, made
+    for the other family than ``model_family``, when that is known)."""
     for tag in request.loras:
         entry = index.lora(tag.name)
         if entry is None:
@@ -101,15 +105,26 @@ def missing_loras(request: GenerationRequest, index: NetworkIndex) -> InvalidReq
             return InvalidRequest(f"The LoRA {tag.name!r} ({entry.path}) cannot be used: "
                                   f"{entry.note or 'it is not a .safetensors file'}.",
                                   field="prompt")
+        if _other_family(entry.family, model_family):
+            return InvalidRequest(
+                f"The LoRA {tag.name!r} is made for {FAMILY_NAMES[entry.family]} models and "
+                f"this job's model is {FAMILY_NAMES[str(model_family)]}: use an "
+                f"{FAMILY_NAMES[str(model_family)]} LoRA or another model.", field="prompt")
     return None
 
 
-def job_networks(request: GenerationRequest, index: NetworkIndex,
-                 models_dir: Path) -> JobNetworks:
+def _other_family(family: str, model_family: str | None) -> bool:
+    known = (SD1, SDXL)
+    return model_family in known and family in known and family != model_family
+
+
+def job_networks(request: GenerationRequest, index: NetworkIndex, models_dir: Path,
+                 model_family: str | None = None) -> JobNetworks:
     """The files, weights and hashes of the request's LoRAs and embeddings; raises
-    ``InvalidRequest`` for a LoRA that is not installed. Blocking (hashes files the
-    first time; cached by path, size and time)."""
-    problem = missing_loras(request, index)
+    ``InvalidRequest`` for a LoRA that is not installed or made for the other family.
+    Embeddings of the other family are left out, as A1111 skips them. Blocking
+    (hashes files the first time; cached by path, size and time)."""
+    problem = missing_loras(request, index, model_family)
     if problem is not None:
         raise problem
     addnet = HashCache(models_dir / ADDNET_CACHE_NAME, after_header=True)
@@ -122,7 +137,8 @@ def job_networks(request: GenerationRequest, index: NetworkIndex,
                                  tag.unet_weight))
     text = parse_loras(request.prompt).text
     usable = [n for n, e in index.embeddings.items()
-              if e.loadable and e.path.suffix.lower() == ".safetensors"]
+              if e.loadable and e.path.suffix.lower() == ".safetensors"
+              and not _other_family(e.family, model_family)]
     used = embedding_words((text, request.negative_prompt), usable)
     embeddings = tuple(
         NetworkFile(name, index.embeddings[name].path,

@@ -397,22 +397,36 @@ class LocalDiffusionProvider:
             self._network_index = cached = (now, index)
         return cached[1]
 
+    def _model_family(self, model: str) -> str | None:
+        """The family of ``model`` where it is known, not guessed: a checkpoint file's
+        header, or what the worker reported (blocking: reads a header)."""
+        if model.lower().endswith(SINGLE_FILE_SUFFIXES):
+            arch = family_of_file(Path(model).expanduser())
+        elif model == self.config.model and self._architecture is not None:
+            arch = self._architecture
+        else:
+            return None
+        return arch.value if arch in (Architecture.SD1, Architecture.SDXL) else None
+
     def _job_networks(self, request: GenerationRequest) -> JobNetworks:
+        family = self._model_family(request.model or self.config.model)
         index = self._networks()
         if missing_loras(request, index) is not None:  # perhaps added a moment ago
             index = self._networks(fresh=True)
-        return job_networks(request, index, self.config.data_dir / "models")
+        return job_networks(request, index, self.config.data_dir / "models", family)
 
     async def check_before_queue(self, request: GenerationRequest) -> None:
         """``InvalidRequest`` now, before the job is queued, for a LoRA the prompt names
         that is not in the model library (saying which name and where it looked)."""
         if not request.loras:
             return
+
         def check() -> None:
             index = self._networks()
             if missing_loras(request, index) is not None:
                 index = self._networks(fresh=True)
-            problem = missing_loras(request, index)
+            family = self._model_family(request.model or self.config.model)
+            problem = missing_loras(request, index, family)
             if problem is not None:
                 raise problem
         await asyncio.to_thread(check)
