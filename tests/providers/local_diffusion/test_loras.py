@@ -23,7 +23,7 @@ from desktop_app.domain.image_work import ImageToImage
 from desktop_app.providers.base import CancelToken
 from desktop_app.providers.local_diffusion import LocalDiffusionConfig, LocalDiffusionProvider
 from tests.providers.local_diffusion.image_inputs import gradient_png, pixels, store
-from tests.providers.local_diffusion.support import Recorder, request
+from tests.providers.local_diffusion.support import Recorder, request, write_safetensors
 from tests.providers.local_diffusion.tiny_networks import EMBEDDING_PROMPT
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -144,3 +144,16 @@ async def test_a_lora_not_installed_is_refused_by_name_with_the_folders_searched
         assert "'no_such_lora' is not installed" in caught.value.message
         assert str(networks[0]) in caught.value.message
     await provider.check_before_queue(request(prompt="a lighthouse <lora:grain:0.8>"))
+
+
+async def test_a_lora_that_does_not_fit_the_model_fails_the_job_clearly_and_nothing_sticks(
+        provider: LocalDiffusionProvider, networks: tuple[Path, dict[str, bytes]]) -> None:
+    layer = "lora_te_text_model_encoder_layers_99_self_attn_q_proj"  # the tiny CLIP has 5
+    write_safetensors(networks[0] / "Lora" / "wrong_model.safetensors",
+                      {f"{layer}.lora_down.weight": [4, 32], f"{layer}.lora_up.weight": [32, 4]})
+    with pytest.raises(InvalidRequest) as caught:
+        await image(provider, "a lighthouse at dusk <lora:grain:1> <lora:wrong_model:1>")
+    assert caught.value.message.startswith("The LoRA wrong_model (wrong_model.safetensors) "
+                                           "does not fit this model")
+    base, _ = await image(provider, "a lighthouse at dusk")
+    assert np.array_equal(base, pixels(networks[1]["base"]))
