@@ -44,7 +44,8 @@ class PipelineNetworks:
     """What is loaded on one pipeline; ``forget`` when the model is dropped."""
 
     def __init__(self) -> None:
-        self._adapters: dict[str, str] = {}  # adapter name -> file version
+        # adapter name -> (has a UNet part, loaded in peft; the file's version)
+        self._adapters: dict[str, tuple[bool, str]] = {}
         self._te_parts: dict[str, dict[str, Any]] = {}  # adapter name -> its encoder tensors
 
     def forget(self) -> None:
@@ -85,11 +86,12 @@ class PipelineNetworks:
                 pipe.unload_lora_weights()
                 self.forget()
             return {}
-        stale = [name for name, version in self._adapters.items()
+        stale = [name for name, (_unet, version) in self._adapters.items()
                  if name not in wanted or version != _version(wanted[name].path)]
         if stale:
-            with contextlib.suppress(ValueError):  # one with no UNet part is not in peft
-                pipe.delete_adapters(stale)
+            in_peft = [name for name in stale if self._has_unet_part(name)]
+            if in_peft:
+                pipe.delete_adapters(in_peft)
             for name in stale:
                 self._adapters.pop(name)
                 self._te_parts.pop(name, None)
@@ -102,7 +104,7 @@ class PipelineNetworks:
         return {lora.name: name for name, lora in wanted.items()}
 
     def _has_unet_part(self, name: str) -> bool:
-        return self._adapters.get(name, "").startswith("unet:")
+        return self._adapters.get(name, (False, ""))[0]
 
     def _load(self, pipe: Any, name: str, lora: NetworkFile) -> None:
         from safetensors.torch import load_file
@@ -120,15 +122,18 @@ class PipelineNetworks:
             except (ValueError, KeyError, RuntimeError) as exc:
                 raise _does_not_fit(lora, exc) from exc
         self._te_parts[name] = te_part
-        self._adapters[name] = ("unet:" if unet_part else "te:") + _version(lora.path)
+        self._adapters[name] = (bool(unet_part), _version(lora.path))
 
     def _merge_text_encoder(self, pipe: Any, lora: NetworkFile, name: str,
                             restore: dict[Any, Any]) -> None:
         """Add weight × up·down × alpha/rank to each encoder layer the LoRA names."""
         part = self._te_parts.get(name) or {}
+        layers: dict[str, dict[str, Any]] = {}
         for (encoder_name, module_name), tensors in _te_layers(part).items():
-            encoder = getattr(pipe, encoder_name, None)
-            module = _linear_layers(encoder).get(module_name) if encoder is not None else None
+            if encoder_name not in layers:
+                encoder = getattr(pipe, encoder_name, None)
+                layers[encoder_name] = _linear_layers(encoder) if encoder is not None else {}
+            module = layers[encoder_name].get(module_name)
             down, up = tensors.get("down"), tensors.get("up")
             if module is None or down is None or up is None:
                 raise _does_not_fit(lora, f"no text-encoder layer {module_name}")
