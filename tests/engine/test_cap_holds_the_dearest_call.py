@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from desktop_app.bootstrap import open_app
-from desktop_app.config import AppPaths, Settings, save_settings
+from desktop_app.config import AppPaths, Settings, default_policy, save_settings
 from desktop_app.domain.job import Job, JobState
 from desktop_app.domain.request import GenerationRequest, ImageToImage, Quality
 from desktop_app.engine.engine import Engine
@@ -32,15 +32,17 @@ def server() -> Iterator[FakeOpenAI]:
         yield fake
 
 
-async def run_in_app(home: Path, server: FakeOpenAI, daily_usd: float,
-                     request: GenerationRequest, *, source: bytes | None = None) -> Job:
+async def run_in_app(home: Path, server: FakeOpenAI, daily_usd: float | None,
+                     request: GenerationRequest, *, source: bytes | None = None,
+                     job_cap_usd: float | None = None) -> Job:
     paths = AppPaths.under(home).ensure()
     save_settings(Settings().updated({
         "local": {"enabled": False},
         "openai": {"base_url": server.base_url, "model": "gpt-image-1",
                    "stream_previews": False, "rate_limits": [], "timeout_s": 10,
                    "deadline_s": 10},
-        "routing": {"retry_max_attempts": 1, "job_deadline_s": 30},
+        "routing": {"retry_max_attempts": 1, "job_deadline_s": 30,
+                    "max_cost_per_job_usd": job_cap_usd},
         "budget": {"daily_usd": daily_usd},
     }), paths.settings_path)
     with installed_keyring(InMemoryKeyring()):
@@ -50,7 +52,8 @@ async def run_in_app(home: Path, server: FakeOpenAI, daily_usd: float,
             if source is not None:
                 ref = await ctx.engine.add_input_image(source)
                 request = request.replace(work=ImageToImage(ref, 0.6))
-            return await run(ctx.engine, request)
+            # as every face starts a job: from the profile's routing settings
+            return await run(ctx.engine, request.replace(policy=default_policy(ctx.settings)))
         finally:
             await ctx.engine.close()
 
@@ -104,3 +107,15 @@ async def test_an_edit_holds_its_input_image_too(
         held = LOW_USD + INPUT_IMAGE_MAX_USD
         assert f"(up to ${held:.2f}) would pass the ${cap:.2f} daily cap" in str(
             job.error_message)
+
+
+@pytest.mark.parametrize(("quality", "sent"), [(Quality.AUTO, False), (Quality.LOW, True)])
+async def test_the_per_job_cost_cap_compares_the_most_a_job_can_cost(
+        server: FakeOpenAI, tmp_path: Path, quality: Quality, sent: bool) -> None:
+    job = await run_in_app(tmp_path / "home", server, None, REQ.replace(quality=quality),
+                           job_cap_usd=0.10)
+    assert len(server.image_requests()) == (1 if sent else 0)
+    if not sent:
+        assert job.state is JobState.FAILED
+        assert (f"could cost up to ${HIGH_USD:.2f}, over this job's cap of $0.10"
+                in str(job.error_message))
