@@ -139,8 +139,12 @@ class ImageSaver:
                          if isinstance(request.work, Upscale) else (image.width, image.height))
         # Only what the provider honoured goes in: it records steps and guidance
         # in the details, and a seed only where seeds reproduce its images.
+        # a provider that did not apply the prompt's LoRAs (the cloud, adapted) ran it
+        # without the tags: the infotext says what made the image
+        prompt = (request.prompt if not request.loras or details.get("loras")
+                  else request.prompt_for_encoder)
         return files.a1111_parameters(
-            prompt=request.prompt,
+            prompt=prompt,
             negative_prompt=request.negative_prompt,
             steps=int(details["steps"]) if "steps" in details else None,
             sampler=sampler_name(details),

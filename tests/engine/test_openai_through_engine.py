@@ -419,6 +419,12 @@ async def test_with_adaptation_openai_gets_the_prompt_without_the_lora_and_the_j
     assert sent.body is not None and sent.body["prompt"] == "a lighthouse at dusk"
     [attempt] = job.attempts
     assert any("LoRA film_grain left out" in a for a in attempt.adaptations)
+    # the image's parameters say what made it; the job keeps what the user wrote
+    [saved] = [p for p in rig.gallery_dir.rglob("*.png")]
+    meta = read_image_metadata(saved)
+    assert meta is not None and meta.prompt == "a lighthouse at dusk"
+    assert meta.provenance is not None
+    assert meta.provenance["request"]["prompt"] == LORA_REQ.prompt
 
 
 async def test_a_lora_that_is_not_installed_is_refused_before_anything_is_queued(

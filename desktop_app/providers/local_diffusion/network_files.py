@@ -67,6 +67,7 @@ class JobNetworks:
         """The A1111 infotext fields of this job's networks (saving writes them)."""
         out = {}
         if self.loras:
+            out["loras"] = ", ".join(f"{f.name}:{f.weight:g}" for f in self.loras)
             out["lora_hashes"] = _hash_list(self.loras)
         if self.embeddings:
             out["ti_hashes"] = _hash_list(self.embeddings)

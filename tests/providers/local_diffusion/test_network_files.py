@@ -70,7 +70,8 @@ def test_loras_and_embeddings_resolve_with_a1111_hashes(tmp_path: Path) -> None:
     assert embedding.short_hash == \
         hashlib.sha256(files["easynegative"].read_bytes()).hexdigest()[:12]
     assert found.prompt == "a cat , easynegative"  # the tag out, the word as its token
-    assert found.details() == {"lora_hashes": f"add_detail: {lora.short_hash}",
+    assert found.details() == {"loras": "add_detail:0.5",
+                               "lora_hashes": f"add_detail: {lora.short_hash}",
                                "ti_hashes": f"easynegative: {embedding.short_hash}"}
 
 
@@ -80,7 +81,7 @@ def test_a_trainers_stored_hash_is_written_as_a1111_does(tmp_path: Path) -> None
     found = job_networks(GenerationRequest(prompt="a cat <lora:xl_more_art>, xl_emb"), index,
                          tmp_path / "profile", "sdxl")
     assert found.details() == {
-        "lora_hashes": "xl_more_art: abcdef012345",
+        "loras": "xl_more_art:1", "lora_hashes": "xl_more_art: abcdef012345",
         "ti_hashes": f"xl_emb: {hashlib.sha256(files['xl_emb'].read_bytes()).hexdigest()[:12]}"}
 
 
