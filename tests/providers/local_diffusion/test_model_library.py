@@ -24,6 +24,7 @@ from desktop_app.providers.local_diffusion.library_header import (
     parse_header,
 )
 from tests.fakes.model_files import a1111_tree, comfyui_tree, short_hash, write_model
+from tests.providers.local_diffusion.support import write_safetensors
 
 
 def found(tmp_path: Path, *folders: Path, hashed: bool = True) -> library.Library:
@@ -260,3 +261,18 @@ def test_a_huge_header_length_is_refused_without_reading_it() -> None:
     raw = struct.pack("<Q", MAX_HEADER_BYTES + 1)
     with pytest.raises(HeaderUnreadable, match="at most"):
         parse_header(raw, 2**40)
+
+
+def test_a_lora_cached_as_of_no_known_family_is_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "loras" / "diffusers_style.safetensors"
+    path.parent.mkdir(parents=True)
+    write_safetensors(path, {"unet.down_blocks.0.attentions.0.proj_in.lora_A.weight": [1],
+                             "unet.down_blocks.0.attentions.0.proj_in.lora_B.weight": [1]})
+    cache_file = tmp_path / "profile" / "models" / "library-cache.json"
+    cache_file.parent.mkdir(parents=True)
+    stat = path.stat()  # as an ImageDesk that did not know diffusers' layout cached it
+    cache_file.write_text(json.dumps({str(path): {
+        "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "kind": "lora",
+        "family": "unknown", "problem": None}}))
+    entry = by_name(found(tmp_path, tmp_path / "loras", hashed=False))["diffusers_style"]
+    assert (entry.kind, entry.family, entry.loadable) == ("lora", "sd1", True)
