@@ -523,9 +523,13 @@ class PromptEditor(QWidget):
             self.status.setText("Running…")
 
     def on_job_progress(self, event: JobProgress) -> None:
-        if event.job_id == self._followed_job and event.total:
+        if event.job_id != self._followed_job:
+            return
+        if event.total:
             self.status.setText(f"Running on {event.provider}: step {event.step} of "
                                 f"{event.total}.")
+        elif event.message:  # before the first step: starting, loading a model…
+            self.status.setText(f"Running on {event.provider}: {event.message}")
 
     def on_job_finished(self, event: JobFinished) -> None:
         if event.job_id != self._followed_job:

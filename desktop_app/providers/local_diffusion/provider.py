@@ -104,6 +104,7 @@ class LocalDiffusionProvider:
         self._file_family: tuple[tuple[str, int, int], Architecture] | None = None
         self._loaded_model: str | None = None
         self._model_hash: str | None = None
+        self._models_in_memory = 0  # pipelines the worker holds, as it last said
         self._latency_s: float | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
         self._idle_task: asyncio.Task[None] | None = None
@@ -194,7 +195,11 @@ class LocalDiffusionProvider:
                 text += f", {details['memory']}"
         if self._model_hash:
             details["model_hash"] = self._model_hash
-        text += f"; model {label} " + ("loaded" if self._loaded_model else "not loaded yet")
+        if self._loaded_model:
+            details["loaded_model"] = model_label(self._loaded_model)
+            details["models_in_memory"] = str(self._models_in_memory)
+        text += (f"; model {model_label(self._loaded_model)} loaded" if self._loaded_model
+                 else f"; model {label} not loaded yet")
         state = HealthState.BUSY if self._lock.locked() else HealthState.READY
         return Health(state, text, details)
 
@@ -457,6 +462,7 @@ class LocalDiffusionProvider:
             elif isinstance(message, ModelReady):
                 self._loaded_model = message.model
                 self._model_hash = message.model_hash
+                self._models_in_memory = message.resident
                 if message.model == self.config.model:
                     self._architecture = Architecture(message.architecture)
             elif isinstance(message, Step):
