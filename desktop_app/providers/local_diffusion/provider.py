@@ -16,7 +16,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from desktop_app.domain.errors import Cancelled, Misconfigured, ProviderError, Transient
+from desktop_app.domain.errors import (
+    Cancelled,
+    InvalidRequest,
+    Misconfigured,
+    ProviderError,
+    Transient,
+)
 from desktop_app.domain.image_work import RequestKind
 from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.request import MAX_SEED, GenerationRequest
@@ -67,6 +73,7 @@ from desktop_app.providers.local_diffusion.messages import (
 from desktop_app.providers.local_diffusion.model_source import check_model_source
 from desktop_app.providers.local_diffusion.process import WorkerProcess
 from desktop_app.providers.local_diffusion.received_images import validated_images
+from desktop_app.providers.local_diffusion.step_rules import too_few_steps
 from desktop_app.store.input_images import InputImages
 
 MAX_IMAGES_PER_CALL = 4
@@ -390,6 +397,11 @@ class LocalDiffusionProvider:
         if cancel.cancelled:
             raise Cancelled(cancel.reason or "cancelled by the user", provider=PROVIDER)
         model = request.model or self.config.model
+        scheduler = SAMPLERS[request.sampler] if request.sampler else self.config.scheduler
+        if request.work is None:  # on an image, the worker knows the steps it will run
+            why = too_few_steps(scheduler, request.steps, from_settings=not request.sampler)
+            if why is not None:
+                raise InvalidRequest(why, field="steps", provider=PROVIDER)
         loop = asyncio.get_running_loop()
         inputs = (await loop.run_in_executor(None, read_inputs, self._inputs, request)
                   if request.work is not None else ())
@@ -399,7 +411,7 @@ class LocalDiffusionProvider:
             negative_prompt=request.negative_prompt, width=request.width,
             height=request.height, steps=request.steps, guidance=request.guidance,
             seeds=self._seeds(request),
-            scheduler=SAMPLERS[request.sampler] if request.sampler else self.config.scheduler,
+            scheduler=scheduler,
             preview_every=self.config.preview_every, work=request.work, inputs=inputs,
             clip_skip=request.clip_skip or 1,
         )

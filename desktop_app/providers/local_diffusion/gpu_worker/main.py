@@ -39,6 +39,7 @@ from desktop_app.providers.local_diffusion.messages import (
     WarmUp,
     WorkerSettings,
 )
+from desktop_app.providers.local_diffusion.step_rules import too_few_steps
 
 EXIT_PARENT_GONE = 4  # the process that started this worker died
 PARENT_POLL_S = 0.5
@@ -124,6 +125,7 @@ class Worker:
     def run(self, job: RunJob) -> None:
         started = time.perf_counter()
         try:
+            _check_steps(job)  # before a model loads for a job that cannot run
             if self.device is None:
                 self.send(Loading(job.job_id, "loading PyTorch and diffusers"))
             loaded = self._ensure_model(job)
@@ -220,6 +222,17 @@ class Worker:
             output_type="pil",
         )
         return result.images[0]
+
+
+def _check_steps(job: RunJob) -> None:
+    """InvalidRequest when the job's scheduler cannot be set up for the steps the
+    pipeline will be given (work on an image may ask for more: ``steps_to_ask``)."""
+    from desktop_app.providers.local_diffusion.gpu_worker.image_work import steps_to_ask
+
+    asked = job.steps if job.work is None else steps_to_ask(job.steps, job.work.strength)
+    why = too_few_steps(job.scheduler, asked)
+    if why is not None:
+        raise WorkerProblem("InvalidRequest", why)
 
 
 def diffusers_clip_skip(a1111: int) -> int | None:
