@@ -25,11 +25,11 @@ class Terminal(io.StringIO):
 def test_before_the_first_step_the_progress_line_says_what_runs_then_counts_steps() -> None:
     out = Terminal()
     printer = ProgressPrinter(7, out)
-    printer(JobProgress(7, "local", 0, 0, "Loading model sdxl-base… 1/3: reading the weights"))
+    printer(JobProgress(7, "local", 0, 0, "Loading model sdxl-base… 1 of 3: reading the weights"))
     printer(JobProgress(7, "local", 1, 4))
     printer.done()
     first, second = out.getvalue().rstrip("\n").split("\r")[1:]
-    assert first.strip() == ("[------------------------] Loading model sdxl-base… 1/3: "
+    assert first.strip() == ("[------------------------] Loading model sdxl-base… 1 of 3: "
                              "reading the weights on local")
     # the shorter step line blanks out what the loading line left on the terminal
     assert second.startswith("[######------------------] 1/4 on local ")

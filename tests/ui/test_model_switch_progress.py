@@ -92,13 +92,13 @@ def test_a_job_on_another_model_shows_it_loading_before_its_first_step(
     assert loading and max(loading) < first_step, messages
     assert "Loading model tiny-b… unloading Built-in test model (random weights) first" in messages
     assert [m for m in messages if m.startswith("Loading model tiny-b… ")][1:] == [
-        "Loading model tiny-b… 1/3: reading the weights",
-        "Loading model tiny-b… 2/3: placing it on the CPU",
-        "Loading model tiny-b… 3/3: checking its hash"]
+        "Loading model tiny-b… 1 of 3: reading the weights",
+        "Loading model tiny-b… 2 of 3: placing it on the CPU",
+        "Loading model tiny-b… 3 of 3: checking its hash"]
     # the queue row's Progress cell and the line under Generate said it too
-    assert ("running", "Loading model tiny-b… 1/3: reading the weights") in rows
-    assert "Running on local: Loading model tiny-b… 1/3: reading the weights" in status_lines
-    assert "Loading model tiny-b… 1/3: reading the weights on local" in terminal.getvalue()
+    assert ("running", "Loading model tiny-b… 1 of 3: reading the weights") in rows
+    assert "Running on local: Loading model tiny-b… 1 of 3: reading the weights" in status_lines
+    assert "Loading model tiny-b… 1 of 3: reading the weights on local" in terminal.getvalue()
     # one model resident: the built-in one was freed when tiny-b loaded
     [local] = [s.provider for s in ctx.engine.slots if s.provider.name == "local"]
     health = spin(qapp, local.health())

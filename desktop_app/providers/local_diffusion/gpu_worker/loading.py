@@ -244,8 +244,8 @@ LOAD_STAGES = ("reading the weights", "placing it on the {device}", "checking it
 
 def loading_text(label: str, stage: int, what: str) -> str:
     """What a face shows while a model loads: its name, and which of the stages runs
-    ("Loading model sdxl-base… 1/3: reading the weights")."""
-    return f"Loading model {label}… {stage}/{len(LOAD_STAGES)}: {what}"
+    ("Loading model sdxl-base… 1 of 3: reading the weights")."""
+    return f"Loading model {label}… {stage} of {len(LOAD_STAGES)}: {what}"
 
 
 def load_model(model: str, settings: WorkerSettings, device: Device, report: Report) -> LoadedModel:
