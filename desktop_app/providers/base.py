@@ -125,6 +125,17 @@ class FitsWork(Protocol):
     def fit_work(self, request: GenerationRequest) -> WorkFit: ...
 
 
+@runtime_checkable
+class PricesCalls(Protocol):
+    """A paid provider whose price depends on the job (its size, quality, input
+    images) says here the most one call for ``request`` can bill; the spending caps
+    hold that much before the call is sent. Without it they hold
+    ``cost_per_image_usd`` per image."""
+
+    def most_cost_usd(self, request: GenerationRequest) -> float: ...
+
+
+
 class HealthState(enum.Enum):
     READY = "ready"
     NOT_CONFIGURED = "not_configured"  # the router skips it with ``message`` as the reason
@@ -247,3 +258,10 @@ class ImageProvider(Protocol):
     ) -> list[GeneratedImage]: ...
 
     async def close(self) -> None: ...
+
+
+def most_cost_usd(provider: ImageProvider, request: GenerationRequest) -> float:
+    """What a spending cap holds for one call of ``provider`` for ``request``."""
+    if isinstance(provider, PricesCalls):
+        return provider.most_cost_usd(request)
+    return provider.capabilities().cost_per_image_usd * request.n

@@ -261,6 +261,13 @@ def _quiet_libraries() -> None:
         diffusers.utils.logging.set_verbosity_error()
         diffusers.utils.logging.disable_progress_bar()
         transformers.utils.logging.set_verbosity_error()
+        import tqdm
+
+        # Each pipeline call still builds a (disabled) tqdm bar, and tqdm's default
+        # lock owns a multiprocessing semaphore; the worker's fast exit (os._exit)
+        # leaves it to the resource tracker, which prints "leaked semaphore" on the
+        # user's terminal after every CLI run. One process needs only a thread lock.
+        tqdm.tqdm.set_lock(threading.RLock())
     except Exception as exc:  # surfaced properly when the model loads
         raise WorkerProblem(
             "Misconfigured",
