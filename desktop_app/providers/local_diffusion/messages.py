@@ -126,6 +126,7 @@ class ModelReady:
     model_hash: str
     architecture: str  # an Architecture value
     load_s: float
+    resident: int = 1  # pipelines in the worker's memory once this one is loaded
 
 
 @dataclasses.dataclass(frozen=True)

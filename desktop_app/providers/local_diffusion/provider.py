@@ -16,7 +16,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from desktop_app.domain.errors import Cancelled, Misconfigured, ProviderError, Transient
+from desktop_app.domain.errors import (
+    Cancelled,
+    InvalidRequest,
+    Misconfigured,
+    ProviderError,
+    Transient,
+)
 from desktop_app.domain.image_work import RequestKind
 from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.request import MAX_SEED, GenerationRequest
@@ -74,6 +80,7 @@ from desktop_app.providers.local_diffusion.network_files import (
 )
 from desktop_app.providers.local_diffusion.process import WorkerProcess
 from desktop_app.providers.local_diffusion.received_images import validated_images
+from desktop_app.providers.local_diffusion.step_rules import too_few_steps
 from desktop_app.store.input_images import InputImages
 
 MAX_IMAGES_PER_CALL = 4
@@ -112,6 +119,7 @@ class LocalDiffusionProvider:
         self._file_family: tuple[tuple[str, int, int], Architecture] | None = None
         self._loaded_model: str | None = None
         self._model_hash: str | None = None
+        self._models_in_memory = 0  # pipelines the worker holds, as it last said
         self._latency_s: float | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
         self._idle_task: asyncio.Task[None] | None = None
@@ -204,7 +212,11 @@ class LocalDiffusionProvider:
                 text += f", {details['memory']}"
         if self._model_hash:
             details["model_hash"] = self._model_hash
-        text += f"; model {label} " + ("loaded" if self._loaded_model else "not loaded yet")
+        if self._loaded_model:
+            details["loaded_model"] = model_label(self._loaded_model)
+            details["models_in_memory"] = str(self._models_in_memory)
+        text += (f"; model {model_label(self._loaded_model)} loaded" if self._loaded_model
+                 else f"; model {label} not loaded yet")
         state = HealthState.BUSY if self._lock.locked() else HealthState.READY
         return Health(state, text, details)
 
@@ -442,6 +454,11 @@ class LocalDiffusionProvider:
         if cancel.cancelled:
             raise Cancelled(cancel.reason or "cancelled by the user", provider=PROVIDER)
         model = request.model or self.config.model
+        scheduler = SAMPLERS[request.sampler] if request.sampler else self.config.scheduler
+        if request.work is None:  # on an image, the worker knows the steps it will run
+            why = too_few_steps(scheduler, request.steps, from_settings=not request.sampler)
+            if why is not None:
+                raise InvalidRequest(why, field="steps", provider=PROVIDER)
         loop = asyncio.get_running_loop()
         inputs = (await loop.run_in_executor(None, read_inputs, self._inputs, request)
                   if request.work is not None else ())
@@ -452,7 +469,7 @@ class LocalDiffusionProvider:
             negative_prompt=networks.negative_prompt, width=request.width,
             height=request.height, steps=request.steps, guidance=request.guidance,
             seeds=self._seeds(request),
-            scheduler=SAMPLERS[request.sampler] if request.sampler else self.config.scheduler,
+            scheduler=scheduler,
             preview_every=self.config.preview_every, work=request.work, inputs=inputs,
             clip_skip=request.clip_skip or 1,
             loras=networks.loras, embeddings=networks.embeddings,
@@ -517,6 +534,7 @@ class LocalDiffusionProvider:
             elif isinstance(message, ModelReady):
                 self._loaded_model = message.model
                 self._model_hash = message.model_hash
+                self._models_in_memory = message.resident
                 if message.model == self.config.model:
                     self._architecture = Architecture(message.architecture)
             elif isinstance(message, Step):

@@ -10,6 +10,7 @@ while generating.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import multiprocessing
 import multiprocessing.connection
@@ -18,9 +19,11 @@ import signal
 import sys
 import threading
 import time
+import weakref
 from multiprocessing.connection import Connection
 from typing import Any
 
+from desktop_app.providers.local_diffusion.config import model_label
 from desktop_app.providers.local_diffusion.failures import JobCancelled, WorkerProblem, classify
 from desktop_app.providers.local_diffusion.gpu_worker.image_work import ImageJobs, work_details
 from desktop_app.providers.local_diffusion.gpu_worker.networks import PipelineNetworks
@@ -37,6 +40,7 @@ from desktop_app.providers.local_diffusion.messages import (
     WarmUp,
     WorkerSettings,
 )
+from desktop_app.providers.local_diffusion.step_rules import too_few_steps
 
 EXIT_PARENT_GONE = 4  # the process that started this worker died
 PARENT_POLL_S = 0.5
@@ -51,6 +55,8 @@ class Worker:
         self.loaded: Any = None
         self.image_jobs = ImageJobs()  # img2img/inpaint pipelines sharing the loaded weights
         self.networks = PipelineNetworks()  # the LoRAs loaded on the model
+        # every pipeline loaded, weakly: how many are still in memory (ModelReady.resident)
+        self._resident: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def send(self, message: object) -> None:
         self.events.send(message)
@@ -90,22 +96,39 @@ class Worker:
         device = self._ensure_device()
         key = (job.model, device.torch_device, device.info.dtype)
         if self.loaded is None or self.loaded.key != key:
-            self.loaded = None  # free the old pipeline before loading the next
-            self.image_jobs.forget()
-            self.networks.forget()
+            if self.loaded is not None:
+                self.send(Loading(job.job_id, f"Loading model {model_label(job.model)}… "
+                                              f"unloading {self.loaded.label} first"))
+            self._free_model()
             self.loaded = loading.load_model(
                 job.model, self.settings, device,
                 lambda text: self.send(Loading(job.job_id, text)))
+            self._resident.add(self.loaded.pipe)
             for note in self.loaded.memory.notes if self.loaded.memory else ():
                 self.send(Notice(job.job_id, note))
         loaded = self.loaded
         self.send(ModelReady(job.job_id, job.model, loaded.label, loaded.model_hash,
-                             loaded.architecture.value, loaded.load_s))
+                             loaded.architecture.value, loaded.load_s,
+                             resident=len(self._resident)))
         return loaded
+
+    def _free_model(self) -> None:
+        """Drop the loaded pipeline (and the image-work pipelines sharing its modules)
+        before the next loads, so one model is resident at a time: a pipeline's modules
+        hold reference cycles (hooks, configs), so only a collection frees them, and
+        CUDA keeps freed blocks cached until asked to give them back."""
+        if self.loaded is None:
+            return
+        self.loaded = None
+        self.image_jobs.forget()
+        self.networks.forget()
+        gc.collect()
+        _empty_cache()
 
     def run(self, job: RunJob) -> None:
         started = time.perf_counter()
         try:
+            _check_steps(job)  # before a model loads for a job that cannot run
             if self.device is None:
                 self.send(Loading(job.job_id, "loading PyTorch and diffusers"))
             loaded = self._ensure_model(job)
@@ -203,6 +226,17 @@ class Worker:
             output_type="pil",
         )
         return result.images[0]
+
+
+def _check_steps(job: RunJob) -> None:
+    """InvalidRequest when the job's scheduler cannot be set up for the steps the
+    pipeline will be given (work on an image may ask for more: ``steps_to_ask``)."""
+    from desktop_app.providers.local_diffusion.gpu_worker.image_work import steps_to_ask
+
+    asked = job.steps if job.work is None else steps_to_ask(job.steps, job.work.strength)
+    why = too_few_steps(job.scheduler, asked)
+    if why is not None:
+        raise WorkerProblem("InvalidRequest", why)
 
 
 def diffusers_clip_skip(a1111: int) -> int | None:
