@@ -33,7 +33,7 @@ pytest: $(STAMP)
 	QT_QPA_PLATFORM=offscreen TRANSFORMERS_VERBOSITY=error $(PY) -m pytest -q -p no:cacheprovider -m "not desktop_session and not full_size" $(PYTEST_ARGS)
 
 # The slow tests alone, and the full-size SDXL checkpoint load that make test leaves out
-# (it needs about 25 GB of memory; on a machine with a GPU it runs there).
+# (it needs about 21 GB of memory; on a machine with a GPU it runs there).
 test-slow: $(STAMP)
 	QT_QPA_PLATFORM=offscreen TRANSFORMERS_VERBOSITY=error $(PY) -m pytest -q -p no:cacheprovider -m "(slow or full_size) and not desktop_session" $(PYTEST_ARGS)
 

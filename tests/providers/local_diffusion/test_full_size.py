@@ -3,7 +3,8 @@
 original layout, loaded with the shipped skeleton, one step at 64 px.
 
 SD 1.5 is ``slow`` (CI runs it: about 4 minutes and 10 GB of memory on 2 cores).
-SDXL base needs about 25 GB of memory and far longer on a CPU, so it is ``full_size``:
+SDXL base peaks at 21 GB of memory (measured here: 2 minutes on 2 cores, 21.2 GB
+resident), too near a 24 GB CI machine's limit to share a run, so it is ``full_size``:
 ``make test-slow`` runs it (on CUDA when the machine has a GPU).
 """
 
