@@ -5,8 +5,8 @@ is built offline by the tests' builder and saved as a diffusers folder and as on
 original-layout .safetensors file. Measured:
 
 (a) a job through the local provider with a warm worker / the same SDXL pipeline
-    called directly in this process: 256 px, 20 steps, same seed, median of 5
-    interleaved runs (target <= 1.03);
+    called directly in this process: 256 px, 20 steps, same seed, median of 10
+    interleaved runs, the order flipped every round (target <= 1.03);
 (b) loading the single file through our loader (skeleton configs, offline) vs
     loading the diffusers folder.
 
@@ -31,7 +31,7 @@ from desktop_app.providers.base import CancelToken
 from desktop_app.providers.local_diffusion import LocalDiffusionConfig, LocalDiffusionProvider
 
 ROOT = Path(__file__).resolve().parents[1]
-SIZE, STEPS, SEED, ROUNDS = 256, 20, 1234, 5
+SIZE, STEPS, SEED, ROUNDS = 256, 20, 1234, 10
 PROMPT = "a lighthouse on a cliff at dusk, oil painting"
 
 
@@ -84,9 +84,12 @@ async def main() -> None:
 
     direct()  # warm-up, like the provider's first job
     through, plain = [], []
-    for _ in range(ROUNDS):
+    for round_ in range(ROUNDS):  # the order flips each round: drift hits both alike
+        if round_ % 2:
+            plain.append(direct())
         through.append(await provider_job(provider))
-        plain.append(direct())
+        if not round_ % 2:
+            plain.append(direct())
     await provider.close()
     ratio = median(through) / median(plain)
     record("bench_sdxl_tiny.py — SDXL (tiny) through ImageDesk vs diffusers directly", [
