@@ -82,4 +82,4 @@ async def test_prompt_limits_follow_the_enabled_providers_each_mode_may_use(
     limits = engine.prompt_limits()
     assert limits[RouteMode.AUTO] == (1000, "cloud")
     assert limits[RouteMode.CLOUD_ONLY] == (1000, "cloud")
-    assert limits[RouteMode.LOCAL_ONLY] == (32_000, "local")  # the disabled remote is ignored
+    assert limits[RouteMode.LOCAL_ONLY] == (32_000, "local")  # no remote in local only
