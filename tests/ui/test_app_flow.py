@@ -245,6 +245,9 @@ def test_cancel_mid_run_stops_the_job_and_adds_no_image(
 def failover_window(qapp: QApplication, module_loop: qasync.QEventLoop,
                     tmp_path: Path) -> Iterator[tuple[MainWindow, FakeOpenAI]]:
     with FakeOpenAI(api_key=KEY) as server:
+        # A missing model file is refused before the local worker starts: this test no
+        # longer waits on a torch import in a child process, which took minutes on a
+        # loaded machine and ran past the job wait twice.
         ctx, window = start_window(
             qapp, tmp_path / "home",
             IMAGEDESK_LOCAL__MODEL=str(tmp_path / "missing" / "model.safetensors"),
