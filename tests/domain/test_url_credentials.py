@@ -11,7 +11,8 @@ from desktop_app.domain.url_credentials import hide_url_credentials
 
 # what a user name or password may hold: anything but the characters that end a word
 USERINFO = st.text(st.characters(blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc"),
-                                 blacklist_characters="'\"<>`"), min_size=1, max_size=30)
+                                 blacklist_characters="'\"<>`"), min_size=1, max_size=30,
+                   ).filter(lambda text: not any(c.isspace() for c in text))
 
 
 @given(user=USERINFO, password=USERINFO)
