@@ -5,9 +5,14 @@ Through the provider, with a warm worker: the stored inputs read and hash-checke
 down the pipe, decoded, the derived pipeline (``from_pipe`` on the loaded weights) run,
 the source composited back (inpaint), the PNG encoded, sent back and checked. Directly:
 ``StableDiffusionImg2ImgPipeline`` / ``StableDiffusionInpaintPipeline`` loaded in this
-process from the same folder, called with the same arguments. Interleaved rounds, so
-drift on a shared machine hits both sides alike. Also checks the pixels are the same
-(inpaint: inside the mask, the only place the pipeline's own pixels are kept).
+process from the same folder, called with the same arguments. Interleaved rounds, the
+order flipped every round, so drift on a shared machine hits both sides alike. Also
+checks the pixels are the same (inpaint: inside the mask, the only place the pipeline's
+own pixels are kept).
+
+A control: the same direct diffusers call run in a spawned process of its own (as the
+worker is). Its ratio to the in-process call is what a process boundary alone costs on
+this machine, code aside; it is printed beside the target figure, not subtracted.
 
     .venv/bin/python bench/bench_local_image_work.py
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import multiprocessing
 import os
 import tempfile
 import time
@@ -32,7 +38,7 @@ from desktop_app.providers.base import CancelToken
 from desktop_app.providers.local_diffusion import LocalDiffusionConfig, LocalDiffusionProvider
 from desktop_app.store.input_images import InputImages
 
-SIZE, STEPS, STRENGTH, SEED, ROUNDS = 128, 20, 0.75, 1234, 5
+SIZE, STEPS, STRENGTH, SEED, ROUNDS = 128, 20, 0.75, 1234, 10
 THREADS = 1  # both sides alike: fewer threads fight less on a shared machine
 PROMPT = "a lighthouse on a cliff at dusk, oil painting"
 
@@ -92,6 +98,31 @@ class Direct:
         return time.perf_counter() - start, image
 
 
+def control_process(folder: str, commands: Any) -> None:
+    """The spawned control: the direct pipelines, timed on request."""
+    direct = Direct(Path(folder))
+    while (kind := commands.recv()) is not None:
+        commands.send(direct.run(kind)[0])
+
+
+class Control:
+    """The direct diffusers call in a spawned process of its own."""
+
+    def __init__(self, folder: Path) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.pipe, child = context.Pipe()
+        self.process = context.Process(target=control_process, args=(str(folder), child))
+        self.process.start()
+
+    def run(self, kind: str) -> float:
+        self.pipe.send(kind)
+        return float(self.pipe.recv())
+
+    def close(self) -> None:
+        self.pipe.send(None)
+        self.process.join(timeout=30)
+
+
 async def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="imagedesk-bench-"))
     config = LocalDiffusionConfig(data_dir=data_dir, torch_threads=THREADS)
@@ -106,16 +137,24 @@ async def main() -> None:
     for request in requests.values():
         await timed(provider, request)  # and derives each pipeline once, as a warm app has
     direct = Direct(config.tiny_model_dir)
+    control = Control(config.tiny_model_dir)
     inside = np.asarray(Image.open(io.BytesIO(mask_png()))) == 255
     lines = []
     for kind, request in requests.items():
         direct.run(kind)  # warm-up, like the provider's first job
-        ours_s, direct_s, same = [], [], True
-        for _ in range(ROUNDS):
+        control.run(kind)
+        ours_s, direct_s, control_s, same = [], [], [], True
+        for round_ in range(ROUNDS):
+            if round_ % 2:
+                took, image = direct.run(kind)
+                direct_s.append(took)
+                control_s.append(control.run(kind))
             took, png = await timed(provider, request)
             ours_s.append(took)
-            took, image = direct.run(kind)
-            direct_s.append(took)
+            if not round_ % 2:
+                control_s.append(control.run(kind))
+                took, image = direct.run(kind)
+                direct_s.append(took)
             ours = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
             theirs = np.asarray(image.convert("RGB"))
             same = same and (np.array_equal(ours, theirs) if kind == "img2img"
@@ -128,7 +167,9 @@ async def main() -> None:
             + f", seed {SEED}, median of {ROUNDS} interleaved: **{ratio:.3f}** "
             f"({median(ours_s):.3f} s vs {median(direct_s):.3f} s; {THREADS} torch thread each); "
             f"same pixels{where}: "
-            f"{'yes' if same else 'NO'}; target <= 1.03")
+            f"{'yes' if same else 'NO'}; target <= 1.03; control, the direct call in a "
+            f"spawned process / in this one: {median(control_s) / median(direct_s):.3f}")
+    control.close()
     await provider.close()
     load = os.getloadavg()
     lines.append(f"load average at the end (1/5/15 min): {load[0]:.1f} / {load[1]:.1f} / "

@@ -26,6 +26,7 @@ from pathlib import Path
 from _harness import median, record
 
 from desktop_app.providers.local_diffusion.library import find_models
+from desktop_app.providers.local_diffusion.library_header import _fast_decoders
 
 CHECKPOINTS_SD1, CHECKPOINTS_SDXL, LORAS, EMBEDDINGS = 60, 40, 300, 100
 DATA_BYTES = 256 * 1024
@@ -111,6 +112,7 @@ def timed(action: Callable[[], object], label: str = "") -> float:
 
 
 def main() -> None:
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as temp:
         base = Path(temp)
         models = build_tree(base)
@@ -143,7 +145,10 @@ def main() -> None:
     record("bench_model_library.py — model library scan of 500 files (issue 14.2)", [
         f"tree: {CHECKPOINTS_SD1} SD 1.x + {CHECKPOINTS_SDXL} SDXL checkpoints, {LORAS} LoRAs, "
         f"{EMBEDDINGS} embeddings in an A1111 layout, real-sized headers, "
-        f"{size / 2**20:.0f} MiB in all; medians of 5 interleaved runs",
+        f"{size / 2**20:.0f} MiB in all; medians of 5 interleaved runs; machine load "
+        f"(1-minute average, {os.cpu_count()} CPUs) {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after; header decoder: "
+        f"{'msgspec' if _fast_decoders() is not None else 'json (msgspec not installed)'}",
         f"scan without hashing, cold (no header cache: every header read and classified): "
         f"{scan * 1000:.0f} ms vs os.walk + stat of the same tree {walk * 1000:.1f} ms: "
         f"ratio **{scan / walk:.0f}**; target < 1 s: {'met' if scan < 1 else 'NOT met'}",

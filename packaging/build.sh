@@ -38,9 +38,9 @@ if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$want" ]]; then
   if [[ "$FLAVOUR" == full ]]; then
     # shellcheck disable=SC2086  # TORCH_SPEC may carry pip options
     "$VENV/bin/python" -m pip install -q $TORCH_SPEC
-    "$VENV/bin/python" -m pip install -q ".[local]" "$PYINSTALLER_SPEC"
+    "$VENV/bin/python" -m pip install -q ".[local,api]" "$PYINSTALLER_SPEC"
   else
-    "$VENV/bin/python" -m pip install -q . "$PYINSTALLER_SPEC"
+    "$VENV/bin/python" -m pip install -q ".[api]" "$PYINSTALLER_SPEC"
   fi
   echo "$want" > "$STAMP"
 fi
@@ -50,8 +50,9 @@ if [[ "$FLAVOUR" == cloud ]] && "$VENV/bin/python" -c "import importlib.util as 
 fi
 
 echo "== licence notices -> $LICENSES"
-extras=()
-[[ "$FLAVOUR" == full ]] && extras=(--extra local)
+# Both flavours serve the local HTTP API (`imagedesk serve`, the window's "Serve the API").
+extras=(--extra api)
+[[ "$FLAVOUR" == full ]] && extras+=(--extra local)
 "$VENV/bin/python" packaging/collect_licenses.py --out "$LICENSES" "${extras[@]}"
 
 echo "== pyinstaller ($FLAVOUR)"
@@ -69,7 +70,16 @@ echo "bundle: $DIST ($(du -sh "$DIST" | cut -f1)); host libraries listed in buil
 
 if [[ "${SKIP_SELFTEST:-0}" != 1 ]]; then
   echo "== self-test of the bundle (offscreen, throw-away profile)"
+  selftest_log="build/selftest-$FLAVOUR.txt"
   env -u DISPLAY -u WAYLAND_DISPLAY QT_QPA_PLATFORM=offscreen \
-    "$DIST/imagedesk" --self-test --temp-home
+    "$DIST/imagedesk" --self-test --temp-home 2>&1 | tee "$selftest_log"
+  # A bundle that skips a part of the app (an extra left out of the build venv) would
+  # pass the self-test yet fail the user who turns that part on: refuse it here.
+  if grep -qE "extra not installed: [a-z, ]*\bapi\b" "$selftest_log"; then
+    echo "the bundle lacks a part of the app (see 'extra not installed' above): add that extra to the pip install in $0" >&2
+    exit 1
+  fi
+  echo "== the bundle's HTTP API (imagedesk serve on a free loopback port)"
+  env -u DISPLAY -u WAYLAND_DISPLAY "$VENV/bin/python" packaging/bundle_api_check.py "$DIST/imagedesk"
 fi
 echo "== done in $((SECONDS - started)) s: $DIST/imagedesk"

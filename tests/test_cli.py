@@ -49,6 +49,9 @@ def test_generate_locally_leaves_a_png_a_third_party_reader_understands(tmp_path
                  "--size", "64x64", "--steps", "4", "--seed", "1234", "--negative", "blurry",
                  "--json")
     assert result.returncode == 0, result.stderr
+    # nothing but ImageDesk's own words on the terminal: no library warnings from the
+    # worker's exit (a "leaked semaphore" line once followed every run)
+    assert "Warning" not in result.stderr and "leaked" not in result.stderr, result.stderr
     out = json.loads(result.stdout)
     assert out["state"] == "succeeded" and out["provider"] == "local" and out["error"] is None
     assert set(out) >= {"job_id", "state", "provider", "attempts", "images", "cost", "error"}
@@ -82,6 +85,8 @@ def test_generate_locally_leaves_a_png_a_third_party_reader_understands(tmp_path
         (["queue", "add", "a cat", "--seed", "-1"], "seed must be between 0 and"),
         (["generate", "a cat", "--steps", "many"],
          "Steps must be a whole number between 1 and 150"),
+        (["generate", "a cat <lora:grain:strong>"], "The weight in '<lora:grain:strong>'"),
+        (["queue", "add", "a cat <lora:grain:0.8>"], "The LoRA 'grain' is not installed"),
     ],
 )
 def test_bad_input_is_one_clear_line_exit_2_and_queues_nothing(

@@ -208,7 +208,7 @@ async def test_a_cost_cap_per_job_skips_a_provider_that_would_cost_more(tmp_path
         _slow_gpu_and_paid_cloud(ctx)
         plan = await route(ctx, faced(ctx))
         assert order(plan) == ["local"]
-        assert skips(plan)["openai"] == ("would cost about $0.04, over this job's cap of "
+        assert skips(plan)["openai"] == ("could cost up to $0.04, over this job's cap of "
                                          "$0.01")
     async with opened(tmp_path / "b", {**off_cpu, "routing.max_cost_per_job_usd": "0.10"}) as ctx:
         _slow_gpu_and_paid_cloud(ctx)

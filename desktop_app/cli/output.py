@@ -23,6 +23,7 @@ class ProgressPrinter:
         self.stream = stream
         self.live = stream.isatty()
         self._drawn = False
+        self._width = 0  # of the line drawn last
 
     def __call__(self, event: Event) -> None:
         if getattr(event, "job_id", None) != self.job_id:
@@ -30,8 +31,14 @@ class ProgressPrinter:
         if isinstance(event, JobProgress) and self.live:
             filled = int(BAR_WIDTH * event.fraction)
             bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-            self.stream.write(f"\r[{bar}] {event.step}/{event.total} on {event.provider}  ")
+            # before the first step, what the provider is doing (loading a model…)
+            doing = (f"{event.step}/{event.total}" if event.total or not event.message
+                     else event.message)
+            line = f"[{bar}] {doing} on {event.provider}"
+            # a shorter line over a longer one: blank out what the last one left
+            self.stream.write(f"\r{line.ljust(self._width)}  ")
             self.stream.flush()
+            self._width = len(line)
             self._drawn = True
         elif isinstance(event, JobRouted | JobWaiting):
             self._newline()
@@ -43,6 +50,7 @@ class ProgressPrinter:
         if self._drawn:
             self.stream.write("\n")
             self._drawn = False
+            self._width = 0
 
     def done(self) -> None:
         self._newline()

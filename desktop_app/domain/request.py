@@ -26,6 +26,7 @@ from desktop_app.domain.image_work import (
     RequestKind,
     Upscale,
 )
+from desktop_app.domain.prompt_networks import LoraTag, parse_loras
 from desktop_app.domain.samplers import MIN_STEPS, sampler_named
 
 __all__ = [
@@ -197,6 +198,7 @@ class GenerationRequest:
                 field="prompt",
             )
         object.__setattr__(self, "prompt", prompt)
+        parse_loras(prompt)  # a malformed <lora:...> tag is refused now, by name
         if not isinstance(self.negative_prompt, str):
             raise InvalidRequest("The negative prompt must be text.", field="negative_prompt")
         negative = normalise_prompt(self.negative_prompt)
@@ -297,6 +299,16 @@ class GenerationRequest:
     @property
     def kind(self) -> RequestKind:
         return RequestKind.TEXT_TO_IMAGE if self.work is None else self.work.KIND
+
+    @property
+    def loras(self) -> tuple[LoraTag, ...]:
+        """The LoRAs the prompt names (``<lora:name:weight>``, domain/prompt_networks.py)."""
+        return parse_loras(self.prompt).loras
+
+    @property
+    def prompt_for_encoder(self) -> str:
+        """The prompt without its LoRA tags: what a text encoder (or a cloud API) reads."""
+        return parse_loras(self.prompt).text
 
     @property
     def input_images(self) -> tuple[ImageRef, ...]:

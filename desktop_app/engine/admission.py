@@ -1,7 +1,9 @@
 """What a request must pass before it is queued, and which jobs are private.
 
 A blocked term, a wildcard that names no file or an input image that is not stored
-is refused at submit time, before anything is stored. A prompt holding one of the
+is refused at submit time, before anything is stored, and so is what an enabled
+local provider the job may run on refuses ahead (``ChecksBeforeQueue``: a LoRA the
+prompt names that is not installed). A prompt holding one of the
 user's private terms, or a source image from a private folder (or a private job's
 image), marks the job private: the mark is recorded on the queued job, so it holds
 through restarts and failover (the router keeps such a job on this machine).
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +21,9 @@ from desktop_app.domain.content_filter import check_blocked_terms, find_term
 from desktop_app.domain.errors import InvalidRequest
 from desktop_app.domain.request import GenerationRequest, ImageRef
 from desktop_app.engine.prompt_expansion import PromptExpander
+from desktop_app.engine.router import mode_allows
+from desktop_app.engine.slots import ProviderSlot
+from desktop_app.providers.base import ChecksBeforeQueue, ProviderKind
 from desktop_app.store.input_images import InputImages
 
 
@@ -26,10 +31,12 @@ class Admission:
     """The rules a request meets at submit time (``apply`` replaces them)."""
 
     def __init__(self, *, prompts: PromptExpander, inputs: InputImages | None,
+                 slots: Callable[[], Iterable[ProviderSlot]],
                  blocked_terms: Sequence[str] = (), private_terms: Sequence[str] = (),
                  private_folders: Sequence[Path] = ()) -> None:
         self._prompts = prompts
         self._inputs = inputs
+        self._slots = slots  # the slots in use now (they change with ``Engine.apply``)
         self.apply(blocked_terms, private_terms, private_folders)
 
     def apply(self, blocked_terms: Sequence[str], private_terms: Sequence[str],
@@ -44,11 +51,23 @@ class Admission:
         check_blocked_terms(request.prompt, self._blocked_terms)
         await self._prompts.check(request)  # a wildcard that names no file is refused now
         request = self._privacy_rules(request)
+        await self._local_checks(request)
         for ref in request.input_images:  # refused now, not when it runs
             if self._inputs is None or not self._inputs.has(ref):
                 raise InvalidRequest(f"The input image {ref.sha256[:12]}… is not stored; add it "
                                      "with Engine.add_input_image first.", field="work")
         return request
+
+    async def _local_checks(self, request: GenerationRequest) -> None:
+        """What this machine's provider refuses before a job is queued (a LoRA the
+        prompt names that is not installed), when the job may run on it."""
+        policy = request.policy
+        for slot in self._slots():
+            if (slot.kind is ProviderKind.LOCAL and slot.enabled
+                    and isinstance(slot.provider, ChecksBeforeQueue)
+                    and mode_allows(policy.mode, slot.kind)
+                    and policy.provider in (None, slot.name)):
+                await slot.provider.check_before_queue(request)
 
     def _privacy_rules(self, request: GenerationRequest) -> GenerationRequest:
         if request.policy.private:

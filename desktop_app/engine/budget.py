@@ -93,7 +93,7 @@ class SpendTracker:
                 return (f"over budget: ${spent:.2f} spent {label}{in_flight} of a "
                         f"${cap:.2f} {period} cap")
             if extra > 0 and spent + held + extra > cap + _EPSILON_USD:
-                return (f"over budget: {what} (about ${extra:.2f}) would pass the ${cap:.2f} "
+                return (f"over budget: {what} (up to ${extra:.2f}) would pass the ${cap:.2f} "
                         f"{period} cap (${spent:.2f} spent {label}{in_flight})")
         return None
 

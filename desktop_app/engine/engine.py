@@ -107,7 +107,8 @@ class Engine:
                                      saver=saver, nsfw=nsfw or NsfwSettings(),
                                      scorer=nsfw_scorer)
         prompts = PromptExpander(wildcards, styles)
-        self._admission = Admission(prompts=prompts, inputs=inputs, blocked_terms=blocked_terms,
+        self._admission = Admission(prompts=prompts, inputs=inputs,
+                                    slots=lambda: self._slots, blocked_terms=blocked_terms,
                                     private_terms=private_terms,
                                     private_folders=private_folders)
         self._runner = QueueRunner(

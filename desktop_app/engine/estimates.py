@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from desktop_app.domain.request import GenerationRequest
 from desktop_app.engine.metrics import Metrics
 from desktop_app.engine.slots import ProviderSlot
+from desktop_app.providers.base import most_cost_usd
 from desktop_app.providers.fitting import Fit
 from desktop_app.store.metrics import ProviderTotals
 
@@ -31,6 +32,9 @@ class Estimate:
     dollars: float
     basis: str  # "measured: median of the last 12 calls" or "declared by the provider"
     success_rate: float | None  # recent share of calls that succeeded; None: no history
+    # the most the job's calls can bill (``providers.base.most_cost_usd``): what a
+    # money guard compares, where ``dollars`` is the typical figure shown
+    most_dollars: float = 0.0
 
 
 class Estimator:
@@ -65,4 +69,6 @@ class Estimator:
         seconds = per_call * calls
         if rate is not None:
             seconds /= max(rate, MIN_SUCCESS_RATE)
-        return Estimate(seconds, caps.cost_per_image_usd * request.n, basis, rate)
+        most = sum(most_cost_usd(slot.provider, call) for call in fit.calls) if fit.calls \
+            else most_cost_usd(slot.provider, request)
+        return Estimate(seconds, caps.cost_per_image_usd * request.n, basis, rate, most)

@@ -20,6 +20,7 @@ from desktop_app.domain.request import GenerationRequest
 from desktop_app.engine.budget import OverBudget, Reservation
 from desktop_app.engine.events import JobWaiting
 from desktop_app.engine.slots import ProviderSlot
+from desktop_app.providers.base import most_cost_usd
 from desktop_app.resilience.breaker import BreakerState
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def reserve_call(slot: ProviderSlot, request: GenerationRequest, ctx: JobContext
     """Hold the call's expected cost against the spending caps (a skip when it would pass one)."""
     if ctx.budget is None:
         return Reservation(None)
-    expected = slot.provider.capabilities().cost_per_image_usd * request.n
+    expected = most_cost_usd(slot.provider, request)
     what = f"a call for {request.n} image{'s' if request.n != 1 else ''} on {slot.name}"
     try:
         return ctx.budget.reserve(slot.name, expected, what)

@@ -128,13 +128,23 @@ class ImageSaver:
             extra["Quality"] = details["quality"]
         if details.get("clip_skip", "1") != "1":  # A1111 writes it only when it skips
             extra["Clip skip"] = details["clip_skip"]
+        # the LoRAs and embeddings applied, as A1111's Lora extension and TI write them
+        # (Civitai links a picture to the files by these hashes)
+        if details.get("lora_hashes"):
+            extra["Lora hashes"] = details["lora_hashes"]
+        if details.get("ti_hashes"):
+            extra["TI hashes"] = details["ti_hashes"]
         # A1111's hires fix names the size before the upscale, with "Hires upscale"
         width, height = ((request.work.source.width, request.work.source.height)
                          if isinstance(request.work, Upscale) else (image.width, image.height))
         # Only what the provider honoured goes in: it records steps and guidance
         # in the details, and a seed only where seeds reproduce its images.
+        # a provider that did not apply the prompt's LoRAs (the cloud, adapted) ran it
+        # without the tags: the infotext says what made the image
+        prompt = (request.prompt if not request.loras or details.get("loras")
+                  else request.prompt_for_encoder)
         return files.a1111_parameters(
-            prompt=request.prompt,
+            prompt=prompt,
             negative_prompt=request.negative_prompt,
             steps=int(details["steps"]) if "steps" in details else None,
             sampler=sampler_name(details),

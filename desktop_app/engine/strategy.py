@@ -30,10 +30,10 @@ def apply_strategy(candidates: Sequence[Candidate], request: GenerationRequest,
         cap = policy.max_cost_usd
         kept = []
         for candidate, guess in guesses:
-            if guess.dollars > cap + _CENT * cap + 1e-9:
+            if guess.most_dollars > cap + _CENT * cap + 1e-9:
                 skipped.append((candidate.slot.name,
-                                f"would cost about ${guess.dollars:.2f}, over this job's cap "
-                                f"of ${cap:.2f}"))
+                                f"could cost up to ${guess.most_dollars:.2f}, over this "
+                                f"job's cap of ${cap:.2f}"))
             else:
                 kept.append((candidate, guess))
         guesses = kept

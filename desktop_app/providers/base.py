@@ -93,6 +93,8 @@ class Capabilities:
     qualities: tuple[str, ...] = ("auto",)
     samplers: tuple[str, ...] = ()  # the A1111 sampler names it honours (domain/samplers.py)
     supports_clip_skip: bool = False
+    # applies the prompt's <lora:name:weight> tags (domain/prompt_networks.py)
+    supports_loras: bool = False
     supports_seed: bool = False
     supports_negative_prompt: bool = False
     supports_steps: bool = False
@@ -123,6 +125,24 @@ class FitsWork(Protocol):
     kinds as asked."""
 
     def fit_work(self, request: GenerationRequest) -> WorkFit: ...
+
+
+@runtime_checkable
+class ChecksBeforeQueue(Protocol):
+    """A provider that can refuse a request before it is queued (the local one: a LoRA
+    the prompt names that is not installed), raising ``InvalidRequest``."""
+
+    async def check_before_queue(self, request: GenerationRequest) -> None: ...
+
+
+@runtime_checkable
+class PricesCalls(Protocol):
+    """A paid provider whose price depends on the job (its size, quality, input
+    images) says here the most one call for ``request`` can bill; the spending caps
+    hold that much before the call is sent. Without it they hold
+    ``cost_per_image_usd`` per image."""
+
+    def most_cost_usd(self, request: GenerationRequest) -> float: ...
 
 
 class HealthState(enum.Enum):
@@ -247,3 +267,10 @@ class ImageProvider(Protocol):
     ) -> list[GeneratedImage]: ...
 
     async def close(self) -> None: ...
+
+
+def most_cost_usd(provider: ImageProvider, request: GenerationRequest) -> float:
+    """What a spending cap holds for one call of ``provider`` for ``request``."""
+    if isinstance(provider, PricesCalls):
+        return provider.most_cost_usd(request)
+    return provider.capabilities().cost_per_image_usd * request.n

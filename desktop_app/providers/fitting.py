@@ -48,6 +48,16 @@ def fit_request(request: GenerationRequest, caps: Capabilities, *, allow_adaptat
     if work is not None and work.reason is not None:
         return Fit(reason=work.reason)
 
+    if request.loras and not caps.supports_loras:
+        names = ", ".join(tag.name for tag in request.loras)
+        if not allow_adaptation:
+            return Fit(reason=f"it cannot apply LoRAs ({names}) and adapting is turned off")
+        if not request.prompt_for_encoder:
+            return Fit(reason=f"it cannot apply LoRAs ({names}) and the prompt holds "
+                              "nothing else")
+        changes.append(f"LoRA {names} left out of the prompt: it cannot apply LoRAs")
+        fitted = fitted.replace(prompt=request.prompt_for_encoder)
+
     if len(request.prompt) > caps.max_prompt_chars:
         return Fit(reason=f"prompt is {len(request.prompt):,} characters; "
                           f"this provider takes at most {caps.max_prompt_chars:,}")

@@ -29,6 +29,7 @@ from desktop_app.providers.openai_images.descriptor import DESCRIPTOR as OPENAI
 from desktop_app.providers.remote_bullmq.descriptor import DESCRIPTOR as REMOTE
 
 if TYPE_CHECKING:
+    from desktop_app.providers.local_diffusion.config import FamilyDefaults
     from desktop_app.providers.local_diffusion.library import Library
 
 BUILT_IN: tuple[ProviderDescriptor, ...] = (LOCAL, OPENAI, REMOTE)
@@ -76,6 +77,32 @@ async def local_model_library(models_dir: Path, folders: Sequence[Path], *, hash
     from desktop_app.providers.local_diffusion.library import find_models
 
     return await find_models(models_dir, folders, hashed=hashed, progress=progress)
+
+
+def local_family_defaults(family: str) -> FamilyDefaults:
+    """What a new job on a model of ``family`` (a library entry's family, e.g. "sdxl")
+    starts with: size, guidance, negative prompt (an unknown family: SD 1.x's)."""
+    from desktop_app.providers.local_diffusion.config import Architecture
+
+    try:
+        return Architecture(family).defaults
+    except ValueError:
+        return Architecture.UNKNOWN.defaults
+
+
+def local_model_family(model: str) -> str:
+    """The family of a model as Settings names it: a checkpoint's from its header (a
+    bounded read: call it off the loop), others guessed from the name."""
+    from desktop_app.providers.local_diffusion.config import (
+        SINGLE_FILE_SUFFIXES,
+        guess_architecture,
+    )
+    from desktop_app.providers.local_diffusion.families import family_of_file
+
+    path = Path(model).expanduser()
+    if model.lower().endswith(SINGLE_FILE_SUFFIXES) and path.is_file():
+        return family_of_file(path).value
+    return guess_architecture(model).value
 
 
 def with_keys() -> tuple[ProviderDescriptor, ...]:

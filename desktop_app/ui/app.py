@@ -24,6 +24,7 @@ from desktop_app.paths import AppPaths
 from desktop_app.store.styles import StyleLibrary
 from desktop_app.ui import tasks
 from desktop_app.ui.main_window import MainWindow
+from desktop_app.ui.model_defaults import model_choices
 from desktop_app.ui.resources import app_icon, style_sheet
 from desktop_app.ui.startup import (
     Opener,
@@ -70,15 +71,20 @@ def offer_library_models(ctx: AppContext, window: MainWindow) -> None:
     editor.model.currentIndexChanged.connect(
         lambda _i: window.window_settings.setValue("editor/model", editor.model.currentData()))
 
-    def offer(library: object) -> None:
-        entries = getattr(library, "entries", ())
-        editor.set_models([(e.name, str(e.path), e.hash) for e in entries
-                           if e.kind == "checkpoint" and e.loadable],
-                          remembered if isinstance(remembered, str) else None)
+    async def scan() -> tuple[object, str]:
+        library = await registry.local_model_library(
+            ctx.paths.models_dir, ctx.settings.local.model_folders, hashed=False)
+        family = await asyncio.to_thread(registry.local_model_family, ctx.settings.local.model)
+        return library, family
 
-    tasks.spawn(registry.local_model_library(ctx.paths.models_dir,
-                                             ctx.settings.local.model_folders, hashed=False),
-                offer)
+    def offer(found: tuple[object, str]) -> None:
+        models, defaults = model_choices(*found)
+        editor.set_models(models, remembered if isinstance(remembered, str) else None,
+                          defaults)
+        entries = getattr(found[0], "entries", ())
+        editor.set_loras(e.name for e in entries if e.kind == "lora" and e.loadable)
+
+    tasks.spawn(scan(), offer)
 
 
 def build_window(ctx: AppContext, window: MainWindow | None = None) -> MainWindow:

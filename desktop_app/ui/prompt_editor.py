@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.domain.errors import ImageDeskError, InvalidRequest
 from desktop_app.domain.job import JobState
+from desktop_app.domain.prompt_networks import parse_loras
 from desktop_app.domain.request import (
     MAX_SEED,
     GenerationRequest,
@@ -48,6 +49,7 @@ from desktop_app.engine.events import JobFinished, JobProgress, JobStarted
 from desktop_app.engine.router import mode_allows
 from desktop_app.engine.status import ProviderKind
 from desktop_app.store.styles import StyleLibrary
+from desktop_app.ui.model_defaults import DefaultsFollower, JobDefaults
 from desktop_app.ui.prompt_history import HistoryPicker, PromptHistory
 from desktop_app.ui.route_line import RouteLine
 from desktop_app.ui.source_tools import Action, SourceTools
@@ -201,6 +203,10 @@ class PromptEditor(QWidget):
         self.model.setToolTip("A checkpoint from your model library for this job (Settings "
                               "→ Local sets the default); the cloud ignores it")
         self._model_hashes: dict[str, str] = {}  # path -> short hash, where known
+        self._loras: frozenset[str] | None = None  # installed LoRAs (lower case); None: unknown
+        # path (None: the one in Settings) -> its family's defaults, where known
+        self._model_defaults: dict[str | None, JobDefaults] = {}
+        self._recalling = False  # recall restores the fields: no family defaults over them
         self.sampler = QComboBox(self)
         self.sampler.addItem("Sampler: the model's default", None)
         for name in SAMPLERS:
@@ -287,6 +293,9 @@ class PromptEditor(QWidget):
         self._name_controls()
         self.set_tab_order()
 
+        self._follower = DefaultsFollower(self.width_box, self.height_box, self.guidance,
+                                          self.negative)
+        self.model.currentIndexChanged.connect(self._model_chosen)
         self.preset.currentIndexChanged.connect(self._apply_preset)
         self.width_box.valueChanged.connect(self._size_edited)
         self.height_box.valueChanged.connect(self._size_edited)
@@ -524,9 +533,13 @@ class PromptEditor(QWidget):
             self.status.setText("Running…")
 
     def on_job_progress(self, event: JobProgress) -> None:
-        if event.job_id == self._followed_job and event.total:
+        if event.job_id != self._followed_job:
+            return
+        if event.total:
             self.status.setText(f"Running on {event.provider}: step {event.step} of "
                                 f"{event.total}.")
+        elif event.message:  # before the first step: starting, loading a model…
+            self.status.setText(f"Running on {event.provider}: {event.message}")
 
     def on_job_finished(self, event: JobFinished) -> None:
         if event.job_id != self._followed_job:
@@ -600,16 +613,45 @@ class PromptEditor(QWidget):
         self.clear_errors()
         missing: list[str] = []
         if params.get("model") or params.get("model_hash"):
-            missing += self._recall_model(params.get("model"), params.get("model_hash"))
+            self._recalling = True
+            try:
+                missing += self._recall_model(params.get("model"), params.get("model_hash"))
+            finally:
+                self._recalling = False
         if params.get("sampler"):
             missing += self._recall_sampler(str(params["sampler"]))
+        if "prompt" in params:
+            missing += self._missing_loras(str(params["prompt"]))
         return missing
 
+    def set_loras(self, names: Iterable[str]) -> None:
+        """The LoRAs the model library holds (by file name), so that a recalled
+        prompt's ``<lora:...>`` tags can be checked."""
+        self._loras = frozenset(name.lower() for name in names)
+
+    def _missing_loras(self, prompt: str) -> list[str]:
+        """The recalled prompt's LoRAs (kept in it, as A1111 keeps them) that are not
+        installed here; nothing when the library is not known yet."""
+        if self._loras is None:
+            return []
+        try:
+            tags = parse_loras(prompt).loras
+        except InvalidRequest as error:
+            return [error.message.rstrip(".")]
+        return [f"the LoRA {tag.name} is not installed (add its folder in the model "
+                "library; until then the job is refused)"
+                for tag in tags if tag.name.lower() not in self._loras]
+
     def set_models(self, models: list[tuple[str, str, str | None]],
-                   remembered: str | None = None) -> None:
+                   remembered: str | None = None,
+                   defaults: dict[str | None, JobDefaults] | None = None) -> None:
         """The library's checkpoints as (name, path, short hash or None); ``remembered``
-        (the profile's last choice) is chosen again when it is still there."""
+        (the profile's last choice) is chosen again when it is still there. ``defaults``:
+        each model's family defaults by path (None: the model in Settings), put into the
+        fields the user has not changed when that model is chosen (a remembered one
+        too)."""
         current = self.model.currentData() or remembered
+        self._model_defaults = dict(defaults or {})
         self.model.blockSignals(True)
         while self.model.count() > 1:
             self.model.removeItem(1)
@@ -622,6 +664,13 @@ class PromptEditor(QWidget):
         index = self.model.findData(current) if current else 0
         self.model.setCurrentIndex(max(0, index))
         self.model.blockSignals(False)
+        if self.model.currentData() is not None:
+            self._model_chosen()
+
+    def _model_chosen(self, _index: int = 0) -> None:
+        chosen = self._model_defaults.get(self.model.currentData())
+        if chosen is not None and not self._recalling:
+            self._follower.apply(chosen)
 
     def _recall_model(self, name: str | None, short_hash: str | None) -> list[str]:
         """Choose the recalled model by its hash (else its name), or say it is missing."""

@@ -226,3 +226,14 @@ async def test_img2img_brings_the_source_to_the_size_asked_as_a1111_does(
             async with session.post(server.url + "/sdapi/v1/img2img", headers=BEARER,
                                     json=body) as reply:
                 assert reply.status == 422 and message in await reply.text()
+
+
+async def test_a_malformed_lora_tag_from_an_a1111_client_is_422_and_queues_nothing(
+        serve: Serve) -> None:
+    server = await serve()
+    async with aiohttp.ClientSession() as session, session.post(
+            server.url + "/sdapi/v1/txt2img", json={"prompt": "a cat <lora:grain:0.5:0.5:8>"},
+            headers=BEARER) as reply:
+        body = await reply.json()
+    assert reply.status == 422 and "<lora:grain:0.5:0.5:8>" in body["detail"]
+    assert await server.engine.jobs() == []

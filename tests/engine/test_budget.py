@@ -42,7 +42,7 @@ def test_a_reservation_holds_money_until_it_is_released() -> None:
     with pytest.raises(OverBudget) as info:  # 0.06 held + 0.06 would pass 0.10
         spend.reserve(cap, "openai", 0.06, "a call for 1 image on openai")
     assert info.value.reason == (
-        "over budget: a call for 1 image on openai (about $0.06) would pass the $0.10 daily "
+        "over budget: a call for 1 image on openai (up to $0.06) would pass the $0.10 daily "
         "cap ($0.00 spent today and $0.06 held for calls in flight)")
     assert spend.over(cap) is None  # 0.06 of 0.10 is still under the cap
 

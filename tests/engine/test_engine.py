@@ -166,7 +166,7 @@ async def test_the_cloud_is_skipped_before_a_call_would_pass_the_daily_cap(
     assert states.count(JobState.SUCCEEDED) == 1 and len(cloud.calls) == 1
     failed = [j for j in await engine.jobs() if j.state is JobState.FAILED]
     assert len(failed) == 2
-    assert ("over budget: a call for 1 image on openai (about $0.60) would pass the $1.00 "
+    assert ("over budget: a call for 1 image on openai (up to $0.60) would pass the $1.00 "
             "daily cap ($0.60 spent today)") in str(failed[0].error_message)
 
 

@@ -193,14 +193,15 @@ async def test_three_parallel_four_image_jobs_never_pass_a_cap_of_two_images(
 
 async def test_a_call_dearer_than_what_is_left_of_the_cap_is_never_sent(
         make_rig: RigMaker) -> None:
-    # gpt-image-2 makes all four images in one call, estimated at more than the cap
+    # gpt-image-2 makes all four images in one call; at "auto" quality each is held at
+    # the dearest quality's price ($0.211), four of them far more than the cap
     rig = make_rig(budget=Budget(daily_usd=0.10))
     jobs = [await rig.engine.submit(REQ.replace(n=4)) for _ in range(3)]
     await rig.engine.run_until_idle()
     done = await rig.finished(jobs)
     assert rig.requests() == 0
     assert [j.state for j in done] == [JobState.FAILED] * 3
-    assert ("over budget: a call for 4 images on openai (about $0.21) would pass the $0.10 "
+    assert ("over budget: a call for 4 images on openai (up to $0.84) would pass the $0.10 "
             "daily cap ($0.00 spent today)") in str(done[0].error_message)
 
 

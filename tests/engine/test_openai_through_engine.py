@@ -21,13 +21,14 @@ import pytest
 
 from desktop_app.bootstrap import open_app
 from desktop_app.config import AppPaths, Settings, save_settings
-from desktop_app.domain.errors import Misconfigured, OutOfMemory, ProviderError
+from desktop_app.domain.errors import InvalidRequest, Misconfigured, OutOfMemory, ProviderError
 from desktop_app.domain.job import Job, JobState, Outcome
-from desktop_app.domain.request import GenerationRequest, RoutingPolicy
+from desktop_app.domain.request import GenerationRequest, RouteMode, RoutingPolicy
 from desktop_app.engine.engine import Engine
 from desktop_app.engine.events import Event
 from desktop_app.engine.runner import RunnerSettings
 from desktop_app.engine.slots import ProviderSlot
+from desktop_app.providers.base import ImageProvider
 from desktop_app.providers.openai_images import OpenAIImagesConfig, OpenAIImagesProvider
 from desktop_app.resilience.breaker import BreakerConfig, BreakerState
 from desktop_app.resilience.clock import Clock, FakeClock, SystemClock
@@ -86,7 +87,7 @@ async def make_rig(server: FakeOpenAI, tmp_path: Path) -> AsyncIterator[RigMaker
     def make(*, local: list[Step] | None = None, local_rank: int = OPENAI_FIRST,
              retry: RetryPolicy | None = None, key: Callable[[], str | None] = lambda: KEY,
              clock: Clock | None = None, job_deadline_s: float = 60.0,
-             **config: Any) -> Rig:
+             local_provider: ImageProvider | None = None, **config: Any) -> Rig:
         clock = clock or FakeClock()
         fields: dict[str, Any] = {"base_url": server.base_url, "deadline_s": 10.0,
                                   "timeout_s": 10.0, "stream_previews": False}
@@ -99,6 +100,8 @@ async def make_rig(server: FakeOpenAI, tmp_path: Path) -> AsyncIterator[RigMaker
         if local is not None:
             scripted = ScriptedProvider("local", script=local)
             slots.append(slot_for(scripted, local_rank, clock=clock, concurrency=1))
+        if local_provider is not None:  # a real local provider instead of a scripted one
+            slots.append(slot_for(local_provider, local_rank, clock=clock, concurrency=1))
         engine = engine_in(tmp_path, slots, clock=clock, rng=random.Random(4),
                            runner_settings=RunnerSettings(job_deadline_s=job_deadline_s))
         engines.append(engine)
@@ -380,3 +383,58 @@ async def _run(engine: Engine) -> Job:
     done = await engine.job(job.id)
     assert done is not None and done.state.finished
     return done
+
+
+# -- LoRAs (issue 14, item 4) --------------------------------------------------------
+
+LORA_REQ = REQ.replace(prompt="a lighthouse at dusk <lora:film_grain:0.8>")
+
+
+async def test_openai_cannot_apply_a_lora_so_without_adaptation_it_is_skipped_unsent(
+        make_rig: RigMaker) -> None:
+    rig = make_rig()
+    job = await rig.run(LORA_REQ.replace(policy=RoutingPolicy(allow_adaptation=False)))
+    assert job.state is JobState.FAILED
+    [skip] = job.attempts
+    assert skip.provider == "openai" and skip.outcome is Outcome.SKIPPED
+    assert "cannot apply LoRAs (film_grain)" in skip.message
+    assert image_requests(rig.server) == 0
+
+
+async def test_with_adaptation_openai_gets_the_prompt_without_the_lora_and_the_job_says_so(
+        make_rig: RigMaker) -> None:
+    rig = make_rig()
+    job = await rig.run(LORA_REQ)
+    assert job.state is JobState.SUCCEEDED and job.provider == "openai"
+    [sent] = rig.server.image_requests()
+    assert sent.body is not None and sent.body["prompt"] == "a lighthouse at dusk"
+    [attempt] = job.attempts
+    assert any("LoRA film_grain left out" in a for a in attempt.adaptations)
+    # the image's parameters say what made it; the job keeps what the user wrote
+    [saved] = [p for p in rig.gallery_dir.rglob("*.png")]
+    meta = read_image_metadata(saved)
+    assert meta is not None and meta.prompt == "a lighthouse at dusk"
+    assert meta.provenance is not None
+    assert meta.provenance["request"]["prompt"] == LORA_REQ.prompt
+
+
+async def test_a_lora_that_is_not_installed_is_refused_before_anything_is_queued(
+        make_rig: RigMaker, tmp_path: Path) -> None:
+    from desktop_app.providers.local_diffusion import (
+        LocalDiffusionConfig,
+        LocalDiffusionProvider,
+    )
+
+    local = LocalDiffusionProvider(LocalDiffusionConfig(
+        data_dir=tmp_path / "profile", model_folders=(tmp_path / "a1111" / "models",)))
+    rig = make_rig(local_provider=local, local_rank=-10)  # it never starts a worker
+    with pytest.raises(InvalidRequest) as caught:
+        await rig.engine.submit(LORA_REQ)
+    assert "'film_grain' is not installed" in caught.value.message
+    assert str(tmp_path / "a1111" / "models") in caught.value.message
+    assert await rig.engine.jobs() == []
+    assert image_requests(rig.server) == 0
+    # a cloud-only job never runs locally: the local library is not asked
+    cloud = await rig.engine.submit(LORA_REQ.replace(policy=RoutingPolicy(
+        mode=RouteMode.CLOUD_ONLY)))
+    assert cloud.id > 0

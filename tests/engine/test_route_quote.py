@@ -117,8 +117,8 @@ async def test_a_cost_cap_skips_a_provider_that_would_cost_more_even_when_local_
     request = policy(RouteStrategy.FASTEST, max_cost_usd=0.05)  # 2 images: $0.08
     quote = await engine.route_quote(request)
     assert [c.provider for c in quote.candidates] == ["local"]
-    assert dict(quote.skipped)["openai"] == ("would cost about $0.08, over this job's cap of "
-                                             "$0.05")
+    assert dict(quote.skipped)["openai"] == ("could cost up to $0.08, over this job's cap "
+                                             "of $0.05")
     job = await engine.submit(request)
     await engine.run_until_idle()
     done = await engine.job(job.id)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from hypothesis import given
@@ -146,3 +147,17 @@ def test_a_providers_reason_skips_it_and_a_text_job_never_asks() -> None:
     text = GenerationRequest(prompt="a cat", width=512, height=512)
     assert fit_for(text, unable, allow_adaptation=True).fits
     assert [r.kind for r in unable.asked] == [RequestKind.IMAGE_TO_IMAGE]
+
+
+def test_a_provider_that_cannot_apply_loras_gets_the_prompt_without_them_or_is_skipped(
+        ) -> None:
+    req = GenerationRequest(prompt="a cat <lora:grain:0.8>, film", width=1024, height=1024)
+    adapted = fit_request(req, FIXED, allow_adaptation=True)
+    assert [c.prompt for c in adapted.calls] == ["a cat , film"]
+    assert adapted.adaptations == ("LoRA grain left out of the prompt: it cannot apply LoRAs",)
+    refused = fit_request(req, FIXED, allow_adaptation=False)
+    assert refused.reason == "it cannot apply LoRAs (grain) and adapting is turned off"
+    only_tags = fit_request(req.replace(prompt="<lora:grain>"), FIXED, allow_adaptation=True)
+    assert only_tags.reason is not None and "nothing else" in only_tags.reason
+    local = dataclasses.replace(FIXED, supports_loras=True)
+    assert fit_request(req, local, allow_adaptation=False).calls == (req,)

@@ -84,3 +84,22 @@ def test_a_sampler_this_app_does_not_have_is_named_as_not_recalled(
     assert editor.sampler.currentData() is None  # the model's default
     assert "Not recalled: the sampler 'DPM++ 3M SDE Exponential' is not available" in \
         editor.status.text()
+
+
+def test_recalled_loras_stay_in_the_prompt_and_those_not_installed_are_named(
+        qtbot: QtBot, tmp_path: Path) -> None:
+    infotext = a1111_parameters("a fox <lora:film_grain:0.8> <lora:add_detail:0.5>",
+                                steps=20, sampler="Euler a", seed=1, width=64, height=64,
+                                extra={"Lora hashes": "film_grain: 0123456789ab, "
+                                                      "add_detail: ba9876543210"})
+    path = write_image_atomic(tmp_path, "fox", png_bytes(64, 64), "png",
+                              parameters=infotext, provenance={})
+    editor = PromptEditor(never_submitted, QSettings(str(tmp_path / "w.ini"),
+                                                     QSettings.Format.IniFormat))
+    qtbot.addWidget(editor)
+    editor.set_loras(["Add_Detail", "other"])  # what the model library found
+    assert editor.recall_from_file(path)
+    assert editor.prompt.toPlainText() == "a fox <lora:film_grain:0.8> <lora:add_detail:0.5>"
+    status = editor.status.text()
+    assert "Not recalled: the LoRA film_grain is not installed" in status
+    assert "add_detail" not in status

@@ -131,6 +131,7 @@ def test_a_model_from_the_library_is_chosen_per_job_and_remembered(
     editor = window.editor
     qtbot.waitUntil(lambda: editor.model.findData(str(checkpoint)) > 0, timeout=10_000)
     editor.model.setCurrentIndex(editor.model.findData(str(checkpoint)))
+    assert editor.guidance.value() == 7.5  # SD 1.x's default, from the library's family
     editor.prompt.setPlainText("a lighthouse")
     with qtbot.waitSignal(editor.submitted, timeout=10_000) as queued:
         editor.generate()

@@ -95,6 +95,9 @@ class LocalDiffusionConfig:
     hf_cache_dir: Path | None = None
     torch_threads: int | None = None
     cancel_grace_s: float = 15.0  # then the worker is killed to honour a cancel
+    # the folders the user added to the model library (LoRAs and embeddings are found
+    # there and in ``data_dir/models``)
+    model_folders: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:

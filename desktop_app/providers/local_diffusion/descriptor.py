@@ -25,7 +25,8 @@ def config_of(local: LocalSettings, data_dir: Path) -> LocalDiffusionConfig:
         allow_cpu=local.allow_cpu, attention_slicing=local.attention_slicing,
         vae_tiling=local.vae_tiling, vae_slicing=local.vae_slicing,
         cpu_offload=local.cpu_offload, fp16=local.fp16, scheduler=local.scheduler,
-        idle_shutdown_s=local.idle_shutdown_s, allow_download=local.allow_download)
+        idle_shutdown_s=local.idle_shutdown_s, allow_download=local.allow_download,
+        model_folders=tuple(local.model_folders))
 
 
 def _create(section: ProviderSettings, ctx: BuildContext) -> ImageProvider:

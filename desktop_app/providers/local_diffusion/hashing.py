@@ -6,67 +6,32 @@ its files' relative paths and content hashes. Files in a Hugging Face cache
 are links to blobs named by their content hash, which is used as is; other
 hashes are cached by path, size and modification time, so each file is read
 once.
+
+The cache is the model library's (``library_hashes.HashCache``): read bounded, a
+damaged file or entry ignored rather than trusted, written atomically through a
+temporary file of its own, so the worker and the window can both write it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
-import os
-import re
 from pathlib import Path
 
-_BLOB_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_CHUNK = 4 * 1024 * 1024
-
-
-def _file_sha256(path: Path, cache: dict[str, dict[str, object]]) -> str:
-    real = path.resolve()
-    if path.is_symlink() and real.parent.name == "blobs" and _BLOB_SHA256.match(real.name):
-        return real.name
-    stat = real.stat()
-    key = str(real)
-    entry = cache.get(key)
-    if entry and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
-        return str(entry["sha256"])
-    digest = hashlib.sha256()
-    with real.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    value = digest.hexdigest()
-    cache[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": value}
-    return value
-
-
-def _load_cache(path: Path) -> dict[str, dict[str, object]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _save_cache(path: Path, cache: dict[str, dict[str, object]]) -> None:
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache, indent=0, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
+from desktop_app.providers.local_diffusion.library_hashes import SHORT, HashCache
 
 
 def model_hash(location: Path, cache_file: Path) -> str:
     """10 hex digits identifying the weights at ``location`` (a file or a folder)."""
-    cache = _load_cache(cache_file)
-    if location.is_file():
-        value = _file_sha256(location, cache)
-    else:
+    cache = HashCache(cache_file)
+    try:
+        if location.is_file():
+            return cache.sha256(location)[:SHORT]
         digest = hashlib.sha256()
         for path in sorted(p for p in location.rglob("*") if p.is_file()):
             rel = path.relative_to(location).as_posix()
             if rel.startswith(".") or "/." in rel:
                 continue
-            digest.update(f"{rel}\0{_file_sha256(path, cache)}\n".encode())
-        value = digest.hexdigest()
-    _save_cache(cache_file, cache)
-    return value[:10]
+            digest.update(f"{rel}\0{cache.sha256(path)}\n".encode())
+        return digest.hexdigest()[:SHORT]
+    finally:
+        cache.save()

@@ -51,7 +51,10 @@ class FactsCache:
         """The header's facts, from the cache or by reading the header."""
         key = str(path)
         entry = self._entries.get(key)
-        if entry and entry["size"] == size and entry["mtime_ns"] == mtime_ns:
+        # a LoRA of no known family is read again: a newer ImageDesk may know its layout
+        # (its header is small; a checkpoint's is not, and is kept)
+        stale_lora = entry is not None and entry["kind"] == LORA and entry["family"] == UNKNOWN
+        if entry and not stale_lora and entry["size"] == size and entry["mtime_ns"] == mtime_ns:
             return HeaderFacts(entry["kind"], entry["family"], entry["problem"])
         try:
             kind, family = kind_and_family(read_header(path))

@@ -22,6 +22,9 @@ from typing import Any
 from desktop_app.providers.local_diffusion.json_cache import load_entries, write_atomically
 
 CACHE_NAME = "hash-cache.json"
+# A1111's Lora extension names a .safetensors LoRA by kohya's "addnet" hash: the
+# SHA-256 of the file after its header (so editing the metadata keeps the hash)
+ADDNET_CACHE_NAME = "lora-hash-cache.json"
 SHORT = 10
 _CHUNK = 4 * 2**20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -34,8 +37,9 @@ def cache_path(models_dir: Path) -> Path:
 class HashCache:
     """The cache file's entries: resolved path -> {size, mtime_ns, sha256}."""
 
-    def __init__(self, file: Path) -> None:
+    def __init__(self, file: Path, *, after_header: bool = False) -> None:
         self.file = file
+        self.after_header = after_header  # the addnet hash: the bytes after the header
         self._entries = _load(file)
         self._changed = False
 
@@ -44,7 +48,8 @@ class HashCache:
         the file is a Hugging Face blob, named by it), else None; never reads it."""
         try:
             real = path.resolve()
-            if real.parent.name == "blobs" and _SHA256.match(real.name):
+            if (not self.after_header and real.parent.name == "blobs"
+                    and _SHA256.match(real.name)):
                 return real.name
             stat = real.stat()
         except (OSError, RuntimeError):
@@ -63,6 +68,8 @@ class HashCache:
         stat = real.stat()
         digest = hashlib.sha256()
         with real.open("rb") as handle:
+            if self.after_header:
+                handle.seek(8 + int.from_bytes(handle.read(8), "little"))
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
         value = digest.hexdigest()

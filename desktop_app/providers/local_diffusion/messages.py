@@ -33,6 +33,22 @@ class WorkerSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class NetworkFile:
+    """A LoRA or an embedding a job uses: its name as the prompt writes it, its file
+    in the model library, its weight (LoRAs) and its A1111 short hash."""
+
+    name: str
+    path: Path
+    weight: float = 1.0  # the text encoder's (a LoRA's)
+    short_hash: str = ""
+    unet_weight: float | None = None  # None: ``weight``
+
+    @property
+    def unet(self) -> float:
+        return self.weight if self.unet_weight is None else self.unet_weight
+
+
+@dataclasses.dataclass(frozen=True)
 class RunJob:
     job_id: int
     model: str
@@ -50,6 +66,10 @@ class RunJob:
     work: ImageWork | None = None
     inputs: tuple[InputPng, ...] = ()
     clip_skip: int = 1  # A1111's count: 1 is no skip
+    # ``prompt`` is the text the encoder reads (LoRA tags removed); these are applied
+    # for this job only (gpu_worker/networks.py)
+    loras: tuple[NetworkFile, ...] = ()
+    embeddings: tuple[NetworkFile, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +126,7 @@ class ModelReady:
     model_hash: str
     architecture: str  # an Architecture value
     load_s: float
+    resident: int = 1  # pipelines in the worker's memory once this one is loaded
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,7 +37,13 @@ class WorkerProcess:
         self._commands_out: Connection
         commands_in, self._commands_out = ctx.Pipe(duplex=False)
         self._events_in, events_out = ctx.Pipe(duplex=False)
-        self._cancel_upto: Any = ctx.Value("q", 0)
+        # Shared memory without a lock: only this process writes it (under
+        # ``_cancel_lock``), the worker only reads an aligned int64. A locked Value
+        # would own a named semaphore, which the resource tracker reports as
+        # "leaked" on the user's terminal if the app ends without tearing the
+        # worker object down (an os._exit, a crash).
+        self._cancel_upto: Any = ctx.Value("q", 0, lock=False)
+        self._cancel_lock = threading.Lock()
         self._process = ctx.Process(
             target=_child_main,
             args=(settings, commands_in, events_out, self._cancel_upto, env, os.getpid()),
@@ -89,7 +95,7 @@ class WorkerProcess:
         return True
 
     def cancel(self, job_id: int) -> None:
-        with self._cancel_upto.get_lock():
+        with self._cancel_lock:
             self._cancel_upto.value = max(self._cancel_upto.value, job_id)
 
     def kill(self) -> None:

@@ -16,7 +16,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from desktop_app.domain.errors import Cancelled, Misconfigured, ProviderError, Transient
+from desktop_app.domain.errors import (
+    Cancelled,
+    InvalidRequest,
+    Misconfigured,
+    ProviderError,
+    Transient,
+)
 from desktop_app.domain.image_work import RequestKind
 from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.request import MAX_SEED, GenerationRequest
@@ -65,11 +71,20 @@ from desktop_app.providers.local_diffusion.messages import (
     WorkerSettings,
 )
 from desktop_app.providers.local_diffusion.model_source import check_model_source, missing_model
+from desktop_app.providers.local_diffusion.network_files import (
+    JobNetworks,
+    NetworkIndex,
+    job_networks,
+    missing_loras,
+    network_index,
+)
 from desktop_app.providers.local_diffusion.process import WorkerProcess
 from desktop_app.providers.local_diffusion.received_images import validated_images
+from desktop_app.providers.local_diffusion.step_rules import too_few_steps
 from desktop_app.store.input_images import InputImages
 
 MAX_IMAGES_PER_CALL = 4
+NETWORK_INDEX_TTL_S = 10.0  # a LoRA added to a folder is seen within this time
 LATENCY_WEIGHT = 0.3  # of the newest job in the moving average
 
 
@@ -104,9 +119,11 @@ class LocalDiffusionProvider:
         self._file_family: tuple[tuple[str, int, int], Architecture] | None = None
         self._loaded_model: str | None = None
         self._model_hash: str | None = None
+        self._models_in_memory = 0  # pipelines the worker holds, as it last said
         self._latency_s: float | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
         self._idle_task: asyncio.Task[None] | None = None
+        self._network_index: tuple[float, NetworkIndex] | None = None
         self.spawn_count = 0
 
     # -- the protocol ------------------------------------------------------------
@@ -163,6 +180,7 @@ class LocalDiffusionProvider:
             supports_guidance=True,
             samplers=tuple(SAMPLERS),
             supports_clip_skip=True,
+            supports_loras=True,
             estimated_latency_s=self._latency_s if self._latency_s is not None else 30.0,
             cost_per_image_usd=0.0,
             kinds=frozenset(RequestKind),
@@ -194,7 +212,11 @@ class LocalDiffusionProvider:
                 text += f", {details['memory']}"
         if self._model_hash:
             details["model_hash"] = self._model_hash
-        text += f"; model {label} " + ("loaded" if self._loaded_model else "not loaded yet")
+        if self._loaded_model:
+            details["loaded_model"] = model_label(self._loaded_model)
+            details["models_in_memory"] = str(self._models_in_memory)
+        text += (f"; model {model_label(self._loaded_model)} loaded" if self._loaded_model
+                 else f"; model {label} not loaded yet")
         state = HealthState.BUSY if self._lock.locked() else HealthState.READY
         return Health(state, text, details)
 
@@ -375,6 +397,53 @@ class LocalDiffusionProvider:
         if not self._lock.locked() and self._worker is not None:
             self._idle_task = asyncio.get_running_loop().create_task(self._stop_worker())
 
+    # -- LoRAs and embeddings ----------------------------------------------------
+
+    def _networks(self, *, fresh: bool = False) -> NetworkIndex:
+        """The library's LoRAs and embeddings, scanned again after a few seconds
+        (blocking: run it in a worker thread)."""
+        now = self._clock()
+        cached = self._network_index
+        if fresh or cached is None or now - cached[0] > NETWORK_INDEX_TTL_S:
+            c = self.config
+            index = network_index(c.data_dir / "models", c.model_folders, c.hf_cache_dir)
+            self._network_index = cached = (now, index)
+        return cached[1]
+
+    def _model_family(self, model: str) -> str | None:
+        """The family of ``model`` where it is known, not guessed: a checkpoint file's
+        header, or what the worker reported (blocking: reads a header)."""
+        if model.lower().endswith(SINGLE_FILE_SUFFIXES):
+            arch = family_of_file(Path(model).expanduser())
+        elif model == self.config.model and self._architecture is not None:
+            arch = self._architecture
+        else:
+            return None
+        return arch.value if arch in (Architecture.SD1, Architecture.SDXL) else None
+
+    def _job_networks(self, request: GenerationRequest) -> JobNetworks:
+        family = self._model_family(request.model or self.config.model)
+        index = self._networks()
+        if missing_loras(request, index) is not None:  # perhaps added a moment ago
+            index = self._networks(fresh=True)
+        return job_networks(request, index, self.config.data_dir / "models", family)
+
+    async def check_before_queue(self, request: GenerationRequest) -> None:
+        """``InvalidRequest`` now, before the job is queued, for a LoRA the prompt names
+        that is not in the model library (saying which name and where it looked)."""
+        if not request.loras:
+            return
+
+        def check() -> None:
+            index = self._networks()
+            if missing_loras(request, index) is not None:
+                index = self._networks(fresh=True)
+            family = self._model_family(request.model or self.config.model)
+            problem = missing_loras(request, index, family)
+            if problem is not None:
+                raise problem
+        await asyncio.to_thread(check)
+
     # -- one job -----------------------------------------------------------------
 
     def _seeds(self, request: GenerationRequest) -> tuple[int, ...]:
@@ -386,19 +455,26 @@ class LocalDiffusionProvider:
         if cancel.cancelled:
             raise Cancelled(cancel.reason or "cancelled by the user", provider=PROVIDER)
         model = request.model or self.config.model
+        scheduler = SAMPLERS[request.sampler] if request.sampler else self.config.scheduler
+        if request.work is None:  # on an image, the worker knows the steps it will run
+            why = too_few_steps(scheduler, request.steps, from_settings=not request.sampler)
+            if why is not None:
+                raise InvalidRequest(why, field="steps", provider=PROVIDER)
         loop = asyncio.get_running_loop()
         await self._refuse_a_missing_model(model)
         inputs = (await loop.run_in_executor(None, read_inputs, self._inputs, request)
                   if request.work is not None else ())
+        networks = await loop.run_in_executor(None, self._job_networks, request)
         worker = await self._ensure_worker()
         job = RunJob(
-            job_id=next(self._job_ids), model=model, prompt=request.prompt,
-            negative_prompt=request.negative_prompt, width=request.width,
+            job_id=next(self._job_ids), model=model, prompt=networks.prompt,
+            negative_prompt=networks.negative_prompt, width=request.width,
             height=request.height, steps=request.steps, guidance=request.guidance,
             seeds=self._seeds(request),
-            scheduler=SAMPLERS[request.sampler] if request.sampler else self.config.scheduler,
+            scheduler=scheduler,
             preview_every=self.config.preview_every, work=request.work, inputs=inputs,
             clip_skip=request.clip_skip or 1,
+            loras=networks.loras, embeddings=networks.embeddings,
         )
         inbox: asyncio.Queue[object] = asyncio.Queue()
         worker.subscribe(loop, inbox.put_nowait)
@@ -421,6 +497,7 @@ class LocalDiffusionProvider:
         if model == self.config.model:
             self._misconfigured = None
         progress(Progress(Phase.FINISHING, message="checking the images"))
+        done = (done[0], {**done[1], **networks.details()})
         return await loop.run_in_executor(None, validated_images, done, job, self._label(model))
 
     def _label(self, model: str) -> str:
@@ -459,6 +536,7 @@ class LocalDiffusionProvider:
             elif isinstance(message, ModelReady):
                 self._loaded_model = message.model
                 self._model_hash = message.model_hash
+                self._models_in_memory = message.resident
                 if message.model == self.config.model:
                     self._architecture = Architecture(message.architecture)
             elif isinstance(message, Step):

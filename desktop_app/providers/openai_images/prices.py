@@ -39,6 +39,9 @@ class ModelPrices:
     tokens_per_million: Mapping[str, float]
     per_image: Mapping[str, Mapping[str, float]]
     reference_pixels: int | None
+    # the most one input image of an edit can add (image input tokens, at high input
+    # fidelity): part of what a spending cap holds for an edit before it is sent
+    edit_input_image_max_usd: float = 0.0
 
     def token_cost(self, usage: TokenUsage) -> float | None:
         t = self.tokens_per_million
@@ -62,6 +65,24 @@ class ModelPrices:
         price = by_quality.get(api_quality or "auto", by_quality.get("auto"))
         return None if price is None else price * scale
 
+    def most_image_cost(self, width: int, height: int, api_quality: str | None) -> float:
+        """The most one output image can bill: at the quality sent, or, for "auto" (the
+        API picks, often "high"), the dearest quality at that size. A size the table
+        does not know takes the dearest entry of all."""
+        if api_quality not in (None, "auto"):
+            cost = self.image_cost(width, height, api_quality)
+            if cost is not None:
+                return cost
+        by_quality = self.per_image.get(f"{width}x{height}")
+        scale = 1.0
+        if by_quality is None and "*" in self.per_image:
+            by_quality = self.per_image["*"]
+            if self.reference_pixels:
+                scale = width * height / self.reference_pixels
+        if by_quality is not None and by_quality:
+            return max(by_quality.values()) * scale
+        return max((p for by_q in self.per_image.values() for p in by_q.values()), default=0.0)
+
 
 @dataclasses.dataclass(frozen=True)
 class PriceTable:
@@ -77,6 +98,17 @@ class PriceTable:
         prices = self.for_model(model)
         cost = prices.image_cost(width, height, api_quality) if prices else None
         return cost or 0.0
+
+    def most(self, model: str, width: int, height: int, api_quality: str | None, *,
+             n: int = 1, input_images: int = 0) -> float:
+        """The most one call for ``n`` images of this size can bill, with
+        ``input_images`` sent to the edits endpoint (billed once per call);
+        ``ModelPrices.most_image_cost``. 0.0 for a model not in the table."""
+        prices = self.for_model(model)
+        if prices is None:
+            return 0.0
+        return (n * prices.most_image_cost(width, height, api_quality)
+                + input_images * prices.edit_input_image_max_usd)
 
     @classmethod
     def load(cls, path: Path) -> PriceTable:
@@ -107,6 +139,7 @@ class PriceTable:
                 per_image={str(size): {str(q): float(p) for q, p in by_q.items()}
                            for size, by_q in entry.get("per_image", {}).items()},
                 reference_pixels=ref_pixels,
+                edit_input_image_max_usd=float(entry.get("edit_input_image_max_usd", 0.0)),
             ))
         return cls(models=tuple(models), updated=str(data.get("updated", "")))
 

@@ -124,6 +124,23 @@ class OpenAIImagesProvider:
         edits_offered = self._inputs is not None and models.is_known_model(self._config.model)
         return models.capabilities_for(self._spec, estimate, edits=edits_offered)
 
+    def most_cost_usd(self, request: GenerationRequest) -> float:
+        """The most one call for ``request`` can bill (``base.PricesCalls``): each image
+        at its API size and the quality sent, the dearest quality for "auto" (the API
+        picks, often "high"), and for an edit each input image's tokens once. The
+        spending caps hold this much before the call is sent."""
+        prices = self._price_table_or_none()
+        if prices is None:
+            return self.capabilities().cost_per_image_usd * request.n
+        model = self._config.model
+        width, height = request.width, request.height
+        inputs = 0
+        if request.work is not None:
+            width, height = edits.plan_edit(request, self._spec, model).api_size
+            inputs = len(request.input_images)
+        quality = self._spec.to_api_quality(request.quality.value)
+        return prices.most(model, width, height, quality, n=request.n, input_images=inputs)
+
     def fit_work(self, request: GenerationRequest) -> WorkFit:
         """What the edits endpoint cannot honour for this job (``edits.plan_edit``)."""
         return edits.plan_edit(request, self._spec, self._config.model).fit

@@ -195,10 +195,12 @@ def test_hugging_face_blob_names_are_used_without_reading_the_file(tmp_path: Pat
     snapshot = tmp_path / "snapshot"
     snapshot.mkdir()
     (snapshot / "w.safetensors").symlink_to(blobs / blob_name)
+    (snapshot / "config.json").write_text("{}")  # a plain file: read and cached
     cache = tmp_path / "cache.json"
     model_hash(snapshot, cache)
-    # nothing was read and cached: the blob's name is its hash
+    # the blob was not read and cached: its name is its hash
     assert str((blobs / blob_name).resolve()) not in cache.read_text()
+    assert str((snapshot / "config.json").resolve()) in cache.read_text()
 
 
 @pytest.mark.slow

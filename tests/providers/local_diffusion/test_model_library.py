@@ -24,6 +24,7 @@ from desktop_app.providers.local_diffusion.library_header import (
     parse_header,
 )
 from tests.fakes.model_files import a1111_tree, comfyui_tree, short_hash, write_model
+from tests.providers.local_diffusion.support import write_safetensors
 
 
 def found(tmp_path: Path, *folders: Path, hashed: bool = True) -> library.Library:
@@ -256,7 +257,50 @@ def test_any_json_header_ends_in_a_header_or_a_typed_error(table: dict[str, obje
         assert error.message
 
 
+def _outcome(raw: bytes, size: int, fast_path: bool) -> object:
+    try:
+        return parse_header(raw, size, fast_path=fast_path)
+    except HeaderUnreadable as error:
+        return error.message
+
+
+tensor_specs = st.fixed_dictionaries(
+    {"dtype": st.sampled_from(["F16", "F32"]), "shape": st.lists(st.integers(0, 9), max_size=2),
+     "data_offsets": st.tuples(st.integers(-3, 2**65), st.integers(-3, 2**65)).map(list)
+     | json_values})
+
+
+@settings(deadline=500, max_examples=200)
+@given(st.dictionaries(st.text(max_size=20), tensor_specs | json_values, max_size=6),
+       st.none() | json_values | st.dictionaries(st.text(max_size=8), json_values, max_size=3),
+       st.integers(min_value=0, max_value=2**66))
+def test_the_fast_header_decoder_ends_where_the_json_one_does(
+        table: dict[str, object], metadata: object, size: int) -> None:
+    """msgspec's decoding (when installed) gives the same header or the same error."""
+    if metadata is not None:
+        table = {"__metadata__": metadata, **table}
+    body = json.dumps(table).encode()
+    raw = struct.pack("<Q", len(body)) + body
+    size = max(size, len(raw))
+    assert _outcome(raw, size, True) == _outcome(raw, size, False)
+
+
 def test_a_huge_header_length_is_refused_without_reading_it() -> None:
     raw = struct.pack("<Q", MAX_HEADER_BYTES + 1)
     with pytest.raises(HeaderUnreadable, match="at most"):
         parse_header(raw, 2**40)
+
+
+def test_a_lora_cached_as_of_no_known_family_is_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "loras" / "diffusers_style.safetensors"
+    path.parent.mkdir(parents=True)
+    write_safetensors(path, {"unet.down_blocks.0.attentions.0.proj_in.lora_A.weight": [1],
+                             "unet.down_blocks.0.attentions.0.proj_in.lora_B.weight": [1]})
+    cache_file = tmp_path / "profile" / "models" / "library-cache.json"
+    cache_file.parent.mkdir(parents=True)
+    stat = path.stat()  # as an ImageDesk that did not know diffusers' layout cached it
+    cache_file.write_text(json.dumps({str(path): {
+        "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "kind": "lora",
+        "family": "unknown", "problem": None}}))
+    entry = by_name(found(tmp_path, tmp_path / "loras", hashed=False))["diffusers_style"]
+    assert (entry.kind, entry.family, entry.loadable) == ("lora", "sd1", True)

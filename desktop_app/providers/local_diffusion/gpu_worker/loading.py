@@ -239,10 +239,20 @@ def resolve(model: str, settings: WorkerSettings, report: Report) -> Path:
     return _hub_snapshot(model, settings, report)
 
 
+LOAD_STAGES = ("reading the weights", "placing it on the {device}", "checking its hash")
+
+
+def loading_text(label: str, stage: int, what: str) -> str:
+    """What a face shows while a model loads: its name, and which of the stages runs
+    ("Loading model sdxl-base… 1 of 3: reading the weights")."""
+    return f"Loading model {label}… {stage} of {len(LOAD_STAGES)}: {what}"
+
+
 def load_model(model: str, settings: WorkerSettings, device: Device, report: Report) -> LoadedModel:
     started = time.perf_counter()
+    label = model_label(model)
     location = resolve(model, settings, report)
-    report(f"loading {model_label(model)}")
+    report(loading_text(label, 1, LOAD_STAGES[0]))
     try:
         if location.is_file():
             pipe, architecture = load_single_file(location, device)
@@ -260,13 +270,14 @@ def load_model(model: str, settings: WorkerSettings, device: Device, report: Rep
         ) from exc
     pipe.set_progress_bar_config(disable=True)
     alias_flattened_text_encoders(pipe)
+    report(loading_text(label, 2, LOAD_STAGES[1].format(device=device.info.device_name)))
     memory = apply_memory_options(pipe, settings, device)
-    report("checking the model files")
+    report(loading_text(label, 3, LOAD_STAGES[2]))
     digest = model_hash(location, settings.data_dir / "models" / "hash-cache.json")
     return LoadedModel(
         key=(model, device.torch_device, device.info.dtype),
         pipe=pipe,
-        label=model_label(model),
+        label=label,
         model_hash=digest,
         architecture=architecture,
         default_scheduler=pipe.scheduler,

@@ -10,6 +10,7 @@ while generating.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import multiprocessing
 import multiprocessing.connection
@@ -18,11 +19,14 @@ import signal
 import sys
 import threading
 import time
+import weakref
 from multiprocessing.connection import Connection
 from typing import Any
 
+from desktop_app.providers.local_diffusion.config import model_label
 from desktop_app.providers.local_diffusion.failures import JobCancelled, WorkerProblem, classify
 from desktop_app.providers.local_diffusion.gpu_worker.image_work import ImageJobs, work_details
+from desktop_app.providers.local_diffusion.gpu_worker.networks import PipelineNetworks
 from desktop_app.providers.local_diffusion.messages import (
     ImageDone,
     JobDone,
@@ -36,6 +40,7 @@ from desktop_app.providers.local_diffusion.messages import (
     WarmUp,
     WorkerSettings,
 )
+from desktop_app.providers.local_diffusion.step_rules import too_few_steps
 
 EXIT_PARENT_GONE = 4  # the process that started this worker died
 PARENT_POLL_S = 0.5
@@ -49,6 +54,9 @@ class Worker:
         self.device: Any = None
         self.loaded: Any = None
         self.image_jobs = ImageJobs()  # img2img/inpaint pipelines sharing the loaded weights
+        self.networks = PipelineNetworks()  # the LoRAs loaded on the model
+        # every pipeline loaded, weakly: how many are still in memory (ModelReady.resident)
+        self._resident: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def send(self, message: object) -> None:
         self.events.send(message)
@@ -88,21 +96,39 @@ class Worker:
         device = self._ensure_device()
         key = (job.model, device.torch_device, device.info.dtype)
         if self.loaded is None or self.loaded.key != key:
-            self.loaded = None  # free the old pipeline before loading the next
-            self.image_jobs.forget()
+            if self.loaded is not None:
+                self.send(Loading(job.job_id, f"Loading model {model_label(job.model)}… "
+                                              f"unloading {self.loaded.label} first"))
+            self._free_model()
             self.loaded = loading.load_model(
                 job.model, self.settings, device,
                 lambda text: self.send(Loading(job.job_id, text)))
+            self._resident.add(self.loaded.pipe)
             for note in self.loaded.memory.notes if self.loaded.memory else ():
                 self.send(Notice(job.job_id, note))
         loaded = self.loaded
         self.send(ModelReady(job.job_id, job.model, loaded.label, loaded.model_hash,
-                             loaded.architecture.value, loaded.load_s))
+                             loaded.architecture.value, loaded.load_s,
+                             resident=len(self._resident)))
         return loaded
+
+    def _free_model(self) -> None:
+        """Drop the loaded pipeline (and the image-work pipelines sharing its modules)
+        before the next loads, so one model is resident at a time: a pipeline's modules
+        hold reference cycles (hooks, configs), so only a collection frees them, and
+        CUDA keeps freed blocks cached until asked to give them back."""
+        if self.loaded is None:
+            return
+        self.loaded = None
+        self.image_jobs.forget()
+        self.networks.forget()
+        gc.collect()
+        _empty_cache()
 
     def run(self, job: RunJob) -> None:
         started = time.perf_counter()
         try:
+            _check_steps(job)  # before a model loads for a job that cannot run
             if self.device is None:
                 self.send(Loading(job.job_id, "loading PyTorch and diffusers"))
             loaded = self._ensure_model(job)
@@ -111,10 +137,11 @@ class Worker:
             from desktop_app.providers.local_diffusion.gpu_worker.loading import scheduler_for
 
             loaded.pipe.scheduler = scheduler_for(loaded, job.scheduler)
-            for index, seed in enumerate(job.seeds):
-                image = self._generate_with_retry(loaded, job, index, seed)
-                self.send(ImageDone(job.job_id, index, _png(image), image.width, image.height,
-                                    seed))
+            with self.networks.applied(loaded.pipe, job):
+                for index, seed in enumerate(job.seeds):
+                    image = self._generate_with_retry(loaded, job, index, seed)
+                    self.send(ImageDone(job.job_id, index, _png(image), image.width,
+                                        image.height, seed))
             self.send(JobDone(job.job_id, self._details(loaded, job) | work_details(job),
                               time.perf_counter() - started))
         except BaseException as exc:
@@ -201,6 +228,17 @@ class Worker:
         return result.images[0]
 
 
+def _check_steps(job: RunJob) -> None:
+    """InvalidRequest when the job's scheduler cannot be set up for the steps the
+    pipeline will be given (work on an image may ask for more: ``steps_to_ask``)."""
+    from desktop_app.providers.local_diffusion.gpu_worker.image_work import steps_to_ask
+
+    asked = job.steps if job.work is None else steps_to_ask(job.steps, job.work.strength)
+    why = too_few_steps(job.scheduler, asked)
+    if why is not None:
+        raise WorkerProblem("InvalidRequest", why)
+
+
 def diffusers_clip_skip(a1111: int) -> int | None:
     """diffusers counts the layers skipped (A1111's 2 is its 1; A1111's 1 is no skip)."""
     return a1111 - 1 if a1111 > 1 else None
@@ -227,6 +265,13 @@ def _quiet_libraries() -> None:
         diffusers.utils.logging.set_verbosity_error()
         diffusers.utils.logging.disable_progress_bar()
         transformers.utils.logging.set_verbosity_error()
+        import tqdm
+
+        # Each pipeline call still builds a (disabled) tqdm bar, and tqdm's default
+        # lock owns a multiprocessing semaphore; the worker's fast exit (os._exit)
+        # leaves it to the resource tracker, which prints "leaked semaphore" on the
+        # user's terminal after every CLI run. One process needs only a thread lock.
+        tqdm.tqdm.set_lock(threading.RLock())
     except Exception as exc:  # surfaced properly when the model loads
         raise WorkerProblem(
             "Misconfigured",
