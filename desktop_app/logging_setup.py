@@ -16,6 +16,8 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from desktop_app.domain.url_credentials import hide_url_credentials
+
 REDACTED = "[redacted]"
 LOG_FILE = "imagedesk.log"
 _MAX_BYTES = 2_000_000
@@ -50,7 +52,8 @@ def remember_secret(secret: str | None) -> None:
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """``text`` with remembered and given secrets, and anything shaped like a
-    key, replaced by ``[redacted]``."""
+    key, replaced by ``[redacted]``; a URL's user name and password too."""
+    text = hide_url_credentials(text)
     with _known_lock:
         values = set(_known)
     values.update(secret for secret in secrets if secret and len(secret) >= 4)

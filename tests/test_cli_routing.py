@@ -155,6 +155,8 @@ def test_queue_list_shows_the_policy_each_job_runs_under(
         (["--mode", "cloud", "--provider", "local"],
          "--mode cloud and --provider local disagree"),
         (["--mode", "local", "--provider", "openai"], "--mode local never runs openai"),
+        # local only is this machine only: the user's remote workers are other machines
+        (["--mode", "local", "--provider", "remote"], "--mode local never runs remote"),
         (["--mode", "everywhere"], "invalid choice: 'everywhere'"),
         (["--private", "--provider", "openai"], "--private keeps the job on this machine"),
         (["--private", "--mode", "cloud"], "--private and cloud only disagree"),

@@ -98,7 +98,8 @@ def _request_options(p: argparse.ArgumentParser) -> None:
                          help="the job never leaves this machine: no cloud, no remote "
                               "workers, even by failover")
     routing.add_argument("--mode", choices=[m.value for m in RouteMode], default=None,
-                         help="auto: local first, cloud fallback; local or cloud only")
+                         help="auto: local first, cloud fallback; local: this machine "
+                              "only (no cloud, no remote workers); cloud: the cloud only")
     routing.add_argument("--cloud-fallback", action=argparse.BooleanOptionalAction,
                          default=None, dest="cloud_fallback",
                          help="in auto mode, send a job the local side cannot serve to the cloud")

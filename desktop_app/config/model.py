@@ -34,6 +34,7 @@ from desktop_app.config.sections import (
     UiSettings,
 )
 from desktop_app.domain.errors import ImageDeskError
+from desktop_app.domain.url_credentials import hide_url_credentials
 
 SCHEMA_VERSION = 1
 _SECRET_WORDS = ("key", "password", "secret", "token")
@@ -200,5 +201,5 @@ def shown(value: Any) -> str:
     if isinstance(value, int):
         return repr(value) if abs(value) < 10**30 else "a number far too large"
     if isinstance(value, str) and len(value) <= 40 and not value.startswith("sk-"):
-        return repr(value)
+        return repr(hide_url_credentials(value))
     return ""

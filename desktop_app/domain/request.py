@@ -67,7 +67,7 @@ class RouteMode(enum.Enum):
     """Where a job may run: the user's choice in the prompt editor or ``--provider``."""
 
     AUTO = "auto"  # local first, cloud fallback
-    LOCAL_ONLY = "local"
+    LOCAL_ONLY = "local"  # this machine only: no cloud, no remote workers
     CLOUD_ONLY = "cloud"
 
 

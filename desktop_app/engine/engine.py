@@ -1,9 +1,17 @@
-"""``Engine``: the one object both faces (the window and the CLI) drive.
+"""``Engine``: the one object every face (the window, the CLI, the HTTP API) drives.
 
-It owns the queue runner, the provider slots, metrics and the event hub, and
-reaches the store only through its thread. Every user action — submit, cancel,
-retry, reorder, pause, search the gallery, reset a provider — is a method here,
-so neither face holds a business rule.
+Every user action — submit, cancel, retry, reorder, pause, search the gallery,
+reset a provider — is a method here, so no face holds a business rule. The engine
+owns the queue runner, the event hub and metrics, and reaches the store only
+through its thread; the work behind each group of methods lives in its own module:
+
+- ``admission``: what a request passes before it is queued, which jobs are private
+- ``live_slots``: the provider slots in use, swapped after a settings change
+- ``spend_ledger``: each call's metrics and cost, the budget caps they feed
+- ``route_queries``: route preview, price quote, prompt limits (nothing is called)
+- ``result_keeping``: a finished job's images screened, written and indexed
+- ``job_waiters``: ``wait_for`` a job to finish
+- ``queue_ownership``: which process runs the profile's queue
 """
 
 from __future__ import annotations
@@ -18,63 +26,46 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Literal
 
-from desktop_app.domain.content_filter import check_blocked_terms, find_term
-from desktop_app.domain.errors import ImageDeskError, InvalidRequest
 from desktop_app.domain.job import Job, JobState
 from desktop_app.domain.request import GenerationRequest, ImageRef, RouteMode
-from desktop_app.engine.budget import Budget, SpendingCap, SpendTracker
-from desktop_app.engine.estimates import HISTORY_DAYS, Estimator
-from desktop_app.engine.events import (
-    EventHub,
-    JobAdded,
-    JobFinished,
-    ProviderStateChanged,
-    QueueChanged,
-)
-from desktop_app.engine.failover import JobOutcome
-from desktop_app.engine.metrics import CallRecord, Metrics
-from desktop_app.engine.nsfw import NsfwMode, NsfwSettings, Scorer, screen_images
+from desktop_app.engine._background import BackgroundTasks
+from desktop_app.engine.admission import Admission
+from desktop_app.engine.budget import Budget
+from desktop_app.engine.config import EngineConfig
+from desktop_app.engine.estimates import Estimator
+from desktop_app.engine.events import EventHub, JobAdded, JobFinished, QueueChanged
+from desktop_app.engine.job_waiters import JobWaiters
+from desktop_app.engine.live_slots import LiveSlots
+from desktop_app.engine.metrics import Metrics
+from desktop_app.engine.nsfw import NsfwSettings, Scorer
 from desktop_app.engine.prompt_expansion import PromptExpander
+from desktop_app.engine.queue_ownership import QueueOwnership
 from desktop_app.engine.queue_watch import QueueWatch
-from desktop_app.engine.quote import RouteQuote, quote_route
-from desktop_app.engine.router import RoutePlan, mode_allows, plan_route
+from desktop_app.engine.quote import RouteQuote
+from desktop_app.engine.result_keeping import ResultKeeper
+from desktop_app.engine.route_queries import RouteQueries
+from desktop_app.engine.router import RoutePlan
 from desktop_app.engine.runner import QueueRunner, RunnerSettings
 from desktop_app.engine.saving import ImageSaver
 from desktop_app.engine.slots import ProviderSlot
+from desktop_app.engine.spend_ledger import SpendLedger
 from desktop_app.engine.status import ProviderStatus, gather_statuses
 from desktop_app.engine.store_thread import StoreThread
-from desktop_app.providers.base import ChecksBeforeQueue, Progress, ProviderKind
-from desktop_app.resilience.breaker import BreakerTransition
+from desktop_app.providers.base import Progress
 from desktop_app.resilience.clock import Clock, SystemClock
 from desktop_app.store import files
 from desktop_app.store.files import ImportReport, import_folder
 from desktop_app.store.gallery import Gallery, ImageNotFound, ImageRecord, NewImage, Sort
 from desktop_app.store.input_images import InputImages
 from desktop_app.store.jobs import JobQueue, QuarantinedJob
-from desktop_app.store.metrics import MetricsStore, ProviderTotals
-from desktop_app.store.profile_lock import ProfileBusy, ProfileLock
+from desktop_app.store.metrics import MetricsStore
+from desktop_app.store.profile_lock import ProfileLock
 from desktop_app.store.styles import StyleLibrary
 from desktop_app.store.wildcards import WildcardFolder
 
+__all__ = ["Engine", "EngineConfig", "ProviderStatus"]
+
 log = logging.getLogger(__name__)
-
-LOCK_RETRY_S = 2.0
-
-
-@dataclasses.dataclass(frozen=True)
-class EngineConfig:
-    """Everything settings decide about a running engine, handed over in one
-    ``Engine.apply`` (bootstrap builds it from ``Settings``)."""
-
-    slots: Sequence[ProviderSlot]
-    runner: RunnerSettings
-    budget: Budget
-    blocked_terms: Sequence[str]
-    nsfw: NsfwSettings
-    gallery_folder: Path
-    output_quality: int = 90  # JPEG / WebP encoding quality
-    private_terms: Sequence[str] = ()  # a prompt with one of these never leaves this machine
-    private_folders: Sequence[Path] = ()  # a source image from these never leaves it either
 
 
 class Engine:
@@ -104,40 +95,39 @@ class Engine:
     ) -> None:
         self.hub = hub or EventHub()
         self.clock = clock or SystemClock()
-        self.metrics = Metrics(sink=self._persist_call)
-        self._slots = list(slots)
-        self._budget = budget or Budget()
-        self._blocked_terms = list(blocked_terms)
-        self._private_terms = list(private_terms)
-        self._private_folders = list(private_folders)
-        self._nsfw = nsfw or NsfwSettings()
-        self._nsfw_scorer = nsfw_scorer
-        # Only the process holding the profile's lock recovers and runs its queue:
-        # a CLI beside the window must not requeue the window's running jobs.
-        self._lock = lock
         self._queue = queue
         self._gallery = gallery
-        self._metrics_store = metrics_store
-        self._saver = saver
-        self._inputs = inputs
         self._store = store or StoreThread()
-        self._spend = SpendTracker(self.clock)
-        self._cap = SpendingCap(self._spend, lambda: self._budget)
-        self._prompts = PromptExpander(wildcards, styles)
+        self._background = BackgroundTasks()
+        self._ownership = QueueOwnership(lock)
+        self._ledger = SpendLedger(clock=self.clock, store=self._store,
+                                   metrics_store=metrics_store, budget=budget or Budget())
+        self.metrics = Metrics(sink=self._ledger.record)
+        self._results = ResultKeeper(store=self._store, queue=queue, gallery=gallery,
+                                     saver=saver, nsfw=nsfw or NsfwSettings(),
+                                     scorer=nsfw_scorer)
+        prompts = PromptExpander(wildcards, styles)
+        self._admission = Admission(prompts=prompts, inputs=inputs,
+                                    slots=lambda: self._slots, blocked_terms=blocked_terms,
+                                    private_terms=private_terms,
+                                    private_folders=private_folders)
         self._runner = QueueRunner(
-            queue=queue, store=self._store, slots=self._slots, hub=self.hub, metrics=self.metrics,
-            clock=self.clock, rng=rng or random.Random(), save=self._save_images,
-            settings=runner_settings, budget=self._cap, prompts=self._prompts,
+            queue=queue, store=self._store, slots=slots, hub=self.hub, metrics=self.metrics,
+            clock=self.clock, rng=rng or random.Random(), save=self._results.keep,
+            settings=runner_settings, budget=self._ledger.cap, prompts=prompts,
             estimates=self.estimator,
         )
+        self._slots = LiveSlots(slots, self.hub, self._background,
+                                on_change=self._runner_slots)
+        self._routes = RouteQueries(slots=self._slots, ledger=self._ledger,
+                                    metrics=self.metrics, store=self._store,
+                                    metrics_store=metrics_store, clock=self.clock,
+                                    runner_settings=lambda: self._runner.settings)
+        self._metrics_store = metrics_store
         self._runner_task: asyncio.Task[None] | None = None
         self._watch = QueueWatch(self._store, queue, self._changed_elsewhere)
-        self._waiters: dict[int, list[asyncio.Future[Job]]] = {}
-        self._background: set[asyncio.Future[None]] = set()
+        self._waiters = JobWaiters(self.hub, self.job, self._background)
         self._closed = False
-        self.hub.subscribe(self._on_event)
-        for slot in self._slots:
-            slot.breaker.on_transition = self._on_breaker_transition
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -148,12 +138,12 @@ class Engine:
         (it picks them up), and this engine takes over once that process exits.
         Jobs other processes add or change show up here (``QueueWatch``)."""
         self._watch.start()
-        if self._owns_queue():
+        if self._ownership.owned():
             recovered = await self._recover()
             self._runner_task = asyncio.create_task(self._runner.run(), name="imagedesk-runner")
             return recovered
         log.warning("another ImageDesk process (pid %s) runs this profile's queue; "
-                    "waiting for it", self._lock.holder_pid() if self._lock else None)
+                    "waiting for it", self._ownership.holder_pid())
         self._runner_task = asyncio.create_task(self._run_once_owner(), name="imagedesk-runner")
         return []
 
@@ -163,26 +153,20 @@ class Engine:
         await self._recover()
         await self._runner.run(until_idle=True)
 
-    def _owns_queue(self) -> bool:
-        return self._lock is None or self._lock.held or self._lock.try_acquire()
-
     def claim_queue(self) -> None:
         """Become the process that runs this profile's queue, or raise ``ProfileBusy``."""
-        if not self._owns_queue():
-            assert self._lock is not None
-            raise ProfileBusy(self._lock.holder_pid())
+        self._ownership.claim()
 
     async def _run_once_owner(self) -> None:
-        while not self._owns_queue():
-            await asyncio.sleep(LOCK_RETRY_S)
+        await self._ownership.wait()
         await self._recover()
         await self._runner.run()
 
     async def _recover(self) -> list[int]:
         """Requeue what a crash left running, drop its unindexed files and temp files."""
         recovered = await self._store.run(self._queue.recover_interrupted)
-        await asyncio.to_thread(self._saver.remove_stale_temp_files)
-        await self._refresh_spend()
+        await asyncio.to_thread(self._results.saver.remove_stale_temp_files)
+        await self._ledger.reload(self._slots)
         return recovered
 
     async def close(self, *, finish_running: bool = False) -> None:
@@ -198,22 +182,15 @@ class Engine:
         if self._runner_task is not None:
             self._runner_task.cancel()
             await asyncio.gather(self._runner_task, return_exceptions=True)
-        if self._lock is None or self._lock.held:  # only the queue's runner ran jobs
+        if self._ownership.held:  # only the queue's runner ran jobs
             try:
                 await self._store.run(self._queue.recover_interrupted)
             except Exception:  # the next start's recovery puts them back instead
                 log.exception("could not hand the stopped jobs back to the queue")
-        for slot in self._slots:
-            try:
-                await slot.provider.close()
-            except Exception:
-                log.exception("closing %s failed", slot.name)
-            if slot.limiter is not None:
-                await slot.limiter.close()
+        await self._slots.close_all()
         await self._store.run(lambda: None)  # let pending writes land
         self._store.close()
-        if self._lock is not None:
-            self._lock.release()
+        self._ownership.release()
 
     # -- jobs --------------------------------------------------------------------
 
@@ -226,87 +203,35 @@ class Engine:
                           priority: int = 0) -> list[Job]:
         """Queue requests in one transaction (a grid's cells): each is checked first, and
         either all of them are queued or none is."""
-        checked = [await self._checked(request) for request in requests]
+        checked = [await self._admission.check(request) for request in requests]
         jobs = await self._store.run(self._queue.add_many, checked, priority)
         for job in jobs:
             self.hub.emit(JobAdded(job.id, job.request))
         self._runner.wake()
         return jobs
 
-    async def _checked(self, request: GenerationRequest) -> GenerationRequest:
-        check_blocked_terms(request.prompt, self._blocked_terms)
-        await self._prompts.check(request)  # a wildcard that names no file is refused now
-        request = self._privacy_rules(request)
-        await self._local_checks(request)
-        for ref in request.input_images:  # refused now, not when it runs
-            if self._inputs is None or not self._inputs.has(ref):
-                raise InvalidRequest(f"The input image {ref.sha256[:12]}… is not stored; add it "
-                                     "with Engine.add_input_image first.", field="work")
-        return request
-
-    async def _local_checks(self, request: GenerationRequest) -> None:
-        """What this machine's provider refuses before a job is queued (a LoRA the
-        prompt names that is not installed), when the job may run on it."""
-        policy = request.policy
-        for slot in self._slots:
-            if (slot.kind is ProviderKind.LOCAL and slot.enabled
-                    and isinstance(slot.provider, ChecksBeforeQueue)
-                    and mode_allows(policy.mode, slot.kind)
-                    and policy.provider in (None, slot.name)):
-                await slot.provider.check_before_queue(request)
-
-    def _privacy_rules(self, request: GenerationRequest) -> GenerationRequest:
-        """A prompt holding one of the user's private terms is marked private (recorded on
-        the queued job, so it holds through restarts and failover)."""
-        if request.policy.private:
-            return request
-        private = any(find_term(text, self._private_terms) is not None
-                      for text in (request.prompt, request.negative_prompt))
-        if self._inputs is not None:
-            private = private or any(self._inputs.is_private(ref)
-                                     for ref in request.input_images)
-        if private:
-            return request.replace(policy=dataclasses.replace(request.policy, private=True))
-        return request
-
     async def add_input_image(self, image: Path | bytes, role: Literal["source", "mask"] =
                               "source", gallery_id: int | None = None) -> ImageRef:
         """Store a source image or mask (a file, or encoded bytes) for an image-to-image
         request; ``InputImageError`` says what is wrong with it."""
-        if self._inputs is None:
-            raise InvalidRequest("This engine has no input image store.", field="work")
-        inputs = self._inputs
-        if isinstance(image, bytes):
-            return await asyncio.to_thread(inputs.add, image, role, gallery_id=gallery_id)
-        ref = await asyncio.to_thread(inputs.add_file, image, role, gallery_id)
-        if self._in_private_folder(image):
-            await asyncio.to_thread(inputs.mark_private, ref)
-        return ref
-
-    def _in_private_folder(self, path: Path) -> bool:
-        try:
-            where = path.resolve()
-        except (OSError, RuntimeError):
-            return True  # cannot tell: fail closed
-        return any(where.is_relative_to(folder.expanduser().resolve())
-                   for folder in self._private_folders)
+        return await self._admission.add_input_image(image, role, gallery_id)
 
     async def use_as_source(self, image_id: int) -> ImageRef:
-        """A gallery image as the source of a new job (its lineage is kept)."""
+        """A gallery image as the source of a new job (its lineage is kept; a private
+        job's image keeps its jobs private)."""
         record = await self.image(image_id)
         if record is None:
             raise ImageNotFound(image_id)
-        ref = await self.add_input_image(record.path, "source", gallery_id=image_id)
-        if record.provenance.get("private") and self._inputs is not None:
-            await asyncio.to_thread(self._inputs.mark_private, ref)  # a private job's image
-        return ref
+        return await self._admission.add_input_image(
+            record.path, "source", image_id, private=bool(record.provenance.get("private")))
 
     async def cancel(self, job_id: int) -> None:
         if self._runner.cancel_running(job_id):
             return
         # Holding the profile's lock, a job still marked running that our runner does not
         # run has no process left running it (an interrupted `queue run`): it may be cancelled.
-        job = await self._store.run(self._queue.cancel, job_id, orphaned=self._owns_queue())
+        job = await self._store.run(self._queue.cancel, job_id,
+                                    orphaned=self._ownership.owned())
         self.hub.emit(JobFinished(job.id, JobState.CANCELLED, None, (), "Cancelled",
                                   "cancelled by the user"))
 
@@ -359,12 +284,7 @@ class Engine:
 
     async def wait_for(self, job_id: int) -> Job:
         """The job once it has finished (succeeded, failed or cancelled)."""
-        future: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(job_id, []).append(future)
-        job = await self.job(job_id)
-        if job is not None and job.state.finished and not future.done():
-            future.set_result(job)
-        return await future
+        return await self._waiters.wait_for(job_id)
 
     @property
     def running_job_ids(self) -> list[int]:
@@ -396,8 +316,8 @@ class Engine:
                              image: NewImage) -> ImageRecord:
         """Save an image the engine made from others (a comparison grid) into the gallery
         folder with its metadata, and index it as ``image`` says."""
-        folder = self._saver.folder / dt.date.fromtimestamp(self.clock.time()).strftime(
-            "%Y-%m-%d")
+        folder = self._results.saver.folder / dt.date.fromtimestamp(
+            self.clock.time()).strftime("%Y-%m-%d")
         path = await asyncio.to_thread(files.write_image_atomic, folder, stem, data, "png",
                                        parameters=parameters,
                                        provenance=dict(image.provenance))
@@ -411,13 +331,13 @@ class Engine:
 
     async def delete_image(self, image_id: int) -> None:
         record = await self._store.run(self._gallery.delete, image_id)
-        await asyncio.to_thread(self._saver.remove_files, record)
+        await asyncio.to_thread(self._results.saver.remove_files, record)
 
     async def thumbnail(self, image_id: int) -> Path | None:
         record = await self.image(image_id)
         if record is None:
             return None
-        return await asyncio.to_thread(self._saver.thumbnail, record.path)
+        return await asyncio.to_thread(self._results.saver.thumbnail, record.path)
 
     # -- settings ----------------------------------------------------------------
 
@@ -426,14 +346,12 @@ class Engine:
         slots (a slot not in ``config`` is closed once its running calls let go),
         budget caps, blocked terms, NSFW screening, runner limits, gallery folder.
         Jobs already running finish under the rules they started with."""
-        await self._replace_slots(config.slots)
-        self._budget = config.budget
-        self._blocked_terms = list(config.blocked_terms)
-        self._private_terms = list(config.private_terms)
-        self._private_folders = list(config.private_folders)
-        self._nsfw = config.nsfw
-        self._saver.folder = config.gallery_folder
-        self._saver.quality = config.output_quality
+        await self._slots.replace(config.slots)
+        self._ledger.budget = config.budget
+        self._admission.apply(config.blocked_terms, config.private_terms, config.private_folders)
+        self._results.nsfw = config.nsfw
+        self._results.saver.folder = config.gallery_folder
+        self._results.saver.quality = config.output_quality
         self._runner.settings = config.runner
         self._runner.wake()
 
@@ -443,7 +361,7 @@ class Engine:
         """Start the enabled local provider's worker and load its model now ("warm
         on start"); seconds taken, or None when no local provider can warm up.
         ``on_message`` gets each loading step as a short sentence."""
-        slot = next((s for s in self._slots if s.kind is ProviderKind.LOCAL and s.enabled), None)
+        slot = self._slots.first_local()
         warm = getattr(slot.provider, "warm", None) if slot is not None else None
         if warm is None:
             return None
@@ -458,39 +376,21 @@ class Engine:
     async def route_preview(self, request: GenerationRequest) -> RoutePlan:
         """Which providers would serve ``request`` now, in order, and why each
         other one would be skipped (nothing is reserved or called)."""
-        return await plan_route(request, self._slots, budget=self._over_budget,
-                                cpu_after_cloud=self.runner_settings.cpu_after_cloud,
-                                estimator=await self.estimator())
+        return await self._routes.preview(request)
 
     async def route_quote(self, request: GenerationRequest) -> RouteQuote:
         """The route preview with the seconds and dollars to expect from each candidate
         (measured over the last days where there is history); nothing is called."""
-        estimator = await self.estimator()
-        plan = await plan_route(request, self._slots, budget=self._over_budget,
-                                cpu_after_cloud=self.runner_settings.cpu_after_cloud,
-                                estimator=estimator)
-        return quote_route(plan, request, estimator)
+        return await self._routes.quote(request)
 
     async def estimator(self) -> Estimator:
         """Estimates from this session's calls and the last days' stored history."""
-        today = dt.date.fromtimestamp(self.clock.time())
-        since = (today - dt.timedelta(days=HISTORY_DAYS - 1)).isoformat()
-        store = self._metrics_store
-        history: dict[str, ProviderTotals] = {}
-        for slot in self._slots:
-            history[slot.name] = await self._store.run(store.totals, slot.name, since)
-        return Estimator(self.metrics, history)
+        return await self._routes.estimator()
 
     def prompt_limits(self) -> dict[RouteMode, tuple[int, str]]:
         """For each routing mode, the shortest prompt limit among the enabled
         providers that mode may use, and whose it is (the editor warns past it)."""
-        limits: dict[RouteMode, tuple[int, str]] = {}
-        for mode in RouteMode:
-            candidates = [(s.provider.capabilities().max_prompt_chars, s.name)
-                          for s in self._slots if s.enabled and mode_allows(mode, s.kind)]
-            if candidates:
-                limits[mode] = min(candidates)
-        return limits
+        return self._routes.prompt_limits()
 
     @property
     def runner_settings(self) -> RunnerSettings:
@@ -501,42 +401,8 @@ class Engine:
         """The provider slots in use (read-only: change them with ``apply``)."""
         return tuple(self._slots)
 
-    async def _replace_slots(self, slots: Sequence[ProviderSlot]) -> None:
-        """Swap in rebuilt provider slots (after a settings change); providers no
-        longer used are closed once their running calls have finished with them."""
-        old = [s for s in self._slots if s not in slots]
-        self._slots[:] = list(slots)
-        self._runner.slots[:] = list(slots)
-        for slot in slots:
-            slot.breaker.on_transition = self._on_breaker_transition
-        for slot in old:
-            slot.retired = True
-            self.hub.emit(ProviderStateChanged(slot.name, "closed", "settings changed"))
-            if slot.in_flight == 0:
-                await self._close_slot(slot)
-            else:  # a job is still running on it: close it once that job lets go
-                slot.on_idle = functools.partial(self._close_later, slot)
-        self._runner.wake()
-
-    async def _close_slot(self, slot: ProviderSlot) -> None:
-        try:
-            await slot.provider.close()
-            if slot.limiter is not None:
-                await slot.limiter.close()
-        except Exception:
-            log.exception("closing the replaced %s provider failed", slot.name)
-
-    def _close_later(self, slot: ProviderSlot) -> None:
-        task = asyncio.ensure_future(self._close_slot(slot))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
     def slot(self, name: str) -> ProviderSlot:
-        for slot in self._slots:
-            if slot.name == name:
-                return slot
-        raise ImageDeskError(f"No provider named {name!r}: known are "
-                             f"{', '.join(s.name for s in self._slots)}.")
+        return self._slots.find(name)
 
     def reset_provider(self, name: str, reason: str = "the user pressed try again") -> None:
         """Close a provider's breaker (after a settings change fixed it, or on request)."""
@@ -546,72 +412,15 @@ class Engine:
 
     async def provider_statuses(self) -> list[ProviderStatus]:
         await self._store.run(lambda: None)  # let this session's pending metrics land first
-        return await gather_statuses(self._slots, self.metrics, self._store,
-                                     self._metrics_store, self._spend.today())
+        return await gather_statuses(list(self._slots), self.metrics, self._store,
+                                     self._metrics_store, self._ledger.tracker.today())
 
     # -- internals ---------------------------------------------------------------
 
-    async def _save_images(self, job: Job, outcome: JobOutcome) -> list[int]:
-        if self._nsfw.mode is not NsfwMode.OFF:
-            kept = await asyncio.to_thread(screen_images, outcome.images, self._nsfw,
-                                           self._nsfw_scorer)
-            outcome = dataclasses.replace(outcome, images=kept)
-
-        def journal(path: Path) -> None:  # runs on the file thread; waits for the commit
-            self._store.call_sync(self._queue.note_pending_files, job.id, [path])
-
-        saved = await asyncio.to_thread(self._saver.write_files, job, outcome, journal)
-        try:
-            return await self._store.run(self._saver.index_and_finish, self._queue,
-                                         self._gallery, job, outcome, saved)
-        except BaseException:  # not indexed: the files must go too, so folder and index agree
-            await asyncio.shield(asyncio.to_thread(self._saver.remove_saved, saved))
-            raise
-
-    def _persist_call(self, record: CallRecord) -> None:
-        day = dt.date.fromtimestamp(self.clock.time()).isoformat()
-        failures = {record.error_class: 1} if record.error_class else {}
-        self._store.submit(
-            self._metrics_store.record, record.provider, day,
-            0 if record.error_class else 1, failures,
-            1 if record.error_class == "RateLimited" else 0, record.images, record.cost_usd,
-            record.latency_s)
-        if record.cost_usd:
-            self._spend.add(record.provider, record.cost_usd)
-
-    def _over_budget(self, slot: ProviderSlot) -> str | None:
-        return self._cap.skip_reason(slot.kind is ProviderKind.CLOUD)
-
-    async def _refresh_spend(self) -> None:
-        day = self._spend.today()
-        first = day.replace(day=1).isoformat()
-        today: dict[str, float] = {}
-        month: dict[str, float] = {}
-        for slot in self._slots:
-            today[slot.name] = await self._store.run(self._metrics_store.spend, slot.name,
-                                                     day.isoformat())
-            month[slot.name] = await self._store.run(self._metrics_store.spend, slot.name, first)
-        self._spend.load(day, today, month)
+    def _runner_slots(self, slots: Sequence[ProviderSlot]) -> None:
+        self._runner.slots[:] = list(slots)  # ``apply`` wakes the runner once all is set
 
     def _changed_elsewhere(self, paused: bool) -> None:
         """Another process changed the queue: show it, and run what it added."""
         self._runner.wake()
         self.hub.emit(QueueChanged(paused=paused))
-
-    def _on_breaker_transition(self, transition: BreakerTransition) -> None:
-        self.hub.emit(ProviderStateChanged(transition.provider, transition.new.value,
-                                           transition.reason, transition.retry_after_s))
-
-    def _on_event(self, event: object) -> None:
-        if isinstance(event, JobFinished):
-            waiters = self._waiters.pop(event.job_id, [])
-            if waiters:
-                task = asyncio.ensure_future(self._resolve_waiters(event.job_id, waiters))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
-
-    async def _resolve_waiters(self, job_id: int, waiters: list[asyncio.Future[Job]]) -> None:
-        job = await self.job(job_id)
-        for future in waiters:
-            if not future.done() and job is not None:
-                future.set_result(job)

@@ -46,20 +46,21 @@ class RoutePlan:
 
 
 
+def private_allows(kind: ProviderKind) -> bool:
+    """The one "never leaves this machine" rule, for private jobs and "local only":
+    not the cloud, and not the user's remote workers either (their machines are
+    other machines: the prompt and images would travel over the network)."""
+    return kind is ProviderKind.LOCAL
+
+
 def mode_allows(mode: RouteMode, kind: ProviderKind) -> bool:
-    """The routing mode's rule: "local only" is this machine and the user's own
-    workers, "cloud only" is the paid APIs."""
+    """The routing mode's rule: "local only" is this machine only (the same rule as
+    a private job), "cloud only" is the paid APIs."""
     if mode is RouteMode.LOCAL_ONLY:
-        return kind is not ProviderKind.CLOUD
+        return private_allows(kind)
     if mode is RouteMode.CLOUD_ONLY:
         return kind is ProviderKind.CLOUD
     return True
-
-
-def private_allows(kind: ProviderKind) -> bool:
-    """A private job runs only on this machine: not in the cloud, not on the user's
-    other machines."""
-    return kind is ProviderKind.LOCAL
 
 
 def _policy_reason(slot: ProviderSlot, request: GenerationRequest) -> str | None:

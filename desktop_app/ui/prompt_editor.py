@@ -65,7 +65,8 @@ SIZE_PRESETS: list[tuple[str, int, int]] = [
 ]
 CUSTOM = "Custom"
 MODES = [("Auto — local first, cloud fallback", RouteMode.AUTO),
-         ("Local only", RouteMode.LOCAL_ONLY), ("Cloud only", RouteMode.CLOUD_ONLY)]
+         ("Local only — this machine, no remote workers", RouteMode.LOCAL_ONLY),
+         ("Cloud only", RouteMode.CLOUD_ONLY)]
 FORMATS = [("PNG", OutputFormat.PNG), ("JPEG", OutputFormat.JPEG), ("WebP", OutputFormat.WEBP)]
 STRATEGIES = [("Order: prefer local", RouteStrategy.PREFER_LOCAL),
               ("Order: cheapest", RouteStrategy.CHEAPEST),

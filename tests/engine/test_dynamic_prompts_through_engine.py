@@ -3,7 +3,6 @@ the template, the same seed repeats it, and a typo is refused before anything qu
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,20 +15,11 @@ from desktop_app.domain.job import JobState
 from desktop_app.domain.request import GenerationRequest
 from desktop_app.domain.styles import Style
 from desktop_app.engine.engine import Engine
-from desktop_app.engine.saving import ImageSaver
-from desktop_app.engine.slots import ProviderSlot
-from desktop_app.resilience.breaker import BreakerConfig, CircuitBreaker
-from desktop_app.resilience.clock import SystemClock
-from desktop_app.resilience.cooldown import CooldownGate
-from desktop_app.resilience.retry import RetryPolicy
 from desktop_app.store.a1111 import parse_a1111_parameters
-from desktop_app.store.database import open_database
-from desktop_app.store.gallery import Gallery
 from desktop_app.store.image_metadata import provenance_json
-from desktop_app.store.jobs import JobQueue
-from desktop_app.store.metrics import MetricsStore
 from desktop_app.store.styles import StyleLibrary
 from desktop_app.store.wildcards import WildcardFolder
+from tests.fakes.scripted_engine import engine_in, slot_for
 from tests.fakes.scripted_provider import ScriptedProvider
 
 TEMPLATE = "a {cat|dog|fox} with __hair__"
@@ -41,18 +31,12 @@ async def engine_and_provider(tmp_path: Path) -> AsyncIterator[tuple[Engine, Scr
     wild.mkdir()
     (wild / "hair.txt").write_text("# colours\nred hair\nblue hair\ngreen hair\n",
                                    encoding="utf-8")
-    conn = open_database(tmp_path / "imagedesk.sqlite3")
     provider = ScriptedProvider("local")
-    clock = SystemClock()
-    slot = ProviderSlot(provider=provider,
-                        breaker=CircuitBreaker("local", BreakerConfig.local_gpu(), clock),
-                        gate=CooldownGate(clock), retry=RetryPolicy(max_attempts=1))
     styles = StyleLibrary(tmp_path / "styles.csv")
     styles.save(Style("Painted", "oil painting of {prompt}, __hair__", "photo"))
     styles.save(Style("Grainy", "film grain"))
-    engine = Engine(queue=JobQueue(conn), gallery=Gallery(conn), metrics_store=MetricsStore(conn),
-                    saver=ImageSaver(tmp_path / "gallery", tmp_path / "thumbs"), slots=[slot],
-                    rng=random.Random(3), wildcards=WildcardFolder(wild), styles=styles)
+    engine = engine_in(tmp_path, [slot_for(provider, concurrency=1)],
+                       wildcards=WildcardFolder(wild), styles=styles)
     yield engine, provider
     await engine.close()
 

@@ -15,34 +15,19 @@ from desktop_app.engine.budget import Budget
 from desktop_app.engine.engine import Engine, EngineConfig
 from desktop_app.engine.nsfw import NsfwSettings
 from desktop_app.engine.runner import RunnerSettings
-from desktop_app.engine.saving import ImageSaver
 from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers.base import Capabilities, ProviderKind
-from desktop_app.resilience.breaker import BreakerConfig, CircuitBreaker
-from desktop_app.resilience.clock import SystemClock
-from desktop_app.resilience.cooldown import CooldownGate
-from desktop_app.resilience.retry import RetryPolicy
-from desktop_app.store.database import open_database
-from desktop_app.store.gallery import Gallery
-from desktop_app.store.jobs import JobQueue
-from desktop_app.store.metrics import MetricsStore
+from tests.fakes.scripted_engine import engine_in, slot_for
 from tests.fakes.scripted_provider import ScriptedProvider
 
 
-def _slot(provider: ScriptedProvider, priority: int) -> ProviderSlot:
-    clock = SystemClock()
-    return ProviderSlot(provider=provider,
-                        breaker=CircuitBreaker(provider.name, BreakerConfig.local_gpu(), clock),
-                        gate=CooldownGate(clock), retry=RetryPolicy(max_attempts=1),
-                        priority=priority)
+def _slot(provider: ScriptedProvider, priority: int, *, enabled: bool = True) -> ProviderSlot:
+    return slot_for(provider, priority, concurrency=1, enabled=enabled)
 
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    conn = open_database(tmp_path / "imagedesk.sqlite3")
-    made = Engine(queue=JobQueue(conn), gallery=Gallery(conn), metrics_store=MetricsStore(conn),
-                  saver=ImageSaver(tmp_path / "gallery", tmp_path / "thumbs"),
-                  slots=[_slot(ScriptedProvider("local"), 0)])
+    made = engine_in(tmp_path, [_slot(ScriptedProvider("local"), 0)])
     yield made
     await made.close()
 
@@ -90,11 +75,11 @@ async def test_prompt_limits_follow_the_enabled_providers_each_mode_may_use(
     short_cloud = ScriptedProvider("cloud", ProviderKind.CLOUD,
                                    caps=Capabilities(max_prompt_chars=1000))
     disabled = _slot(ScriptedProvider("remote", ProviderKind.REMOTE,
-                                      caps=Capabilities(max_prompt_chars=10)), 5)
-    disabled.enabled = False
+                                      caps=Capabilities(max_prompt_chars=10)), 5,
+                     enabled=False)
     await engine.apply(_config(tmp_path, [_slot(ScriptedProvider("local"), 0),
                                           _slot(short_cloud, 10), disabled]))
     limits = engine.prompt_limits()
     assert limits[RouteMode.AUTO] == (1000, "cloud")
     assert limits[RouteMode.CLOUD_ONLY] == (1000, "cloud")
-    assert limits[RouteMode.LOCAL_ONLY] == (32_000, "local")  # the disabled remote is ignored
+    assert limits[RouteMode.LOCAL_ONLY] == (32_000, "local")  # no remote in local only

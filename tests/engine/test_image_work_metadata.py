@@ -6,7 +6,6 @@ files, a scripted provider that serves every kind, sd-parsers as the reader."""
 from __future__ import annotations
 
 import dataclasses
-import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -29,22 +28,15 @@ from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.job import JobState
 from desktop_app.domain.request import GenerationRequest, OutputFormat
 from desktop_app.engine.engine import Engine
-from desktop_app.engine.saving import ImageSaver
-from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers.base import CancelToken, Capabilities, ProgressCallback, SizeRule
-from desktop_app.resilience.breaker import BreakerConfig, CircuitBreaker
-from desktop_app.resilience.clock import SystemClock
-from desktop_app.resilience.cooldown import CooldownGate
-from desktop_app.resilience.retry import RetryPolicy
 from desktop_app.store.a1111 import MetadataError, parse_a1111_parameters
 from desktop_app.store.database import open_database
 from desktop_app.store.files import import_folder, read_image_metadata
 from desktop_app.store.gallery import Gallery, ImageRecord
 from desktop_app.store.image_metadata import metadata_from_texts
 from desktop_app.store.input_images import InputImages
-from desktop_app.store.jobs import JobQueue
-from desktop_app.store.metrics import MetricsStore
 from desktop_app.store.recall import RecalledWork, recalled_work, work_from_metadata
+from tests.fakes.scripted_engine import engine_in, slot_for
 from tests.fakes.scripted_provider import ScriptedProvider, png_bytes
 
 TEXT = GenerationRequest(prompt="a red barn, at dusk: moody", width=64, height=64, seed=7,
@@ -67,15 +59,9 @@ class EulerProvider(ScriptedProvider):
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    conn = open_database(tmp_path / "imagedesk.sqlite3")
-    clock = SystemClock()
     provider = EulerProvider("local", caps=EVERY_KIND)
-    slot = ProviderSlot(provider=provider,
-                        breaker=CircuitBreaker("local", BreakerConfig.local_gpu(), clock),
-                        gate=CooldownGate(clock), retry=RetryPolicy(max_attempts=1))
-    made = Engine(queue=JobQueue(conn), gallery=Gallery(conn), metrics_store=MetricsStore(conn),
-                  saver=ImageSaver(tmp_path / "gallery", tmp_path / "thumbs"), slots=[slot],
-                  rng=random.Random(3), inputs=InputImages(tmp_path / "inputs"))
+    made = engine_in(tmp_path, [slot_for(provider, concurrency=1)],
+                     inputs=InputImages(tmp_path / "inputs"))
     yield made
     await made.close()
 

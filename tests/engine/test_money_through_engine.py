@@ -24,19 +24,13 @@ from desktop_app.engine.budget import Budget
 from desktop_app.engine.engine import Engine
 from desktop_app.engine.events import Event, JobWaiting
 from desktop_app.engine.runner import RunnerSettings
-from desktop_app.engine.saving import ImageSaver
-from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers.openai_images import OpenAIImagesConfig, OpenAIImagesProvider
-from desktop_app.resilience.breaker import BreakerConfig, CircuitBreaker
+from desktop_app.resilience.breaker import BreakerConfig
 from desktop_app.resilience.clock import ManualClock
-from desktop_app.resilience.cooldown import CooldownGate
 from desktop_app.resilience.rate_limit import ProviderRateLimiter, RateSpec
 from desktop_app.resilience.retry import RetryPolicy
-from desktop_app.store.database import open_database
-from desktop_app.store.gallery import Gallery
-from desktop_app.store.jobs import JobQueue
-from desktop_app.store.metrics import MetricsStore
 from tests.fakes.fake_openai import FakeOpenAI, Fault, Reply
+from tests.fakes.scripted_engine import engine_in, slot_for
 from tests.fakes.scripted_provider import ScriptedProvider, Step
 
 KEY = "sk-test-MoneyKey5Rt8Yu2Io4Pq"
@@ -87,26 +81,17 @@ async def make_rig(server: FakeOpenAI, tmp_path: Path) -> AsyncIterator[RigMaker
         fields.update(config)
         limiter = (ProviderRateLimiter("openai", [RateSpec(per_minute, 60)], clock=clock)
                    if per_minute else None)
-        slots = [ProviderSlot(
-            provider=OpenAIImagesProvider(OpenAIImagesConfig(**fields), lambda: KEY),
-            breaker=CircuitBreaker("openai", BreakerConfig.cloud(), clock),
-            gate=CooldownGate(clock), limiter=limiter,
-            retry=RetryPolicy(max_attempts=3, base_s=0.0, max_s=0.0), priority=0,
-            concurrency=3)]
+        slots = [slot_for(
+            OpenAIImagesProvider(OpenAIImagesConfig(**fields), lambda: KEY), 0, clock=clock,
+            breaker=BreakerConfig.cloud(), limiter=limiter,
+            retry=RetryPolicy(max_attempts=3, base_s=0.0, max_s=0.0), concurrency=3)]
         scripted = None
         if local is not None:
             scripted = ScriptedProvider("local", script=local)
-            slots.append(ProviderSlot(
-                provider=scripted,
-                breaker=CircuitBreaker("local", BreakerConfig.local_gpu(), clock),
-                gate=CooldownGate(clock), retry=RetryPolicy(max_attempts=1), priority=-10))
-        conn = open_database(tmp_path / "imagedesk.sqlite3")
-        engine = Engine(queue=JobQueue(conn), gallery=Gallery(conn),
-                        metrics_store=MetricsStore(conn),
-                        saver=ImageSaver(tmp_path / "gallery", tmp_path / "thumbs"),
-                        slots=slots, clock=clock, rng=random.Random(4), budget=budget,
-                        runner_settings=RunnerSettings(job_deadline_s=120.0,
-                                                       max_parallel_jobs=max_parallel_jobs))
+            slots.append(slot_for(scripted, -10, clock=clock, concurrency=1))
+        engine = engine_in(tmp_path, slots, clock=clock, rng=random.Random(4), budget=budget,
+                           runner_settings=RunnerSettings(job_deadline_s=120.0,
+                                                          max_parallel_jobs=max_parallel_jobs))
         engines.append(engine)
         events: list[Event] = []
         engine.hub.subscribe(events.append)

@@ -28,22 +28,17 @@ from desktop_app.domain.request import (
 )
 from desktop_app.engine.engine import Engine
 from desktop_app.engine.runner import RunnerSettings
-from desktop_app.engine.saving import ImageSaver
-from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers.base import Capabilities, SizeRule
 from desktop_app.providers.openai_images import OpenAIImagesConfig, OpenAIImagesProvider
-from desktop_app.resilience.breaker import BreakerConfig, CircuitBreaker
+from desktop_app.resilience.breaker import BreakerConfig
 from desktop_app.resilience.clock import FakeClock
-from desktop_app.resilience.cooldown import CooldownGate
-from desktop_app.resilience.retry import RetryPolicy
 from desktop_app.store.database import open_database
 from desktop_app.store.files import read_image_metadata
 from desktop_app.store.gallery import Gallery, ImageRecord
 from desktop_app.store.input_images import InputImages
-from desktop_app.store.jobs import JobQueue
-from desktop_app.store.metrics import MetricsStore
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring
+from tests.fakes.scripted_engine import engine_in, slot_for
 from tests.fakes.scripted_provider import ScriptedProvider, Step
 
 KEY = "sk-test-EditsEngineKey5Tq2Wm8"
@@ -69,26 +64,16 @@ async def make_engine(server: FakeOpenAI, tmp_path: Path) -> AsyncIterator[Engin
         provider = OpenAIImagesProvider(OpenAIImagesConfig(
             base_url=server.base_url, deadline_s=10.0, timeout_s=10.0, stream_previews=False,
             data_dir=tmp_path), lambda: KEY)
-        slots = [ProviderSlot(provider=provider,
-                              breaker=CircuitBreaker("openai", BreakerConfig.cloud(), clock),
-                              gate=CooldownGate(clock), retry=RetryPolicy(max_attempts=1),
-                              priority=0)]
+        slots = [slot_for(provider, 0, clock=clock, breaker=BreakerConfig.cloud(),
+                          concurrency=1)]
         scripted = None
         if local is not None:  # a local GPU that serves every kind (when it works)
             scripted = ScriptedProvider("local", script=local, caps=Capabilities(
                 sizes=SizeRule(multiple_of=8, min_side=64, max_side=2048), kinds=ALL_KINDS))
-            slots.append(ProviderSlot(
-                provider=scripted,
-                breaker=CircuitBreaker("local", BreakerConfig.local_gpu(), clock),
-                gate=CooldownGate(clock), retry=RetryPolicy(max_attempts=1),
-                priority=LOCAL_FIRST))
-        conn = open_database(tmp_path / "imagedesk.sqlite3")
-        engine = Engine(queue=JobQueue(conn), gallery=Gallery(conn),
-                        metrics_store=MetricsStore(conn),
-                        saver=ImageSaver(tmp_path / "gallery", tmp_path / "thumbs"),
-                        slots=slots, clock=clock, rng=random.Random(4),
-                        runner_settings=RunnerSettings(job_deadline_s=60.0),
-                        inputs=InputImages.in_profile(tmp_path))
+            slots.append(slot_for(scripted, LOCAL_FIRST, clock=clock, concurrency=1))
+        engine = engine_in(tmp_path, slots, clock=clock, rng=random.Random(4),
+                           runner_settings=RunnerSettings(job_deadline_s=60.0),
+                           inputs=InputImages.in_profile(tmp_path))
         engines.append(engine)
         return engine, scripted
 

@@ -27,20 +27,16 @@ from desktop_app.domain.request import GenerationRequest, RouteMode, RoutingPoli
 from desktop_app.engine.engine import Engine
 from desktop_app.engine.events import Event
 from desktop_app.engine.runner import RunnerSettings
-from desktop_app.engine.saving import ImageSaver
 from desktop_app.engine.slots import ProviderSlot
+from desktop_app.providers.base import ImageProvider
 from desktop_app.providers.openai_images import OpenAIImagesConfig, OpenAIImagesProvider
-from desktop_app.resilience.breaker import BreakerConfig, BreakerState, CircuitBreaker
+from desktop_app.resilience.breaker import BreakerConfig, BreakerState
 from desktop_app.resilience.clock import Clock, FakeClock, SystemClock
-from desktop_app.resilience.cooldown import CooldownGate
 from desktop_app.resilience.retry import RetryPolicy
-from desktop_app.store.database import open_database
 from desktop_app.store.files import read_image_metadata
-from desktop_app.store.gallery import Gallery
-from desktop_app.store.jobs import JobQueue
-from desktop_app.store.metrics import MetricsStore
 from tests.fakes.fake_openai import FakeOpenAI, Fault, Reply
 from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring
+from tests.fakes.scripted_engine import engine_in, slot_for
 from tests.fakes.scripted_provider import ScriptedProvider, Step
 
 KEY = "sk-test-EngineKey7Qp4Zr9Lw2xV"
@@ -60,10 +56,14 @@ class Rig:
     engine: Engine
     server: FakeOpenAI
     clock: Clock
-    openai: ProviderSlot
     local: ScriptedProvider | None
     gallery_dir: Path
     events: list[Event]
+
+    @property
+    def openai(self) -> ProviderSlot:
+        """OpenAI's slot as the engine has it."""
+        return self.engine.slot("openai")
 
     async def run(self, request: GenerationRequest = REQ) -> Job:
         job = await self.engine.submit(request)
@@ -87,36 +87,27 @@ async def make_rig(server: FakeOpenAI, tmp_path: Path) -> AsyncIterator[RigMaker
     def make(*, local: list[Step] | None = None, local_rank: int = OPENAI_FIRST,
              retry: RetryPolicy | None = None, key: Callable[[], str | None] = lambda: KEY,
              clock: Clock | None = None, job_deadline_s: float = 60.0,
-             **config: Any) -> Rig:
+             local_provider: ImageProvider | None = None, **config: Any) -> Rig:
         clock = clock or FakeClock()
         fields: dict[str, Any] = {"base_url": server.base_url, "deadline_s": 10.0,
                                   "timeout_s": 10.0, "stream_previews": False}
         fields.update(config)
         provider = OpenAIImagesProvider(OpenAIImagesConfig(**fields), key)
-        openai_slot = ProviderSlot(
-            provider=provider, breaker=CircuitBreaker("openai", BreakerConfig.cloud(), clock),
-            gate=CooldownGate(clock), retry=retry or RetryPolicy(max_attempts=3, base_s=1.0,
-                                                                 max_s=2.0),
-            priority=0, concurrency=2)
-        slots = [openai_slot]
+        slots = [slot_for(provider, 0, clock=clock, breaker=BreakerConfig.cloud(),
+                          retry=retry or RetryPolicy(max_attempts=3, base_s=1.0, max_s=2.0),
+                          concurrency=2)]
         scripted = None
         if local is not None:
             scripted = ScriptedProvider("local", script=local)
-            slots.append(ProviderSlot(
-                provider=scripted,
-                breaker=CircuitBreaker("local", BreakerConfig.local_gpu(), clock),
-                gate=CooldownGate(clock), retry=RetryPolicy(max_attempts=1),
-                priority=local_rank))
-        conn = open_database(tmp_path / "imagedesk.sqlite3")
-        engine = Engine(queue=JobQueue(conn), gallery=Gallery(conn),
-                        metrics_store=MetricsStore(conn),
-                        saver=ImageSaver(tmp_path / "gallery", tmp_path / "thumbs"),
-                        slots=slots, clock=clock, rng=random.Random(4),
-                        runner_settings=RunnerSettings(job_deadline_s=job_deadline_s))
+            slots.append(slot_for(scripted, local_rank, clock=clock, concurrency=1))
+        if local_provider is not None:  # a real local provider instead of a scripted one
+            slots.append(slot_for(local_provider, local_rank, clock=clock, concurrency=1))
+        engine = engine_in(tmp_path, slots, clock=clock, rng=random.Random(4),
+                           runner_settings=RunnerSettings(job_deadline_s=job_deadline_s))
         engines.append(engine)
         events: list[Event] = []
         engine.hub.subscribe(events.append)
-        return Rig(engine, server, clock, openai_slot, scripted, tmp_path / "gallery", events)
+        return Rig(engine, server, clock, scripted, tmp_path / "gallery", events)
 
     yield make
     for engine in engines:
@@ -434,13 +425,9 @@ async def test_a_lora_that_is_not_installed_is_refused_before_anything_is_queued
         LocalDiffusionProvider,
     )
 
-    rig = make_rig()
     local = LocalDiffusionProvider(LocalDiffusionConfig(
         data_dir=tmp_path / "profile", model_folders=(tmp_path / "a1111" / "models",)))
-    clock = rig.clock
-    rig.engine._slots.append(ProviderSlot(  # the real local provider; it never starts a worker
-        provider=local, breaker=CircuitBreaker("local", BreakerConfig.local_gpu(), clock),
-        gate=CooldownGate(clock), retry=RetryPolicy(max_attempts=1), priority=-10))
+    rig = make_rig(local_provider=local, local_rank=-10)  # it never starts a worker
     with pytest.raises(InvalidRequest) as caught:
         await rig.engine.submit(LORA_REQ)
     assert "'film_grain' is not installed" in caught.value.message

@@ -9,13 +9,14 @@ import asyncio
 import dataclasses
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from desktop_app.domain.errors import Cancelled, JobFailed, Transient
-from desktop_app.domain.job import Outcome
+from desktop_app.domain.errors import JobFailed, Transient
+from desktop_app.domain.job import JobState, Outcome
 from desktop_app.domain.request import GenerationRequest
-from desktop_app.engine.budget import Budget, SpendingCap, SpendTracker
+from desktop_app.engine.budget import Budget
 from desktop_app.engine.events import Event, EventHub, JobWaiting
 from desktop_app.engine.failover import JobContext, JobOutcome, run_job
 from desktop_app.engine.metrics import Metrics
@@ -26,6 +27,7 @@ from desktop_app.resilience.clock import ManualClock
 from desktop_app.resilience.cooldown import CooldownGate
 from desktop_app.resilience.rate_limit import ProviderRateLimiter, RateSpec
 from desktop_app.resilience.retry import RetryPolicy
+from tests.fakes.scripted_engine import engine_in, slot_for
 from tests.fakes.scripted_provider import ScriptedProvider, Step
 
 REQ = GenerationRequest(prompt="a lighthouse at dusk", width=256, height=256, seed=11)
@@ -177,24 +179,32 @@ async def test_a_cancel_ends_the_wait_at_once() -> None:
     assert rig.waiting_changes[-1] == (2, False)
 
 
-async def test_a_paid_call_holds_its_cost_until_it_ends_and_a_cancel_releases_it() -> None:
-    rig = Rig()
+async def test_a_paid_call_holds_its_cost_until_it_ends_and_a_cancel_releases_it(
+        tmp_path: Path) -> None:
+    """Through the real engine and its budget (not a cap wired into a job by hand)."""
     remote = ScriptedProvider("openai", ProviderKind.CLOUD, ["hang"], cost_per_image=0.5)
-    spend = SpendTracker(rig.clock)
-    ctx = rig.ctx(1)
-    ctx.budget = SpendingCap(spend, lambda: Budget(daily_usd=0.8))
-    slot = rig.slot(remote, 0)
-    job = asyncio.ensure_future(run_job(REQ, [slot], ctx))
-    await until(lambda: bool(remote.calls), "the paid call is under way")
-    assert spend.held_usd == pytest.approx(0.5)
+    engine = engine_in(tmp_path, [slot_for(remote, breaker=BreakerConfig.cloud(),
+                                           concurrency=4)],
+                       budget=Budget(daily_usd=0.8))
+    await engine.start()
+    try:
+        held = await engine.submit(REQ.replace(n=1))
 
-    other = rig.ctx(2)
-    other.budget = ctx.budget
-    with pytest.raises(JobFailed, match=r"would pass the \$0.80 daily cap"):
-        await run_job(REQ, [slot], other)  # $0.50 held + $0.50 would pass $0.80
-    assert len(remote.calls) == 1
+        async def call_under_way() -> None:
+            while not remote.calls:
+                await asyncio.sleep(0.01)
 
-    ctx.cancel.cancel("cancelled by the user")
-    with pytest.raises(Cancelled):
-        await asyncio.wait_for(job, 5)
-    assert spend.held_usd == 0.0
+        await asyncio.wait_for(call_under_way(), 60)  # generous: the engine runs it at once
+        # $0.50 held by the running call + $0.50 would pass $0.80: refused unsent
+        over = await engine.wait_for((await engine.submit(REQ.replace(n=1))).id)
+        assert over.state is JobState.FAILED and len(remote.calls) == 1
+        assert over.error_message is not None
+        assert "would pass the $0.80 daily cap" in over.error_message
+
+        await engine.cancel(held.id)
+        assert (await engine.wait_for(held.id)).state is JobState.CANCELLED
+        # the cancelled call was never billed and its hold is gone: $0.50 fits again
+        after = await engine.wait_for((await engine.submit(REQ.replace(n=1))).id)
+        assert after.state is JobState.SUCCEEDED and len(remote.calls) == 2
+    finally:
+        await engine.close()

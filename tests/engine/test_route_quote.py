@@ -15,17 +15,11 @@ from desktop_app.domain.errors import OutOfMemory
 from desktop_app.domain.job import JobState
 from desktop_app.domain.request import GenerationRequest, RouteStrategy, RoutingPolicy
 from desktop_app.engine.engine import Engine
-from desktop_app.engine.saving import ImageSaver
-from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers.base import ProviderKind
-from desktop_app.resilience.breaker import BreakerConfig, CircuitBreaker
-from desktop_app.resilience.clock import SystemClock
-from desktop_app.resilience.cooldown import CooldownGate
-from desktop_app.resilience.retry import RetryPolicy
+from desktop_app.resilience.breaker import BreakerConfig
 from desktop_app.store.database import open_database
-from desktop_app.store.gallery import Gallery
-from desktop_app.store.jobs import JobQueue
 from desktop_app.store.metrics import MetricsStore
+from tests.fakes.scripted_engine import DB_NAME, engine_in, slot_for
 from tests.fakes.scripted_provider import ScriptedProvider
 
 REQ = GenerationRequest("a lighthouse", width=64, height=64, n=2)
@@ -37,17 +31,11 @@ async def make_engine(tmp_path: Path) -> AsyncIterator[EngineMaker]:
     engines: list[Engine] = []
 
     def make(*providers: ScriptedProvider) -> tuple[Engine, MetricsStore]:
-        conn = open_database(tmp_path / "imagedesk.sqlite3")
-        clock = SystemClock()
-        slots = [ProviderSlot(provider=p, breaker=CircuitBreaker(p.name, BreakerConfig(), clock),
-                              gate=CooldownGate(clock), retry=RetryPolicy(max_attempts=1),
-                              priority=i * 10) for i, p in enumerate(providers)]
-        metrics = MetricsStore(conn)
-        engine = Engine(queue=JobQueue(conn), gallery=Gallery(conn), metrics_store=metrics,
-                        saver=ImageSaver(tmp_path / "g", tmp_path / "t"), slots=slots,
-                        rng=random.Random(1))
+        engine = engine_in(tmp_path, [slot_for(p, i * 10, breaker=BreakerConfig(), concurrency=1)
+                                      for i, p in enumerate(providers)], rng=random.Random(1))
         engines.append(engine)
-        return engine, metrics
+        # the profile's metrics as earlier sessions left them (this test writes history)
+        return engine, MetricsStore(open_database(tmp_path / DB_NAME))
 
     yield make
     for engine in engines:

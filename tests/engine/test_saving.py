@@ -179,10 +179,10 @@ async def test_output_quality_from_settings_reaches_the_saver_and_follows_change
     with installed_keyring(InMemoryKeyring()):
         ctx = open_app({"IMAGEDESK_HOME": str(tmp_path)})
         try:
-            [low] = ctx.engine._saver.write_files(Job(id=1, request=request), outcome,
+            [low] = ctx.engine._results.saver.write_files(Job(id=1, request=request), outcome,
                                                  lambda path: None)
             await apply_settings(ctx, ctx.settings.updated({"output": {"quality": 95}}))
-            [high] = ctx.engine._saver.write_files(Job(id=2, request=request), outcome,
+            [high] = ctx.engine._results.saver.write_files(Job(id=2, request=request), outcome,
                                                   lambda path: None)
         finally:
             await ctx.engine.close()

@@ -12,16 +12,8 @@ import pytest
 from desktop_app.domain.job import JobState
 from desktop_app.engine.engine import Engine
 from desktop_app.engine.events import Event, JobFinished, QueueChanged
-from desktop_app.engine.saving import ImageSaver
-from desktop_app.engine.slots import ProviderSlot
-from desktop_app.resilience.breaker import BreakerConfig, CircuitBreaker
-from desktop_app.resilience.clock import SystemClock
-from desktop_app.resilience.cooldown import CooldownGate
-from desktop_app.resilience.retry import RetryPolicy
-from desktop_app.store.database import open_database
-from desktop_app.store.gallery import Gallery
-from desktop_app.store.jobs import JobQueue
-from desktop_app.store.metrics import MetricsStore
+from desktop_app.store.profile_lock import LOCK_FILE, ProfileLock
+from tests.fakes.scripted_engine import engine_in, slot_for
 from tests.fakes.scripted_provider import ScriptedProvider
 from tests.test_cli import CLI, cli_env
 
@@ -29,15 +21,12 @@ SEEN_WITHIN_S = 5.0  # the watch looks every 0.75 s; generous for a loaded machi
 
 
 def _engine(home: Path) -> Engine:
-    conn = open_database(home / "data" / "imagedesk.sqlite3")  # the CLI's profile database
-    clock = SystemClock()
-    provider = ScriptedProvider("local")
-    slot = ProviderSlot(provider=provider,
-                        breaker=CircuitBreaker("local", BreakerConfig.local_gpu(), clock),
-                        gate=CooldownGate(clock), retry=RetryPolicy(max_attempts=1))
-    return Engine(queue=JobQueue(conn), gallery=Gallery(conn), metrics_store=MetricsStore(conn),
-                  saver=ImageSaver(home / "gallery", home / "thumbs"), slots=[slot],
-                  rng=random.Random(1))
+    """The window's engine on the CLI's profile: its database and its lock."""
+    data = home / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    return engine_in(home, [slot_for(ScriptedProvider("local"), concurrency=1)],
+                     db_path=data / "imagedesk.sqlite3", lock=ProfileLock(data / LOCK_FILE),
+                     rng=random.Random(1))
 
 
 @pytest.mark.slow

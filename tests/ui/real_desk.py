@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import random
 from pathlib import Path
 
 from PIL import Image
@@ -18,20 +17,11 @@ from desktop_app.domain.image_work import RequestKind
 from desktop_app.domain.images import GeneratedImage
 from desktop_app.domain.request import GenerationRequest
 from desktop_app.engine.engine import Engine
-from desktop_app.engine.saving import ImageSaver
-from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers.base import CancelToken, Capabilities, ProgressCallback, SizeRule
-from desktop_app.resilience.breaker import BreakerConfig, CircuitBreaker
-from desktop_app.resilience.clock import SystemClock
-from desktop_app.resilience.cooldown import CooldownGate
-from desktop_app.resilience.retry import RetryPolicy
-from desktop_app.store.database import open_database
-from desktop_app.store.gallery import Gallery
 from desktop_app.store.input_images import InputImages
-from desktop_app.store.jobs import JobQueue
-from desktop_app.store.metrics import MetricsStore
 from desktop_app.store.styles import StyleLibrary
 from desktop_app.ui.main_window import CloseMode, MainWindow
+from tests.fakes.scripted_engine import engine_in, slot_for
 from tests.fakes.scripted_provider import ScriptedProvider
 from tests.ui.conftest import drive
 
@@ -77,22 +67,12 @@ class Desk:
     inputs: InputImages
 
 
-def _slot(provider: ScriptedProvider) -> ProviderSlot:
-    clock = SystemClock()
-    return ProviderSlot(provider=provider,
-                        breaker=CircuitBreaker(provider.name, BreakerConfig.local_gpu(), clock),
-                        gate=CooldownGate(clock), retry=RetryPolicy(max_attempts=1),
-                        priority=0, concurrency=1)
-
-
 def open_desk(qtbot: QtBot, folder: Path, provider: ScriptedProvider | None = None,
               styles: StyleLibrary | None = None) -> Desk:
     provider = provider or scripted()
-    conn = open_database(folder / "imagedesk.sqlite3")
     inputs = InputImages(folder / "inputs")
-    engine = Engine(queue=JobQueue(conn), gallery=Gallery(conn), metrics_store=MetricsStore(conn),
-                    saver=ImageSaver(folder / "gallery", folder / "thumbs"),
-                    slots=[_slot(provider)], rng=random.Random(3), inputs=inputs, styles=styles)
+    engine = engine_in(folder, [slot_for(provider, concurrency=1)], inputs=inputs,
+                       styles=styles)
     window = MainWindow(engine, QSettings(str(folder / "window.ini"),
                                           QSettings.Format.IniFormat))
     window.resize(1200, 800)

@@ -36,6 +36,23 @@ def is_path_like(model: str) -> bool:
             or not HF_ID.match(model) or Path(model).expanduser().exists())
 
 
+def missing_model(model: str) -> str | None:
+    """What ``check_model_source`` says when ``model`` names a file or folder that
+    is not there — the cases the worker refuses before loading anything — from one
+    stat, no reads. Checked before a job starts the worker, so a missing model costs
+    no worker start (seconds of importing torch, minutes on a loaded machine)."""
+    model = model.strip()
+    if model == BUILTIN_TINY:
+        return None
+    path = Path(model).expanduser()
+    if model.lower().endswith(SINGLE_FILE_SUFFIXES):
+        return None if path.is_file() else (
+            f"The model file {path} does not exist; {SETTINGS_HINT}.")
+    if is_path_like(model) and not path.exists():
+        return f"The model folder {path} does not exist; {SETTINGS_HINT}."
+    return None
+
+
 def check_model_source(model: str, *, hf_cache_dir: Path | None = None,
                        allow_download: bool = False) -> str | None:
     """None when ``model`` resolves to complete files (or may be fetched), else what

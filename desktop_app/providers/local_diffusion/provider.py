@@ -70,7 +70,7 @@ from desktop_app.providers.local_diffusion.messages import (
     WorkerDied,
     WorkerSettings,
 )
-from desktop_app.providers.local_diffusion.model_source import check_model_source
+from desktop_app.providers.local_diffusion.model_source import check_model_source, missing_model
 from desktop_app.providers.local_diffusion.network_files import (
     JobNetworks,
     NetworkIndex,
@@ -269,6 +269,7 @@ class LocalDiffusionProvider:
             self._cancel_idle_timer()
             started = self._clock()
             try:
+                await self._refuse_a_missing_model(self.config.model)
                 worker = await self._ensure_worker()
                 command = WarmUp(job_id=next(self._job_ids), model=self.config.model)
                 loop = asyncio.get_running_loop()
@@ -460,6 +461,7 @@ class LocalDiffusionProvider:
             if why is not None:
                 raise InvalidRequest(why, field="steps", provider=PROVIDER)
         loop = asyncio.get_running_loop()
+        await self._refuse_a_missing_model(model)
         inputs = (await loop.run_in_executor(None, read_inputs, self._inputs, request)
                   if request.work is not None else ())
         networks = await loop.run_in_executor(None, self._job_networks, request)
@@ -552,6 +554,15 @@ class LocalDiffusionProvider:
             elif isinstance(message, Exception):
                 raise Transient(f"The local GPU worker sent a broken message ({message}).",
                                 provider=PROVIDER)
+
+    async def _refuse_a_missing_model(self, model: str) -> None:
+        """Misconfigured at once, without starting the worker, when ``model`` is a
+        file or folder that is not there (the worker would say the same, later)."""
+        problem = await asyncio.get_running_loop().run_in_executor(None, missing_model, model)
+        if problem is not None:
+            if model == self.config.model:
+                self._misconfigured = problem
+            raise Misconfigured(problem, provider=PROVIDER)
 
     def _failure(self, failed: JobFailed, job: RunJob | WarmUp,
                  cancel: CancelToken) -> ProviderError:

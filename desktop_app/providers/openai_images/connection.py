@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import openai
 
+from desktop_app.domain.url_credentials import hide_url_credentials
 from desktop_app.providers.base import ConnectionOutcome, ConnectionReport
 
 from .errors import PROVIDER, QUOTA_CODES, redact
@@ -28,7 +29,7 @@ async def probe(make_client: ClientFactory, key: str, *, model: str, base_url: s
                 timeout_s: float) -> ConnectionReport:
     """Retrieve ``model`` with ``key`` through a client of its own (closed after),
     and say what the answer means."""
-    where = _shown(base_url) if base_url else "api.openai.com"
+    where = shown_base_url(base_url) if base_url else "api.openai.com"
     details = {"model": model, "base_url": where if base_url else "default"}
 
     def report(outcome: Outcome, message: str) -> ConnectionReport:
@@ -85,12 +86,15 @@ def _status_outcome(exc: openai.APIStatusError, *, model: str,
     return Outcome.FAILED, f"{where} refused the test request (HTTP {status})."
 
 
-def _shown(url: str) -> str:
-    """The base URL without any user name or password written into it."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+def shown_base_url(url: str) -> str:
+    """The base URL without its query (which may carry a key) and without any user
+    name or password written into it."""
+    try:
+        parts = urlsplit(url)
+        url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    except ValueError:  # unparsable (a bad port): still hide what may be credentials
+        pass
+    return hide_url_credentials(url)
 
 
 def _has_error_object(body: object) -> bool:

@@ -27,6 +27,7 @@ from desktop_app.domain.errors import (
     RateLimited,
     Transient,
 )
+from desktop_app.domain.url_credentials import hide_url_credentials
 
 PROVIDER = "openai"
 CONTENT_CODES = frozenset({"moderation_blocked", "content_policy_violation",
@@ -38,7 +39,9 @@ _MAX_MESSAGE = 300
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """``text`` with every given secret and anything shaped like a key removed."""
+    """``text`` with every given secret, anything shaped like a key and a URL's
+    user name and password removed."""
+    text = hide_url_credentials(text)
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")

@@ -159,8 +159,7 @@ class OpenAIImagesProvider:
         self._price_table_or_none()
         if self._prices_error is not None:
             return Health(HealthState.NOT_CONFIGURED, self._prices_error.message)
-        details = {"model": self._config.model,
-                   "base_url": self._config.base_url or "default"}
+        details = {"model": self._config.model, "base_url": self._shown_base_url()}
         if not models.is_known_model(self._config.model):
             details["note"] = (f"unknown model {self._config.model}: assuming the "
                                "gpt-image-1 sizes (1024x1024, 1536x1024, 1024x1536), "
@@ -175,7 +174,7 @@ class OpenAIImagesProvider:
     async def test_key(self, key: str | None) -> ConnectionReport:
         """The same test with a key that need not be stored yet (key rotation)."""
         key = key.strip() if isinstance(key, str) else None
-        details = {"model": self._config.model, "base_url": self._config.base_url or "default"}
+        details = {"model": self._config.model, "base_url": self._shown_base_url()}
         if not key:
             return ConnectionReport(PROVIDER, ConnectionOutcome.NOT_CONFIGURED,
                                     "No OpenAI API key to test: add one in Settings.", details)
@@ -336,13 +335,18 @@ class OpenAIImagesProvider:
             return None
         return stored.strip() if isinstance(stored, str) and stored.strip() else None
 
+    def _shown_base_url(self) -> str:
+        """The base URL as the user may see it: never its user name or password."""
+        url = self._config.base_url
+        return connection.shown_base_url(url) if url else "default"
+
     def _base_url_problem(self) -> str | None:
         url = self._config.base_url
         if url is None:
             return None
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            return (f"not configured: the OpenAI base URL {redact(url)!r} is not an "
+            return (f"not configured: the OpenAI base URL {self._shown_base_url()!r} is not an "
                     "http(s) URL; fix it in Settings")
         return None
 

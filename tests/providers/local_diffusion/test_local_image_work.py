@@ -191,30 +191,12 @@ async def test_an_input_that_is_not_a_png_fails_in_the_worker_with_a_typed_error
 async def test_through_the_engine_each_kind_lands_in_the_gallery_linked_to_its_source(
         tiny_provider: LocalDiffusionProvider, local_data_dir: Path, tmp_path: Path) -> None:
     """Last in this module: closing the engine stops the shared provider's worker."""
-    import random
 
     from desktop_app.domain.job import JobState
-    from desktop_app.engine.engine import Engine
-    from desktop_app.engine.saving import ImageSaver
-    from desktop_app.engine.slots import ProviderSlot
-    from desktop_app.resilience.breaker import BreakerConfig, CircuitBreaker
-    from desktop_app.resilience.clock import SystemClock
-    from desktop_app.resilience.cooldown import CooldownGate
-    from desktop_app.resilience.retry import RetryPolicy
-    from desktop_app.store.database import open_database
-    from desktop_app.store.gallery import Gallery
-    from desktop_app.store.jobs import JobQueue
-    from desktop_app.store.metrics import MetricsStore
+    from tests.fakes.scripted_engine import engine_in, slot_for
 
-    clock = SystemClock()
-    slot = ProviderSlot(provider=tiny_provider,
-                        breaker=CircuitBreaker("local", BreakerConfig.local_gpu(), clock),
-                        gate=CooldownGate(clock), retry=RetryPolicy(max_attempts=1),
-                        priority=0, concurrency=1)
-    conn = open_database(tmp_path / "imagedesk.sqlite3")
-    engine = Engine(queue=JobQueue(conn), gallery=Gallery(conn), metrics_store=MetricsStore(conn),
-                    saver=ImageSaver(tmp_path / "gallery", tmp_path / "thumbs"), slots=[slot],
-                    rng=random.Random(3), inputs=InputImages.in_profile(local_data_dir))
+    engine = engine_in(tmp_path, [slot_for(tiny_provider, concurrency=1)],
+                       inputs=InputImages.in_profile(local_data_dir))
     try:
         first = await engine.submit(request(steps=2))
         await engine.run_until_idle()

@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from desktop_app.providers.base import ConnectionOutcome
+from desktop_app.domain.errors import Misconfigured
+from desktop_app.domain.request import GenerationRequest
+from desktop_app.providers.base import CancelToken, ConnectionOutcome, HealthState
 from desktop_app.providers.local_diffusion import LocalDiffusionConfig, LocalDiffusionProvider
 from desktop_app.providers.local_diffusion.model_source import check_model_source
 from tests.providers.local_diffusion.support import SD1_KEYS, write_safetensors
@@ -97,6 +99,25 @@ async def test_connection_test_fails_for_a_missing_model_without_starting_a_work
     assert "does not exist" in report.message
     assert provider.spawn_count == 0
     await provider.close()
+
+
+@pytest.mark.parametrize("missing", ["gone/model.safetensors", "gone-folder"])
+async def test_a_job_for_a_missing_model_fails_misconfigured_without_starting_a_worker(
+        tmp_path: Path, missing: str) -> None:
+    provider = LocalDiffusionProvider(LocalDiffusionConfig(
+        data_dir=tmp_path, model=str(tmp_path / missing)))
+    try:
+        with pytest.raises(Misconfigured, match="does not exist") as refused:
+            await provider.generate(GenerationRequest("a cat", width=64, height=64, steps=1),
+                                    lambda _progress: None, CancelToken())
+        assert str(tmp_path / missing) in refused.value.message
+        assert "Settings → Local" in refused.value.message
+        assert provider.spawn_count == 0
+        health = await provider.health()  # the status bar says so from now on
+        assert health.state is HealthState.NOT_CONFIGURED
+        assert health.message == refused.value.message
+    finally:
+        await provider.close()
 
 
 @pytest.mark.slow

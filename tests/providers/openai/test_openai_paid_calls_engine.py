@@ -6,7 +6,6 @@ the day's spend even though the job fails (issue 11, item 8)."""
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,23 +16,17 @@ from desktop_app.domain.job import Job, JobState
 from desktop_app.domain.request import GenerationRequest, OutputFormat
 from desktop_app.engine.engine import Engine
 from desktop_app.engine.runner import RunnerSettings
-from desktop_app.engine.saving import ImageSaver
-from desktop_app.engine.slots import ProviderSlot
 from desktop_app.providers.openai_images import (
     OpenAIImagesConfig,
     OpenAIImagesProvider,
     default_prices_path,
 )
-from desktop_app.resilience.breaker import BreakerConfig, CircuitBreaker
+from desktop_app.resilience.breaker import BreakerConfig
 from desktop_app.resilience.clock import FakeClock
-from desktop_app.resilience.cooldown import CooldownGate
 from desktop_app.resilience.retry import RetryPolicy
-from desktop_app.store.database import open_database
-from desktop_app.store.gallery import Gallery
-from desktop_app.store.jobs import JobQueue
-from desktop_app.store.metrics import MetricsStore
 from tests.fakes.fake_openai import FakeOpenAI, Fault, Reply
 from tests.fakes.openai_payloads import DEFAULT_USAGE
+from tests.fakes.scripted_engine import engine_in, slot_for
 from tests.providers.openai.support import KEY
 
 REQ = GenerationRequest(prompt="a lighthouse at dusk", width=1024, height=1024)
@@ -55,24 +48,23 @@ def server() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-async def engine(server: FakeOpenAI, tmp_path: Path) -> AsyncIterator[tuple[Engine, MetricsStore]]:
+async def eng(server: FakeOpenAI, tmp_path: Path) -> AsyncIterator[Engine]:
     clock = FakeClock()
     # the defaults a user has: stream previews on
     provider = OpenAIImagesProvider(OpenAIImagesConfig(base_url=server.base_url,
                                                        deadline_s=10.0), lambda: KEY)
-    slot = ProviderSlot(provider=provider,
-                        breaker=CircuitBreaker("openai", BreakerConfig.cloud(), clock),
-                        gate=CooldownGate(clock),
-                        retry=RetryPolicy(max_attempts=3, base_s=1.0, max_s=2.0),
-                        priority=0, concurrency=1)
-    conn = open_database(tmp_path / "imagedesk.sqlite3")
-    metrics = MetricsStore(conn)
-    built = Engine(queue=JobQueue(conn), gallery=Gallery(conn), metrics_store=metrics,
-                   saver=ImageSaver(tmp_path / "gallery", tmp_path / "thumbs"), slots=[slot],
-                   clock=clock, rng=random.Random(3),
-                   runner_settings=RunnerSettings(job_deadline_s=60.0))
-    yield built, metrics
+    slot = slot_for(provider, 0, clock=clock, breaker=BreakerConfig.cloud(),
+                    retry=RetryPolicy(max_attempts=3, base_s=1.0, max_s=2.0), concurrency=1)
+    built = engine_in(tmp_path, [slot], clock=clock,
+                      runner_settings=RunnerSettings(job_deadline_s=60.0))
+    yield built
     await built.close()
+
+
+async def _spent(engine: Engine) -> float:
+    """What the engine has recorded as spent on OpenAI (the store's figure)."""
+    [status] = await engine.provider_statuses()
+    return status.spend_month_usd
 
 
 async def _run(engine: Engine, request: GenerationRequest = REQ) -> Job:
@@ -84,21 +76,19 @@ async def _run(engine: Engine, request: GenerationRequest = REQ) -> Job:
 
 
 async def test_a_server_ignoring_stream_serves_the_job_in_one_call_and_it_is_paid_for(
-        server: FakeOpenAI, engine: tuple[Engine, MetricsStore], tmp_path: Path) -> None:
-    eng, metrics = engine
+        server: FakeOpenAI, eng: Engine, tmp_path: Path) -> None:
     server.default = Reply(Fault.OK, ignore_stream=True)
     job = await _run(eng)
     assert job.state is JobState.SUCCEEDED and len(job.image_ids) == 1
     [body] = [r.body for r in server.image_requests()]
     assert body is not None and body["stream"] is True
     assert job.cost_usd == pytest.approx(_call_cost(), rel=1e-3)
-    assert metrics.spend("openai", "0000-01-01") == pytest.approx(_call_cost(), rel=1e-3)
+    assert await _spent(eng) == pytest.approx(_call_cost(), rel=1e-3)
     assert len(list((tmp_path / "gallery").rglob("*.png"))) == 1
 
 
 async def test_a_png_for_a_jpeg_job_is_saved_and_paid_for(
-        server: FakeOpenAI, engine: tuple[Engine, MetricsStore], tmp_path: Path) -> None:
-    eng, _ = engine
+        server: FakeOpenAI, eng: Engine, tmp_path: Path) -> None:
     server.script([Reply(Fault.WRONG_FORMAT)])
     job = await _run(eng, REQ.replace(output_format=OutputFormat.JPEG))
     assert job.state is JobState.SUCCEEDED and len(job.image_ids) == 1
@@ -110,8 +100,7 @@ async def test_a_png_for_a_jpeg_job_is_saved_and_paid_for(
 
 
 async def test_billed_but_unusable_images_are_recorded_although_the_job_fails(
-        server: FakeOpenAI, engine: tuple[Engine, MetricsStore]) -> None:
-    eng, metrics = engine
+        server: FakeOpenAI, eng: Engine) -> None:
     server.default = Reply(Fault.WRONG_SIZE)  # every call billed, every image 64x32
     job = await _run(eng)
     assert job.state is JobState.FAILED and job.error == "Transient"
@@ -119,5 +108,5 @@ async def test_billed_but_unusable_images_are_recorded_although_the_job_fails(
     assert calls == 3  # the retry policy's three attempts, each billed
     assert job.cost_usd == pytest.approx(3 * _call_cost(), rel=1e-3)
     assert job.attempts[-1].cost_usd == pytest.approx(3 * _call_cost(), rel=1e-3)
-    assert metrics.spend("openai", "0000-01-01") == pytest.approx(3 * _call_cost(), rel=1e-3)
+    assert await _spent(eng) == pytest.approx(3 * _call_cost(), rel=1e-3)
     assert job.error_message is not None and "asked for 1024x1024, got 64x32" in job.error_message
