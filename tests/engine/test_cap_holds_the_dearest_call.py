@@ -17,9 +17,9 @@ from desktop_app.bootstrap import open_app
 from desktop_app.config import AppPaths, Settings, default_policy, save_settings
 from desktop_app.domain.job import Job, JobState
 from desktop_app.domain.request import GenerationRequest, ImageToImage, Quality
-from desktop_app.engine.engine import Engine
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring
+from tests.fakes.scripted_engine import run_to_end
 
 KEY = "sk-test-CapHoldsKey7Rb3Nx5Vq"
 # desktop_app/data/prices.json, gpt-image-1 at 1024x1024
@@ -53,17 +53,10 @@ async def run_in_app(home: Path, server: FakeOpenAI, daily_usd: float | None,
                 ref = await ctx.engine.add_input_image(source)
                 request = request.replace(work=ImageToImage(ref, 0.6))
             # as every face starts a job: from the profile's routing settings
-            return await run(ctx.engine, request.replace(policy=default_policy(ctx.settings)))
+            policy = default_policy(ctx.settings)
+            return await run_to_end(ctx.engine, request.replace(policy=policy))
         finally:
             await ctx.engine.close()
-
-
-async def run(engine: Engine, request: GenerationRequest) -> Job:
-    job = await engine.submit(request)
-    await engine.run_until_idle()
-    done = await engine.job(job.id)
-    assert done is not None and done.state.finished
-    return done
 
 
 def square_png(side: int = 1024) -> bytes:

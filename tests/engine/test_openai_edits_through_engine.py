@@ -18,7 +18,7 @@ from PIL import Image
 from desktop_app.bootstrap import open_app
 from desktop_app.config import AppPaths, Settings, save_settings
 from desktop_app.domain.errors import OutOfMemory
-from desktop_app.domain.job import Job, JobState, Outcome
+from desktop_app.domain.job import JobState, Outcome
 from desktop_app.domain.request import (
     GenerationRequest,
     ImageToImage,
@@ -38,7 +38,7 @@ from desktop_app.store.gallery import Gallery, ImageRecord
 from desktop_app.store.input_images import InputImages
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.fakes.keyring_memory import InMemoryKeyring, installed_keyring
-from tests.fakes.scripted_engine import engine_in, slot_for
+from tests.fakes.scripted_engine import engine_in, run_to_end, slot_for
 from tests.fakes.scripted_provider import ScriptedProvider, Step
 
 KEY = "sk-test-EditsEngineKey5Tq2Wm8"
@@ -82,14 +82,6 @@ async def make_engine(server: FakeOpenAI, tmp_path: Path) -> AsyncIterator[Engin
         await engine.close()
 
 
-async def run(engine: Engine, request: GenerationRequest) -> Job:
-    job = await engine.submit(request)
-    await engine.run_until_idle()
-    done = await engine.job(job.id)
-    assert done is not None and done.state.finished
-    return done
-
-
 def png(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, "PNG")
@@ -105,12 +97,12 @@ def a_mask(width: int, height: int) -> Image.Image:
 async def test_a_local_failure_fails_over_to_the_edits_endpoint_with_the_same_source(
         make_engine: EngineMaker, server: FakeOpenAI) -> None:
     engine, local = make_engine(local=["ok", OutOfMemory("CUDA out of memory while inpainting")])
-    first = await run(engine, GenerationRequest("a harbour", width=96, height=64))
+    first = await run_to_end(engine, GenerationRequest("a harbour", width=96, height=64))
     assert first.provider == "local"
     source = await engine.use_as_source(first.image_ids[0])  # lineage: from the gallery
     mask = await engine.add_input_image(png(a_mask(96, 64)), "mask")
 
-    job = await run(engine, GenerationRequest(
+    job = await run_to_end(engine, GenerationRequest(
         "a red boat in the harbour", work=Inpaint(source, mask, mask_blur=0),
         policy=RoutingPolicy(allow_adaptation=False)))
 
@@ -145,7 +137,7 @@ async def test_with_adaptation_off_an_image_to_image_job_is_skipped_before_any_r
         make_engine: EngineMaker, server: FakeOpenAI) -> None:
     engine, _ = make_engine()
     source = await engine.add_input_image(png(Image.new("RGB", (1024, 1024), (9, 9, 9))))
-    job = await run(engine, GenerationRequest(
+    job = await run_to_end(engine, GenerationRequest(
         "in watercolour", work=ImageToImage(source, strength=0.3),
         policy=RoutingPolicy(allow_adaptation=False)))
     assert job.state is JobState.FAILED
@@ -160,7 +152,7 @@ async def test_with_adaptation_on_the_job_is_served_and_says_what_was_adapted(
         make_engine: EngineMaker, server: FakeOpenAI) -> None:
     engine, _ = make_engine()
     source = await engine.add_input_image(png(Image.new("RGB", (1024, 1024), (9, 9, 9))))
-    job = await run(engine, GenerationRequest("in watercolour",
+    job = await run_to_end(engine, GenerationRequest("in watercolour",
                                               work=ImageToImage(source, strength=0.3)))
     assert job.state is JobState.SUCCEEDED and job.provider == "openai"
     [served] = job.attempts
@@ -189,7 +181,7 @@ async def test_the_app_as_built_sends_an_inpaint_to_openai_with_the_profiles_inp
             source = await ctx.engine.add_input_image(
                 png(Image.new("RGB", (96, 64), (200, 10, 10))))
             mask = await ctx.engine.add_input_image(png(a_mask(96, 64)), "mask")
-            job = await run(ctx.engine, GenerationRequest(
+            job = await run_to_end(ctx.engine, GenerationRequest(
                 "a window", work=Inpaint(source, mask)))
         finally:
             await ctx.engine.close()

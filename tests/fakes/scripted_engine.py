@@ -11,6 +11,8 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
+from desktop_app.domain.job import Job
+from desktop_app.domain.request import GenerationRequest
 from desktop_app.engine.budget import Budget
 from desktop_app.engine.engine import Engine
 from desktop_app.engine.events import EventHub
@@ -108,3 +110,12 @@ def scripted_engine(
                      budget=budget, blocked_terms=blocked_terms, nsfw=nsfw,
                      nsfw_scorer=nsfw_scorer, lock=lock, inputs=inputs,
                      runner_settings=runner_settings)
+
+
+async def run_to_end(engine: Engine, request: GenerationRequest) -> Job:
+    """Submit ``request``, run the queue until idle, and return the finished job."""
+    job = await engine.submit(request)
+    await engine.run_until_idle()
+    done = await engine.job(job.id)
+    assert done is not None and done.state.finished
+    return done
