@@ -173,7 +173,7 @@ async def main() -> None:
     await provider.close()
     load = os.getloadavg()
     lines.append(f"load average at the end (1/5/15 min): {load[0]:.1f} / {load[1]:.1f} / "
-                 f"{load[2]:.1f} on {os.cpu_count()} cores: other work shared the machine")
+                 f"{load[2]:.1f} on {os.cpu_count()} cores")
     lines.append("the provider's figure includes reading and hash-checking the inputs, the "
                  "pipe both ways, the composite (inpaint), PNG encode and decode check; "
                  "previews every 5 steps (the default) were on")
