@@ -128,7 +128,7 @@ async def dry_run(args: argparse.Namespace, request: GenerationRequest) -> int:
             rate = ("" if candidate.success_rate is None
                     else f", {candidate.success_rate:.0%} of recent calls succeeded")
             print(f"  {candidate.provider}: ~{candidate.seconds:.0f} s, "
-                  f"${candidate.dollars:.2f} ({candidate.basis}{rate})")
+                  f"{candidate.price(free='$0.00')} ({candidate.basis}{rate})")
             for change in candidate.adaptations:
                 print(f"    adapted: {change}")
         for name, reason in quote.skipped:

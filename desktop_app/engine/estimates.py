@@ -71,4 +71,7 @@ class Estimator:
             seconds /= max(rate, MIN_SUCCESS_RATE)
         most = sum(most_cost_usd(slot.provider, call) for call in fit.calls) if fit.calls \
             else most_cost_usd(slot.provider, request)
-        return Estimate(seconds, caps.cost_per_image_usd * request.n, basis, rate, most)
+        typical = caps.cost_per_image_usd * request.n
+        if most > 0:  # a cheap job (low quality, small size) is never quoted above its most
+            typical = min(typical, most)
+        return Estimate(seconds, typical, basis, rate, most)

@@ -23,15 +23,24 @@ class CandidateQuote:
     basis: str  # where the seconds come from (see engine/estimates.py)
     success_rate: float | None  # recent share of calls that succeeded; None: no history
     adaptations: tuple[str, ...] = ()
+    # the most it can bill (what the spending caps hold); above ``dollars`` when the
+    # provider picks the price (OpenAI's "auto" quality)
+    most_dollars: float = 0.0
+
+    def price(self, free: str = "free") -> str:
+        """"$0.04", "$0.04, up to $0.17" when it may cost more, or ``free``."""
+        if round(self.most_dollars, 2) > round(self.dollars, 2):
+            return f"${self.dollars:.2f}, up to ${self.most_dollars:.2f}"
+        return free if self.dollars <= 0 else f"${self.dollars:.2f}"
 
     def short(self, then: str = "") -> str:
-        price = "free" if self.dollars <= 0 else f"${self.dollars:.2f}"
-        return f"{self.provider}{then} (~{self.seconds:.0f} s, {price})"
+        return f"{self.provider}{then} (~{self.seconds:.0f} s, {self.price()})"
 
     def to_dict(self) -> dict[str, object]:
         return {"provider": self.provider, "kind": self.kind,
                 "estimated_seconds": round(self.seconds, 2),
-                "estimated_usd": round(self.dollars, 4), "basis": self.basis,
+                "estimated_usd": round(self.dollars, 4),
+                "most_usd": round(max(self.most_dollars, self.dollars), 4), "basis": self.basis,
                 "success_rate": self.success_rate, "adaptations": list(self.adaptations)}
 
 
@@ -62,5 +71,6 @@ def quote_route(plan: RoutePlan, request: GenerationRequest, estimator: Estimato
         guess = estimator.estimate(candidate.slot, candidate.fit, request)
         quotes.append(CandidateQuote(candidate.slot.name, candidate.slot.kind.value,
                                      guess.seconds, guess.dollars, guess.basis,
-                                     guess.success_rate, candidate.fit.adaptations))
+                                     guess.success_rate, candidate.fit.adaptations,
+                                     guess.most_dollars))
     return RouteQuote(tuple(quotes), tuple((s.provider, s.reason) for s in plan.skipped))

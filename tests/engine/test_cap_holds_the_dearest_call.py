@@ -112,3 +112,26 @@ async def test_the_per_job_cost_cap_compares_the_most_a_job_can_cost(
         assert job.state is JobState.FAILED
         assert (f"could cost up to ${HIGH_USD:.2f}, over this job's cap of $0.10"
                 in str(job.error_message))
+
+
+async def test_the_route_quote_shows_the_most_a_job_can_cost_beside_the_typical_price(
+        server: FakeOpenAI, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    paths = AppPaths.under(home).ensure()
+    save_settings(Settings().updated({
+        "local": {"enabled": False},
+        "openai": {"base_url": server.base_url, "model": "gpt-image-1"},
+    }), paths.settings_path)
+    with installed_keyring(InMemoryKeyring()):
+        ctx = open_app({"IMAGEDESK_HOME": str(home)})
+        try:
+            ctx.keys.set("openai", KEY)
+            auto = await ctx.engine.route_quote(REQ)
+            low = await ctx.engine.route_quote(REQ.replace(quality=Quality.LOW))
+        finally:
+            await ctx.engine.close()
+    assert f"$0.04, up to ${HIGH_USD:.2f})" in auto.line()  # "auto" may come back "high"
+    [openai] = auto.candidates
+    assert openai.to_dict()["most_usd"] == HIGH_USD
+    assert "up to" not in low.line() and low.line().endswith(f"${LOW_USD:.2f})")
+    assert server.image_requests() == []  # a quote sends nothing
