@@ -128,6 +128,13 @@ def job_networks(request: GenerationRequest, index: NetworkIndex, models_dir: Pa
     problem = missing_loras(request, index, model_family)
     if problem is not None:
         raise problem
+    text = parse_loras(request.prompt).text
+    usable = [n for n, e in index.embeddings.items()
+              if e.loadable and e.path.suffix.lower() == ".safetensors"
+              and not _other_family(e.family, model_family)]
+    used = embedding_words((text, request.negative_prompt), usable)
+    if not request.loras and not used:  # most jobs: no hash cache to read or write
+        return JobNetworks(text, request.negative_prompt, (), ())
     addnet = HashCache(models_dir / ADDNET_CACHE_NAME, after_header=True)
     full = HashCache(cache_path(models_dir))
     loras = []
@@ -136,11 +143,6 @@ def job_networks(request: GenerationRequest, index: NetworkIndex, models_dir: Pa
         assert entry is not None
         loras.append(NetworkFile(tag.name, entry.path, tag.weight, _lora_hash(entry, addnet),
                                  tag.unet_weight))
-    text = parse_loras(request.prompt).text
-    usable = [n for n, e in index.embeddings.items()
-              if e.loadable and e.path.suffix.lower() == ".safetensors"
-              and not _other_family(e.family, model_family)]
-    used = embedding_words((text, request.negative_prompt), usable)
     embeddings = tuple(
         NetworkFile(name, index.embeddings[name].path,
                     short_hash=_short(full, index.embeddings[name].path))

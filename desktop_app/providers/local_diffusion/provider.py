@@ -421,12 +421,18 @@ class LocalDiffusionProvider:
             return None
         return arch.value if arch in (Architecture.SD1, Architecture.SDXL) else None
 
+    def _networks_for(self, request: GenerationRequest) -> NetworkIndex:
+        """The index, scanned again at once when it lacks a LoRA the request names
+        (perhaps added a moment ago)."""
+        index = self._networks()
+        if missing_loras(request, index) is not None:
+            index = self._networks(fresh=True)
+        return index
+
     def _job_networks(self, request: GenerationRequest) -> JobNetworks:
         family = self._model_family(request.model or self.config.model)
-        index = self._networks()
-        if missing_loras(request, index) is not None:  # perhaps added a moment ago
-            index = self._networks(fresh=True)
-        return job_networks(request, index, self.config.data_dir / "models", family)
+        return job_networks(request, self._networks_for(request),
+                            self.config.data_dir / "models", family)
 
     async def check_before_queue(self, request: GenerationRequest) -> None:
         """``InvalidRequest`` now, before the job is queued, for a LoRA the prompt names
@@ -435,9 +441,7 @@ class LocalDiffusionProvider:
             return
 
         def check() -> None:
-            index = self._networks()
-            if missing_loras(request, index) is not None:
-                index = self._networks(fresh=True)
+            index = self._networks_for(request)
             family = self._model_family(request.model or self.config.model)
             problem = missing_loras(request, index, family)
             if problem is not None:
