@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
@@ -48,3 +49,18 @@ def memory_keyring(request: pytest.FixtureRequest) -> Iterator[InMemoryKeyring]:
         return
     with installed_keyring(backend):
         yield backend
+
+
+@pytest.fixture
+def restored_root() -> Iterator[logging.Logger]:
+    """The root logger, its handlers and level put back after the test (which may
+    call ``logging_setup``)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield root
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
+    logging.captureWarnings(False)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,19 +15,6 @@ from desktop_app.logging_setup import (
 
 KEY = "sk-proj-" + "AbCdEf012345" * 4
 LEGACY = "sk-" + "x" * 48
-
-
-@pytest.fixture
-def restored_root() -> Iterator[logging.Logger]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield root
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
-    logging.captureWarnings(False)
 
 
 # --- redact ---------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,19 +52,6 @@ async def test_a_base_url_without_a_host_is_refused_without_showing_its_password
         await provider.generate(GenerationRequest("a lighthouse"), lambda _: None, CancelToken())
     for text in (health.message, refused.value.message, str(refused.value)):
         assert SECRET not in text and "[redacted]" in text
-
-
-@pytest.fixture
-def restored_root() -> Iterator[logging.Logger]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield root
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
-    logging.captureWarnings(False)
 
 
 def test_a_log_line_holding_the_base_url_keeps_the_password_out(
